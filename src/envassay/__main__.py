@@ -1,0 +1,3 @@
+from envassay.cli import main
+
+raise SystemExit(main())
