@@ -1,0 +1,72 @@
+"""The one place envassay starts a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a finished command left behind."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+    def describe(self) -> str:
+        """A short account of a failure: the command line and the tail of its output."""
+        tail = (self.stderr.strip() or self.stdout.strip())[-2000:]
+        status = "timed out" if self.timed_out else f"exit {self.returncode}"
+        return f"`{' '.join(self.args)}` ({status}): {tail}"
+
+
+def run(
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    timeout: float | None = None,
+) -> CommandResult:
+    """Run ``args`` to completion, capturing text output; never raises on a non-zero exit.
+
+    A timeout kills the whole process group so no grandchild outlives it.
+    """
+    argv = tuple(str(a) for a in args)
+    with subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        start_new_session=True,
+    ) as proc:
+        try:
+            out, err = proc.communicate(input=input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            out, err = proc.communicate()
+            return CommandResult(argv, proc.returncode, out, err, timed_out=True)
+        except BaseException:
+            _kill_group(proc)
+            raise
+    return CommandResult(argv, proc.returncode, out, err)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, 9)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,49 @@
+"""envassay's error types. A UserError is the user's to fix: one line, exit 2, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_USER_ERROR = 2
+
+
+class EnvassayError(Exception):
+    """Base class of every error envassay raises on purpose."""
+
+
+class UserError(EnvassayError):
+    """Bad input: a spec, config, lock or option the user must fix.
+
+    ``where`` is a file (optionally ``file:line:col``) or a config key; ``hint``
+    says what to do. ``str()`` is the one line shown to the user.
+    """
+
+    def __init__(self, message: str, *, where: str | Path | None = None, hint: str = "") -> None:
+        self.message = message
+        self.where = str(where) if where is not None else None
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        if self.hint:
+            text = f"{text} ({self.hint})"
+        return " ".join(text.split("\n"))
+
+
+class SpecError(UserError):
+    """An environment.yml that cannot be read or does not make sense."""
+
+
+class ConfigError(UserError):
+    """A bad ``[tool.envassay]`` table."""
+
+
+class SolveError(UserError):
+    """The solver found no environment that satisfies the spec."""
+
+
+class CreateError(EnvassayError):
+    """Creating an environment failed for a reason that is not the user's input."""
