@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +68,56 @@ def run(
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, 9)
-    except ProcessLookupError:
-        pass
+
+
+def stream(
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    on_stderr_line: Callable[[str], None],
+) -> CommandResult:
+    """Like :func:`run`, but hand each stderr line to ``on_stderr_line`` as it arrives.
+
+    Used for long-running children (creates) whose progress the user should see live.
+    """
+    argv = tuple(str(a) for a in args)
+    err_lines: list[str] = []
+    with subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        start_new_session=True,
+    ) as proc:
+        assert proc.stderr is not None
+        out: list[str] = []
+        reader = threading.Thread(target=lambda: out.append(_feed_and_read(proc, input)))
+        reader.start()
+        try:
+            for line in proc.stderr:
+                err_lines.append(line)
+                on_stderr_line(line.rstrip("\n"))
+            reader.join()
+            proc.wait()
+        except BaseException:
+            _kill_group(proc)
+            raise
+    return CommandResult(argv, proc.returncode, "".join(out), "".join(err_lines))
+
+
+def _feed_and_read(proc: subprocess.Popen[str], input: str | None) -> str:
+    assert proc.stdout is not None
+    if input is not None and proc.stdin is not None:
+        try:
+            proc.stdin.write(input)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+    return proc.stdout.read()

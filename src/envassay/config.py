@@ -1,0 +1,191 @@
+"""`[tool.envassay]` in pyproject.toml: spec globs, the store, the backend, per-env settings."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from envassay.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on 3.10
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+GpuPolicy = Literal["none", "optional", "required", "auto"]
+BACKENDS = ("rattler", "auto", "conda", "mamba", "micromamba")
+GPU_POLICIES = ("auto", "none", "optional", "required")
+DEFAULT_SPEC_GLOBS = ("envs/*.yml", "envs/*.yaml")
+LOCK_SUFFIX = ".conda-lock.yml"
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """Per-env settings: `[tool.envassay.envs.NAME]`."""
+
+    gpu: GpuPolicy = "auto"
+    imports: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    rename: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    skip: Mapping[str, str] = field(default_factory=dict)
+    import_timeout: float = 120.0
+    platforms: tuple[str, ...] = ()
+    builder_image: str | None = None
+    runtime_image: str | None = None
+    size_budget_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole `[tool.envassay]` table, resolved against the project root."""
+
+    root: Path
+    specs: tuple[str, ...] = DEFAULT_SPEC_GLOBS
+    store: Path | None = None
+    backend: str = "rattler"
+    default_channels: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    envs: Mapping[str, EnvSettings] = field(default_factory=dict)
+    source: Path | None = None
+
+    def env(self, name: str) -> EnvSettings:
+        return self.envs.get(name, EnvSettings())
+
+    def spec_paths(self) -> list[Path]:
+        """Every spec the globs find, sorted; lock files are never specs."""
+        found: set[Path] = set()
+        for pattern in self.specs:
+            found.update(p for p in self.root.glob(pattern) if not p.name.endswith(LOCK_SUFFIX))
+        return sorted(found)
+
+    def store_path(self) -> Path:
+        """$ENVASSAY_HOME wins, then `store`, then the user cache dir."""
+        if home := os.environ.get("ENVASSAY_HOME"):
+            return Path(home).expanduser().resolve()
+        if self.store is not None:
+            return self.store
+        from platformdirs import user_cache_path
+
+        return user_cache_path("envassay")
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above ``start``."""
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(start: Path | None = None) -> Config:
+    """Load `[tool.envassay]` from the nearest pyproject.toml (defaults when there is none)."""
+    start = (start or Path.cwd()).resolve()
+    pyproject = find_pyproject(start)
+    if pyproject is None:
+        return Config(root=start)
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"not valid TOML: {exc}", where=pyproject) from None
+    table = data.get("tool", {}).get("envassay", {})
+    return parse_config(table, root=pyproject.parent, source=pyproject)
+
+
+def parse_config(table: Any, *, root: Path, source: Path | None = None) -> Config:
+    """Validate a `[tool.envassay]` table; unknown keys are errors that name them."""
+    reader = _Reader(source or root / "pyproject.toml")
+    table = reader.table(table, "tool.envassay", _TOP_KEYS)
+    store = table.get("store")
+    envs = reader.table(table.get("envs", {}), "tool.envassay.envs", None)
+    return Config(
+        root=root,
+        specs=reader.strings(table.get("specs", list(DEFAULT_SPEC_GLOBS)), "specs"),
+        store=(root / reader.string(store, "store")).resolve() if store is not None else None,
+        backend=reader.choice(table.get("backend", "rattler"), "backend", BACKENDS),
+        default_channels=reader.strings(table.get("default-channels", []), "default-channels"),
+        platforms=reader.strings(table.get("platforms", []), "platforms"),
+        envs={name: reader.env(value, f"envs.{name}") for name, value in envs.items()},
+        source=source,
+    )
+
+
+_TOP_KEYS = ("specs", "store", "backend", "default-channels", "platforms", "envs")
+_ENV_KEYS = (
+    "gpu",
+    "imports",
+    "rename",
+    "skip",
+    "import-timeout",
+    "platforms",
+    "builder-image",
+    "runtime-image",
+    "size-budget-mb",
+)
+
+
+class _Reader:
+    def __init__(self, source: Path) -> None:
+        self.source = source
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, where=f"{self.source} [tool.envassay] {key}")
+
+    def table(self, value: Any, key: str, allowed: tuple[str, ...] | None) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a table, got {type(value).__name__}")
+        if allowed is not None:
+            unknown = sorted(set(value) - set(allowed))
+            if unknown:
+                raise self.error(key, f"unknown key(s) {unknown}; expected some of {list(allowed)}")
+        return value
+
+    def string(self, value: Any, key: str) -> str:
+        if not isinstance(value, str):
+            raise self.error(key, f"expected a string, got {value!r}")
+        return value
+
+    def strings(self, value: Any, key: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(key, f"expected a list of strings, got {value!r}")
+        return tuple(value)
+
+    def choice(self, value: Any, key: str, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            raise self.error(key, f"expected one of {list(allowed)}, but got {value!r}")
+        return cast(str, value)
+
+    def number(self, value: Any, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self.error(key, f"expected a positive number, got {value!r}")
+        return float(value)
+
+    def modules(self, value: Any, key: str) -> dict[str, tuple[str, ...]]:
+        table = self.table(value, key, None)
+        return {pkg: self.strings(mods, f"{key}.{pkg}") for pkg, mods in table.items()}
+
+    def env(self, value: Any, key: str) -> EnvSettings:
+        table = self.table(value, key, _ENV_KEYS)
+        skip = self.table(table.get("skip", {}), f"{key}.skip", None)
+        for pkg, reason in skip.items():
+            if not isinstance(reason, str) or not reason.strip():
+                raise self.error(f"{key}.skip.{pkg}", "a skipped package needs a reason (a string)")
+        optional = {k: table.get(k) for k in ("builder-image", "runtime-image")}
+        budget = table.get("size-budget-mb")
+        return EnvSettings(
+            gpu=cast(GpuPolicy, self.choice(table.get("gpu", "auto"), f"{key}.gpu", GPU_POLICIES)),
+            imports=self.modules(table.get("imports", {}), f"{key}.imports"),
+            rename=self.modules(table.get("rename", {}), f"{key}.rename"),
+            skip=dict(skip),
+            import_timeout=self.number(table.get("import-timeout", 120), f"{key}.import-timeout"),
+            platforms=self.strings(table.get("platforms", []), f"{key}.platforms"),
+            builder_image=self._optional(optional["builder-image"], f"{key}.builder-image"),
+            runtime_image=self._optional(optional["runtime-image"], f"{key}.runtime-image"),
+            size_budget_mb=self.number(budget, f"{key}.size-budget-mb") if budget else None,
+        )
+
+    def _optional(self, value: Any, key: str) -> str | None:
+        return None if value is None else self.string(value, key)

@@ -1,0 +1,85 @@
+"""Create an environment for a spec, through the store: spec + config -> key -> prefix."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from envassay.backends import Progress, get_backend
+from envassay.backends.base import CreateRequest
+from envassay.config import Config
+from envassay.errors import SpecError
+from envassay.spec import EnvSpec
+from envassay.store import Ensured, EnvStore, StoreKey
+
+
+def current_platform() -> str:
+    from rattler import Platform
+
+    return str(Platform.current())
+
+
+def resolve_channels(spec: EnvSpec, config: Config) -> tuple[str, ...]:
+    """The spec's channels, else the project's `default-channels`; none at all is an error."""
+    channels = spec.channels or config.default_channels
+    if not channels:
+        raise SpecError(
+            "no `channels:` and no [tool.envassay] default-channels",
+            where=spec.path,
+            hint="add e.g. `channels: [conda-forge]` or a file:// channel",
+        )
+    return channels
+
+
+def store_key(spec: EnvSpec, backend: str, platform: str | None = None) -> StoreKey:
+    """The store key of a spec (issue: locks will make this the lock's hash)."""
+    return StoreKey(spec.name, spec.content_hash, backend, platform or current_platform())
+
+
+def create_env(
+    spec: EnvSpec,
+    config: Config,
+    *,
+    backend_name: str | None = None,
+    progress: Progress = lambda _line: None,
+) -> Ensured:
+    """Return a complete prefix for ``spec`` from the store, creating it if needed."""
+    backend = get_backend(backend_name or config.backend)
+    channels = resolve_channels(spec, config)
+    store = EnvStore(config.store_path())
+    key = store_key(spec, backend.name)
+
+    def build(prefix: Path) -> dict[str, Any]:
+        request = CreateRequest(spec, prefix, channels, store.cache_dir)
+        result = backend.create(request, progress)
+        return {k: v for k, v in asdict(result).items() if k != "records"} | {
+            "packages": len(result.records)
+        }
+
+    info = {
+        "spec": str(spec.path),
+        "name": spec.name,
+        "spec_hash": spec.content_hash,
+        "backend": backend.name,
+        "channels": list(channels),
+    }
+    return store.ensure(key, build, info)
+
+
+def create_at(
+    spec: EnvSpec,
+    config: Config,
+    prefix: Path,
+    *,
+    backend_name: str | None = None,
+    progress: Progress = lambda _line: None,
+) -> None:
+    """Create ``spec`` at an explicit prefix outside the store (`envassay create --prefix`)."""
+    backend = get_backend(backend_name or config.backend)
+    channels = resolve_channels(spec, config)
+    prefix = prefix.expanduser().resolve()
+    if prefix.exists() and any(prefix.iterdir()):
+        raise SpecError(f"prefix {prefix} exists and is not empty", hint="choose a new path")
+    cache = EnvStore(config.store_path()).cache_dir
+    backend.create(CreateRequest(spec, prefix, channels, cache), progress)

@@ -1,0 +1,393 @@
+"""EnvSpec: an environment.yml read the way conda reads it, validated, with a content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from envassay.errors import SpecError
+from envassay.yamlload import read_yaml
+
+# conda's own keys (conda/env/env.py VALID_KEYS) plus conda-lock's `platforms`.
+KNOWN_KEYS = ("name", "channels", "dependencies", "variables", "prefix", "platforms")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+CHANNEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)*$")
+URL_SCHEMES = ("http://", "https://", "file://", "s3://", "gcs://", "oci://")
+VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
+
+PipKind = Literal["requirement", "url", "path", "editable", "requirements-file", "option"]
+# pip options conda passes through in its generated requirements file.
+PIP_OPTIONS_WITH_VALUE = (
+    "--index-url",
+    "-i",
+    "--extra-index-url",
+    "--find-links",
+    "-f",
+    "--trusted-host",
+    "--constraint",
+    "-c",
+)
+PIP_FLAG_OPTIONS = ("--no-index", "--pre", "--prefer-binary", "--only-binary", "--no-binary")
+
+
+@dataclass(frozen=True)
+class CondaDependency:
+    """One conda MatchSpec from `dependencies:`."""
+
+    text: str
+    normalized: str
+    name: str
+    channel: str | None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class PipRequirement:
+    """One line of the `pip:` sub-list, classified; ``text`` is kept verbatim for pip."""
+
+    text: str
+    kind: PipKind
+    name: str | None = None
+    specifier: str = ""
+    marker: str | None = None
+    line: int | None = None
+
+    @property
+    def normalized(self) -> str:
+        """The line as pip would understand it, names canonicalised for hashing."""
+        if self.kind == "requirement":
+            return str(Requirement(self.text))
+        return self.text
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """An environment.yml as envassay read it."""
+
+    path: Path
+    name: str
+    channels: tuple[str, ...]
+    nodefaults: bool
+    conda: tuple[CondaDependency, ...]
+    pip: tuple[PipRequirement, ...]
+    variables: Mapping[str, str] = field(default_factory=dict)
+    prefix: str | None = None
+    platforms: tuple[str, ...] = ()
+
+    @property
+    def has_pip_section(self) -> bool:
+        return bool(self.pip)
+
+    @property
+    def declares_pip(self) -> bool:
+        return any(dep.name == "pip" for dep in self.conda)
+
+    @property
+    def solve_specs(self) -> list[str]:
+        """The conda specs to solve: pip is added, as conda does, when a pip section needs it."""
+        specs = [dep.normalized for dep in self.conda]
+        if self.has_pip_section and not self.declares_pip:
+            specs.append("pip")
+        return specs
+
+    @property
+    def pip_requirement_names(self) -> list[str]:
+        return [req.name for req in self.pip if req.name]
+
+    def meaning(self) -> dict[str, Any]:
+        """What the spec asks for, independent of its formatting, comments and order.
+
+        Dependency order does not change a solve, so requirements are sorted;
+        channel order is priority and pip options apply in order, so those are kept.
+        """
+        return {
+            "channels": list(self.channels),
+            "nodefaults": self.nodefaults,
+            "conda": sorted(dep.normalized for dep in self.conda),
+            "pip": sorted(req.normalized for req in self.pip if req.kind != "option"),
+            "pip_options": [req.text for req in self.pip if req.kind == "option"],
+            "pip_files": {
+                req.text: _file_digest(self.path.parent, req)
+                for req in self.pip
+                if req.kind == "requirements-file"
+            },
+            "variables": dict(sorted(self.variables.items())),
+        }
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the spec's meaning (see :meth:`meaning`)."""
+        blob = json.dumps(self.meaning(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view, for `envassay spec --json`."""
+        return {
+            "path": str(self.path),
+            "name": self.name,
+            "channels": list(self.channels),
+            "nodefaults": self.nodefaults,
+            "conda": [
+                {"text": d.text, "normalized": d.normalized, "name": d.name, "channel": d.channel}
+                for d in self.conda
+            ],
+            "pip_added": self.has_pip_section and not self.declares_pip,
+            "pip": [
+                {
+                    "text": r.text,
+                    "kind": r.kind,
+                    "name": r.name,
+                    "specifier": r.specifier,
+                    "marker": r.marker,
+                }
+                for r in self.pip
+            ],
+            "variables": dict(self.variables),
+            "prefix": self.prefix,
+            "platforms": list(self.platforms),
+            "content_hash": self.content_hash,
+        }
+
+
+def load_spec(path: str | Path) -> EnvSpec:
+    """Read and validate an environment.yml; raise SpecError (one line, with file:line) if bad."""
+    path = Path(path)
+    data, lines = read_yaml(path)
+    if data is None:
+        raise SpecError("empty file; expected a mapping with `dependencies:`", where=path)
+    if not isinstance(data, dict):
+        raise SpecError(f"expected a mapping at the top level, got {_kind(data)}", where=path)
+    return _Parser(path, lines).parse(data)
+
+
+class _Parser:
+    def __init__(self, path: Path, lines: dict[int, int]) -> None:
+        self.path = path
+        self.lines = lines
+
+    def where(self, value: object = None) -> str:
+        line = self.lines.get(id(value)) if value is not None else None
+        return f"{self.path}:{line}" if line else str(self.path)
+
+    def error(self, message: str, value: object = None, hint: str = "") -> SpecError:
+        return SpecError(message, where=self.where(value), hint=hint)
+
+    def parse(self, data: dict[Any, Any]) -> EnvSpec:
+        unknown = [str(k) for k in data if k not in KNOWN_KEYS]
+        if unknown:
+            raise self.error(
+                f"unknown key(s) {', '.join(map(repr, unknown))}; expected {list(KNOWN_KEYS)}"
+            )
+        channels, nodefaults = self.channels(data.get("channels"))
+        conda, pip = self.dependencies(data.get("dependencies"))
+        return EnvSpec(
+            path=self.path,
+            name=self.name(data.get("name")),
+            channels=channels,
+            nodefaults=nodefaults,
+            conda=conda,
+            pip=pip,
+            variables=self.variables(data.get("variables")),
+            prefix=self.optional_str(data.get("prefix"), "prefix"),
+            platforms=self.platforms(data.get("platforms")),
+        )
+
+    def name(self, value: Any) -> str:
+        if value is None:
+            value = self.path.name.split(".")[0]
+        if not isinstance(value, str) or not NAME_PATTERN.match(value) or ".." in value:
+            raise self.error(
+                f"`name` {value!r} is not a valid environment name",
+                value,
+                "use letters, digits, '.', '_', '-' and '+', no path separators",
+            )
+        return value
+
+    def channels(self, value: Any) -> tuple[tuple[str, ...], bool]:
+        if value is None:
+            return (), False
+        if not isinstance(value, list):
+            raise self.error(f"`channels` must be a list, got {_kind(value)}", value)
+        result: list[str] = []
+        nodefaults = False
+        for item in value:
+            if not isinstance(item, str) or not item.strip():
+                raise self.error(f"a channel must be a non-empty string, got {item!r}", value)
+            item = item.strip()
+            if item == "nodefaults":
+                nodefaults = True
+            elif item not in result:
+                result.append(self.channel(item, value))
+        return tuple(result), nodefaults
+
+    def channel(self, item: str, context: object) -> str:
+        if item.startswith(URL_SCHEMES):
+            if item.startswith("file://"):
+                local = Path(item[len("file://") :])
+                if not local.is_dir():
+                    raise self.error(
+                        f"channel {item} does not exist",
+                        context,
+                        "check the path or build the channel",
+                    )
+            return item.rstrip("/")
+        if item.startswith(("/", "./", "../", "~")):
+            local = (self.path.parent / Path(item).expanduser()).resolve()
+            if not local.is_dir():
+                raise self.error(f"channel directory {item} does not exist", context)
+            return local.as_uri()
+        if not CHANNEL_NAME_PATTERN.match(item):
+            raise self.error(
+                f"channel {item!r} is neither a channel name, a URL nor a directory", context
+            )
+        return item
+
+    def dependencies(
+        self, value: Any
+    ) -> tuple[tuple[CondaDependency, ...], tuple[PipRequirement, ...]]:
+        if value is None:
+            raise self.error("no `dependencies:`; an environment needs at least one package")
+        if not isinstance(value, list):
+            raise self.error(f"`dependencies` must be a list, got {_kind(value)}", value)
+        conda: list[CondaDependency] = []
+        pip: list[PipRequirement] = []
+        for item in value:
+            if isinstance(item, dict):
+                pip.extend(self.pip_section(item, value))
+            elif isinstance(item, str):
+                conda.append(self.conda_dependency(item, value))
+            else:
+                raise self.error(
+                    f"dependency {item!r} must be a string MatchSpec or a `pip:` list",
+                    value,
+                    'quote versions, e.g. "python=3.11"',
+                )
+        if not conda and not pip:
+            raise self.error("`dependencies` is empty", value)
+        return tuple(conda), tuple(pip)
+
+    def conda_dependency(self, text: str, context: object) -> CondaDependency:
+        from rattler import MatchSpec  # rattler is only needed once a spec is read
+
+        line = self.lines.get(id(text)) or self.lines.get(id(context))
+        try:
+            spec = MatchSpec(text.strip())
+        except Exception as exc:  # rattler raises its own InvalidMatchSpecError
+            raise SpecError(
+                f"invalid conda MatchSpec {text!r}: {exc}",
+                where=f"{self.path}:{line}" if line else self.path,
+                hint="forms: numpy, numpy=1.26, numpy>=1.24,<2, numpy 1.26.*, channel::name=1.0",
+            ) from None
+        if spec.name is None:
+            raise SpecError(f"MatchSpec {text!r} names no package", where=self.where(context))
+        channel = spec.channel.name if spec.channel is not None else None
+        return CondaDependency(text, str(spec), spec.name.normalized, channel, line)
+
+    def pip_section(self, item: dict[Any, Any], context: object) -> list[PipRequirement]:
+        if set(item) != {"pip"}:
+            raise self.error(
+                f"a mapping in `dependencies` may only be `pip:`, got {sorted(map(str, item))}",
+                item,
+            )
+        lines = item["pip"]
+        if not isinstance(lines, list):
+            raise self.error(f"`pip:` must be a list, got {_kind(lines)}", item)
+        result = []
+        for text in lines:
+            if not isinstance(text, str):
+                raise self.error(f"pip requirement {text!r} must be a string", lines)
+            line = self.lines.get(id(text)) or self.lines.get(id(lines))
+            req = parse_pip_line(text.strip(), self.path, line)
+            if req.kind == "requirements-file" and _file_digest(self.path.parent, req) is None:
+                raise SpecError(
+                    f"pip requirements file in {req.text!r} cannot be read",
+                    where=f"{self.path}:{line}" if line else self.path,
+                )
+            result.append(req)
+        return result
+
+    def variables(self, value: Any) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(f"`variables` must be a mapping, got {_kind(value)}", value)
+        result = {}
+        for key, val in value.items():
+            if not isinstance(key, str) or isinstance(val, (dict, list)):
+                raise self.error(f"variable {key!r} must map a name to a plain value", value)
+            result[key] = "" if val is None else str(val)
+        return result
+
+    def platforms(self, value: Any) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+            raise self.error("`platforms` must be a list of strings such as linux-64", value)
+        return tuple(value)
+
+    def optional_str(self, value: Any, key: str) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        raise self.error(f"`{key}` must be a string, got {_kind(value)}", value)
+
+
+def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequirement:
+    """Classify one `pip:` entry the way pip would read it from a requirements file."""
+    where = f"{path}:{line}" if line else str(path)
+    if not text:
+        raise SpecError("empty pip requirement", where=where)
+    head, _, rest = text.partition(" ")
+    if head in ("-r", "--requirement"):
+        return PipRequirement(text, "requirements-file", line=line)
+    if head in ("-e", "--editable"):
+        return PipRequirement(text, "editable", name=_egg_name(rest), line=line)
+    if head.split("=")[0] in PIP_OPTIONS_WITH_VALUE + PIP_FLAG_OPTIONS:
+        return PipRequirement(text, "option", line=line)
+    if text.startswith("-"):
+        raise SpecError(
+            f"unsupported pip option {head!r}",
+            where=where,
+            hint=f"supported: {', '.join(PIP_OPTIONS_WITH_VALUE + PIP_FLAG_OPTIONS)}",
+        )
+    if text.startswith(VCS_PREFIXES) or text.startswith(URL_SCHEMES):
+        return PipRequirement(text, "url", name=_egg_name(text), line=line)
+    if text.startswith((".", "/", "~")):
+        return PipRequirement(text, "path", line=line)
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        first = str(exc).splitlines()[0]
+        raise SpecError(
+            f"invalid pip requirement {text!r}: {first}",
+            where=where,
+            hint="use PEP 508, e.g. requests>=2.31",
+        ) from None
+    kind: PipKind = "url" if req.url else "requirement"
+    marker = str(req.marker) if req.marker else None
+    return PipRequirement(text, kind, canonicalize_name(req.name), str(req.specifier), marker, line)
+
+
+def _egg_name(text: str) -> str | None:
+    match = re.search(r"[#&]egg=([A-Za-z0-9_.-]+)", text)
+    return canonicalize_name(match.group(1)) if match else None
+
+
+def _file_digest(base: Path, req: PipRequirement) -> str | None:
+    target = base / req.text.split(None, 1)[-1].strip()
+    try:
+        return hashlib.sha256(target.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _kind(value: object) -> str:
+    names = {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}
+    return names.get(type(value), type(value).__name__)
