@@ -1,0 +1,67 @@
+"""nox sessions. Thin: each calls envassay's own functions or pytest with its plugin.
+
+`nox -s envs` and friends run in the interpreter that runs nox (no venv): it
+must have envassay installed (`pip install -e '.[test]'`), which keeps warm
+runs fast. `tests` and `lint` build their own venv, as usual.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["envs"]
+nox.options.reuse_existing_virtualenvs = True
+ROOT = Path(__file__).parent
+
+
+def _env_names() -> list[str]:
+    try:
+        from envassay.config import load_config
+    except ImportError:  # nox -l before envassay is installed still lists sessions
+        return sorted(p.stem for p in ROOT.glob("envs/*.y*ml") if ".conda-lock" not in p.name)
+    return [p.stem for p in load_config(ROOT).spec_paths()]
+
+
+def _spec_path(name: str) -> str:
+    from envassay.config import load_config
+
+    for path in load_config(ROOT).spec_paths():
+        if path.stem == name:
+            return str(path)
+    raise ValueError(name)
+
+
+@nox.session(venv_backend="none")
+@nox.parametrize("env", _env_names())
+def envs(session: nox.Session, env: str) -> None:
+    """Create each env natively and run its smoke tests (pytest args after --)."""
+    session.run(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "testpaths=",
+                "--rootdir", str(ROOT), _spec_path(env), *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def demo(session: nox.Session) -> None:
+    """Build the local conda channel and run the whole native pipeline on demo/envs."""
+    session.run(sys.executable, "-m", "envassay.testing.demo", "build-channel")
+    session.run(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "testpaths=",
+                "--rootdir", str(ROOT / "demo"), *sorted(map(str, (ROOT / "demo" / "envs").glob("*.yml"))),
+                *session.posargs, success_codes=[0, 1])
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """envassay's own test suite."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff and mypy."""
+    session.install("-e", ".[test]")
+    session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
+    session.run("mypy")
