@@ -19,6 +19,7 @@ from envassay.testing import (
     LocalChannel,
     build_test_channel,
     conda_requirement,
+    file_url,
     index_channel,
     make_noarch_python_package,
     new_channel,
@@ -175,19 +176,28 @@ def test_solver_sees_versions_and_metapackage(test_channel: LocalChannel, tmp_pa
     assert {"urllib3", "idna", "certifi", "charset-normalizer"} <= set(reqs)
 
 
+def publish_drifty(channel: Path, version: str) -> None:
+    files = {"drifty/__init__.py": f"def main() -> None:\n    print('drifty {version}')\n"}
+    entry_points = ["drifty = drifty:main"]
+    make_noarch_python_package(channel, "drifty", version, files=files, entry_points=entry_points)
+    index_channel(channel)
+
+
 @pytest.mark.channel
 def test_separate_channel_publishes_a_newer_version(
-    test_channel: LocalChannel, tmp_path: Path
+    test_channel: LocalChannel, rattler_cache: Path, tmp_path: Path
 ) -> None:
     drift = new_channel(tmp_path / "drift")
-    files = {"drifty/__init__.py": "X = 1\n"}
-    make_noarch_python_package(drift, "drifty", "1.0", files=files)
-    index_channel(drift)
-    sources = [test_channel.url, drift.as_uri()]
+    publish_drifty(drift, "1.0")
+    sources = [test_channel.url, file_url(drift)]
     assert versions(solve(sources, ["drifty"], tmp_path))["drifty"] == "1.0"
-    make_noarch_python_package(drift, "drifty", "1.1", files=files)
-    index_channel(drift)
-    assert versions(solve(sources, ["drifty"], tmp_path))["drifty"] == "1.1"
+    publish_drifty(drift, "1.1")
+    # A fresh Gateway on the same cache dir sees the re-indexed channel.
+    records = solve(sources, ["python", "drifty"], tmp_path)
+    assert versions(records)["drifty"] == "1.1"
+    install(records, tmp_path / "env", rattler_cache)
+    result = run_in_env(tmp_path / "env", "drifty")
+    assert (result.returncode, result.stdout) == (0, "drifty 1.1\n"), result.describe()
 
 
 @pytest.mark.channel

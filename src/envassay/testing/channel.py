@@ -249,12 +249,14 @@ def make_noarch_python_package(
 ) -> Path:
     """A ``noarch: python`` package; ``files`` are relative to site-packages.
 
-    A ``*.dist-info`` (METADATA with ``requires_dist``, INSTALLER ``conda``, RECORD)
-    is added like conda-built packages carry. ``entry_points`` are
-    ``"name = module:func"`` strings that rattler turns into ``bin/`` scripts.
+    Unless ``files`` bring their own, a ``*.dist-info`` (METADATA with
+    ``requires_dist``, INSTALLER ``conda``) is added, as conda-built packages carry;
+    RECORD is (re)written. ``entry_points`` are ``"name = module:func"`` strings that
+    rattler turns into ``bin/`` scripts.
     """
     site = {p: _as_bytes(d) for p, d in files.items()}
-    site.update(_new_dist_info(name, version, requires_dist))
+    if not any(_is_dist_info_member(p) for p in site):
+        site.update(_new_dist_info(name, version, requires_dist))
     return _write_noarch_python(
         channel_dir, name, version, _with_record(site), depends, build_number, entry_points
     )
@@ -489,7 +491,9 @@ def _conda_dist_info(site: Mapping[str, bytes]) -> dict[str, bytes]:
         for p, d in site.items()
         if not (_is_dist_info_member(p) and p.split("/", 1)[1] in dropped)
     }
-    dist_info = next(p.split("/", 1)[0] for p in site if _is_dist_info_member(p))
+    dist_info = next((p.split("/", 1)[0] for p in site if _is_dist_info_member(p)), None)
+    if dist_info is None:
+        raise ChannelBuildError("wheel has no .dist-info directory")
     kept[f"{dist_info}/INSTALLER"] = b"conda\n"
     return _with_record(kept)
 
