@@ -85,7 +85,7 @@ def check_imports(
         if name in settings.skip:
             yield skipped("import", name, f"skipped by [tool.envassay]: {settings.skip[name]}")
         elif name in INTERPRETER_PACKAGES:
-            version = report.interpreter.version
+            version = report.interpreter.version if report.interpreter else "?"
             yield passed("import", name, f"the interpreter ran the probe (Python {version})")
         else:
             yield _import_verdict(name, report, by_module)
@@ -133,16 +133,16 @@ def check_conda_pins(deps: Iterable[CondaDependency], report: ProbeReport) -> It
         record = records.get(dep.name)
         if record is None:
             yield failed(
-                "pin", dep.normalized, f"expected {dep.normalized}; found nothing installed"
+                "pin", dep.text, f"expected {dep.normalized}; found nothing installed"
             )
             continue
         found = f"{record.name} {record.version} {record.build} from {record.channel}"
         if not MatchSpec(dep.normalized).matches(_package_record(record)):
-            yield failed("pin", dep.normalized, f"expected {dep.normalized}; found {found}")
-        elif dep.channel and not _same_channel(dep.channel, record.channel):
-            yield failed("pin", dep.normalized, f"expected channel {dep.channel}; found {found}")
+            yield failed("pin", dep.text, f"expected {dep.normalized}; found {found}")
+        elif dep.channel and not _same_channel(dep.channel, record.channel or ""):
+            yield failed("pin", dep.text, f"expected channel {dep.channel}; found {found}")
         else:
-            yield passed("pin", dep.normalized, f"found {found}")
+            yield passed("pin", dep.text, f"found {found}")
 
 
 def _package_record(record: CondaRecord) -> Any:
@@ -152,7 +152,7 @@ def _package_record(record: CondaRecord) -> Any:
         name=record.name,
         version=VersionWithSource(record.version),
         build=BuildString(record.build),
-        build_number=record.build_number,
+        build_number=0,  # no MatchSpec in an environment.yml pins a build number
         subdir=record.subdir or "noarch",
     )
 
@@ -166,7 +166,7 @@ def _same_channel(wanted: str, found: str) -> bool:
 
 def check_pip_pins(reqs: Iterable[PipRequirement], report: ProbeReport) -> Iterable[CheckResult]:
     dists = {canonicalize_name(d.name): d for d in report.distributions}
-    markers = dict(report.interpreter.markers)
+    markers = dict(report.interpreter.markers) if report.interpreter else {}
     for req in reqs:
         if req.kind != "requirement" or req.name is None:
             continue
@@ -175,7 +175,7 @@ def check_pip_pins(reqs: Iterable[PipRequirement], report: ProbeReport) -> Itera
         if parsed.marker is not None and not parsed.marker.evaluate(markers | {"extra": ""}):
             yield skipped("pin", param, f"marker `{parsed.marker}` is false on this target")
             continue
-        dist = dists.get(req.name)
+        dist = dists.get(canonicalize_name(req.name))
         if dist is None:
             yield failed("pin", param, f"expected {req.text}; found no distribution {req.name}")
         elif _contains(parsed, dist.version):
@@ -197,7 +197,7 @@ def _contains(req: Requirement, version: str) -> bool:
 def check_pip_health(report: ProbeReport) -> CheckResult:
     """What `pip check` reports: every Requires-Dist of every distribution is satisfied."""
     dists = {canonicalize_name(d.name): d for d in report.distributions}
-    markers = dict(report.interpreter.markers)
+    markers = dict(report.interpreter.markers) if report.interpreter else {}
     problems: list[str] = []
     for dist in report.distributions:
         for text in dist.requires:

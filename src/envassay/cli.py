@@ -52,6 +52,26 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--backend", help="rattler (default)")
     create.set_defaults(handler=cmd_create)
 
+    check = sub.add_parser("check", help="create each spec's env and run the smoke checks")
+    check.add_argument("specs", nargs="*", type=Path, help="default: [tool.envassay] specs")
+    check.add_argument("--backend", help="rattler (default)")
+    check.add_argument("--junitxml", type=Path, help="write JUnit XML here")
+    check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
+    check.set_defaults(handler=cmd_check)
+
+    probe = sub.add_parser("probe", help="print the facts of an existing environment prefix")
+    probe.add_argument("prefix", type=Path)
+    probe.add_argument("--json", action="store_true", help="the probe's JSON document")
+    probe.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="PKG",
+        help="also import this conda package's or distribution's modules",
+    )
+    probe.set_defaults(handler=cmd_probe)
+
     envs = sub.add_parser("envs", help="show or remove environments in the store")
     envs_sub = envs.add_subparsers(dest="envs_command", required=True, metavar="ACTION")
     envs_list = envs_sub.add_parser("list", help="list stored environments")
@@ -164,4 +184,26 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
             removed += 1
             print(f"removed {entry.key}")
     print(f"{removed} environment(s) removed")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from envassay.runner import run_checks
+
+    extra = [a for a in args.pytest_args if a != "--"]
+    return run_checks(args.specs, backend=args.backend, junitxml=args.junitxml, pytest_args=extra)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from envassay.probe import run_probe
+    from envassay.probe.render import render_report
+    from envassay.probe.report import PackageRequest, ProbeRequest
+    from envassay.targets import NativeTarget
+
+    prefix = args.prefix.expanduser().resolve()
+    if not (prefix / "bin" / "python").exists():
+        raise UserError(f"no bin/python in {prefix}", hint="give the prefix of an environment")
+    request = ProbeRequest(packages=tuple(PackageRequest(name) for name in args.imports))
+    report = run_probe(NativeTarget(prefix), request)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))
     return 0

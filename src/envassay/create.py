@@ -15,9 +15,9 @@ from envassay.store import Ensured, EnvStore, StoreKey
 
 
 def current_platform() -> str:
-    from rattler import Platform
+    from rattler import Subdir
 
-    return str(Platform.current())
+    return str(Subdir.current())
 
 
 def resolve_channels(spec: EnvSpec, config: Config) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import rattler
-from rattler import Gateway, MatchSpec, Platform, VirtualPackage, VirtualPackageOverrides
+from rattler import Gateway, MatchSpec, Subdir, VirtualPackage, VirtualPackageOverrides
 
 
 @dataclass(frozen=True)
@@ -54,13 +54,13 @@ async def solve(
     channels: Sequence[str], specs: Sequence[str], cache_dir: Path, platform: str | None = None
 ) -> list[Any]:
     """Solve ``specs`` against ``channels`` for ``platform`` (default: this machine)."""
-    target = Platform(platform) if platform else Platform.current()
+    target = Subdir(platform) if platform else Subdir.current()
     try:
         return await rattler.solve(
             sources=list(channels),
             specs=[MatchSpec(s) for s in specs],
             gateway=gateway(cache_dir),
-            platforms=[target, Platform("noarch")],
+            platforms=[target, Subdir("noarch")],
             virtual_packages=virtual_packages(),
         )
     except Exception as exc:
@@ -101,7 +101,7 @@ def record_summary(record: Any) -> dict[str, str]:
     return {
         "name": record.name.normalized,
         "version": str(record.version),
-        "build": record.build,
+        "build": str(record.build),
         "channel": str(record.channel or ""),
         "url": str(record.url),
     }

@@ -1,0 +1,39 @@
+"""`envassay check`: the same run as `nox -s envs`, through pytest and the plugin, without nox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from envassay.config import load_config
+from envassay.errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, UserError
+
+
+def run_checks(
+    specs: Sequence[Path],
+    *,
+    backend: str | None = None,
+    junitxml: Path | None = None,
+    pytest_args: Sequence[str] = (),
+) -> int:
+    """Run every check on ``specs`` (default: the configured ones); 0 pass, 1 fail, 2 bad input."""
+    config = load_config()
+    paths = [Path(p) for p in specs] or config.spec_paths()
+    if not paths:
+        raise UserError(f"no specs found (looked for {list(config.specs)} under {config.root})")
+    for path in paths:
+        if not path.is_file():
+            raise UserError("spec not found", where=path)
+    args = ["-p", "no:cacheprovider", "-o", "testpaths=", "--rootdir", str(config.root)]
+    if backend:
+        args += ["--envassay-backend", backend]
+    if junitxml:
+        args += ["--junitxml", str(junitxml)]
+    code = pytest.main([*args, *pytest_args, *map(str, paths)])
+    if code == pytest.ExitCode.OK:
+        return EXIT_OK
+    if code == pytest.ExitCode.TESTS_FAILED:
+        return EXIT_CHECK_FAILED
+    return EXIT_USER_ERROR  # collection errors (bad specs), usage errors, no items
