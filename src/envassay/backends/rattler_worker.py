@@ -46,9 +46,24 @@ async def _create(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _die_with_parent() -> None:
+    """Linux: be killed when the parent dies, so a killed `create` leaves no linker behind."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    parent = os.getppid()
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def main() -> None:
     from envassay.rattler_ops import RattlerFailure
 
+    _die_with_parent()
     code = 0
     try:
         request = json.loads(sys.stdin.read())

@@ -1,0 +1,141 @@
+"""`envassay create` for real: solved and linked by py-rattler from the local channel."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from envassay.command import run
+from envassay.store import MARKER, EnvStore
+from envassay.testing.wheels import make_wheel
+from tests.conftest import Project
+from tests.integration.envassay_cli import envassay
+
+pytestmark = pytest.mark.channel
+
+
+def test_create_then_reuse_then_recreate_on_change(
+    project: Project, envassay_env: dict[str, str], tmp_path: Path
+) -> None:
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "extra-tool", "1.0", files={"extra_tool.py": "VALUE = 42\n"})
+    spec = project.spec(
+        "basic",
+        ["python=3.11", "numpy>=1.24,<2", "pyyaml", "beautifulsoup4"],
+        pip=["--no-index", f"--find-links {wheels}", "extra-tool==1.0"],
+    )
+    first = envassay("create", spec, env=envassay_env, cwd=project.root)
+    assert first.ok, first.describe()
+    assert "created basic" in first.stdout
+    assert "added `pip`" in first.stderr  # said, as conda would do it silently
+    prefix = Path(first.stdout.strip().rsplit(": ", 1)[1])
+    probe = run(
+        [
+            prefix / "bin" / "python",
+            "-c",
+            "import sys, numpy, yaml, bs4, extra_tool; print(sys.prefix); print(numpy.arange(4).sum())",
+        ],
+    )
+    assert probe.ok, probe.describe()
+    assert probe.stdout.split() == [str(prefix), "6"]
+
+    again = envassay("create", spec, env=envassay_env, cwd=project.root)
+    assert again.ok and "reused basic from the store (no solve, no link)" in again.stdout
+    assert "solving" not in again.stderr
+
+    spec.write_text(spec.read_text().replace("pyyaml", "six"))
+    changed = envassay("create", spec, env=envassay_env, cwd=project.root)
+    assert changed.ok and "created basic" in changed.stdout
+    assert Path(changed.stdout.strip().rsplit(": ", 1)[1]) != prefix
+
+
+def test_create_at_explicit_prefix(project: Project, envassay_env: dict[str, str]) -> None:
+    spec = project.spec("plain", ["python=3.11", "six"])
+    target = project.root / "myenv"
+    result = envassay("create", spec, "--prefix", target, env=envassay_env, cwd=project.root)
+    assert result.ok, result.describe()
+    assert run([target / "bin" / "python", "-c", "import six"]).ok
+
+
+@pytest.mark.parametrize(
+    ("deps", "fragment"),
+    [
+        (["python=3.11", "numpy>=5"], "cannot solve"),
+        (["python=3.11", "doesnotexist"], "doesnotexist"),
+    ],
+)
+def test_unsolvable_spec_is_exit_2_and_leaves_nothing(
+    project: Project, envassay_env: dict[str, str], store_home: Path, deps: list[str], fragment: str
+) -> None:
+    spec = project.spec("unsolvable", deps)
+    before = {e.key for e in EnvStore(store_home).entries()}
+    result = envassay("create", spec, env=envassay_env, cwd=project.root)
+    assert result.returncode == 2, result.describe()
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("envassay: error:")
+    assert {e.key for e in EnvStore(store_home).entries()} == before
+
+
+def test_unreachable_channel_names_it_and_says_how(
+    project: Project, envassay_env: dict[str, str], tmp_path: Path
+) -> None:
+    spec = tmp_path / "far.yml"
+    spec.write_text("channels: [http://127.0.0.1:9/nochannel]\ndependencies: [python]\n")
+    result = envassay("create", spec, env=envassay_env, cwd=project.root)
+    assert result.returncode == 2, result.describe()
+    line = result.stderr.strip().splitlines()[-1]
+    assert "127.0.0.1:9/nochannel" in line and "mirror" in line
+
+
+def test_bad_pip_section_is_exit_2(
+    project: Project, envassay_env: dict[str, str], tmp_path: Path
+) -> None:
+    spec = project.spec(
+        "badpip", ["python=3.11"], pip=["--no-index", f"--find-links {tmp_path}", "notthere==1"]
+    )
+    result = envassay("create", spec, env=envassay_env, cwd=project.root)
+    assert result.returncode == 2, result.describe()
+    assert "pip could not resolve" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5, 2.5])
+def test_kill_9_mid_create_is_never_used_and_recreated(
+    project: Project, tmp_path: Path, delay: float
+) -> None:
+    spec = project.spec("killed", ["python=3.11", "numpy", "pyyaml", "beautifulsoup4", "requests"])
+    env = {"ENVASSAY_HOME": str(tmp_path / "store"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envassay", "create", str(spec)],
+        cwd=project.root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    time.sleep(delay)
+    try:
+        import os
+
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    store = EnvStore(tmp_path / "store")
+    for entry in store.entries():
+        if not entry.complete:
+            assert not (entry.prefix / MARKER).exists()
+    again = envassay("create", spec, env=env, cwd=project.root)
+    assert again.ok, again.describe()
+    prefix = Path(again.stdout.strip().rsplit(": ", 1)[1])
+    assert run([prefix / "bin" / "python", "-c", "import numpy, yaml, bs4, requests"]).ok
+    assert [e.complete for e in store.entries()] == [True]
+    meta = json.loads((prefix / MARKER).read_text())
+    assert meta["name"] == "killed"
