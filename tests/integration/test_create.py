@@ -39,7 +39,8 @@ def test_create_then_reuse_then_recreate_on_change(
         [
             prefix / "bin" / "python",
             "-c",
-            "import sys, numpy, yaml, bs4, extra_tool; print(sys.prefix); print(numpy.arange(4).sum())",
+            "import sys, numpy, yaml, bs4, extra_tool; "
+            "print(sys.prefix); print(numpy.arange(4).sum())",
         ],
     )
     assert probe.ok, probe.describe()
