@@ -153,6 +153,8 @@ def test_a_probe_that_failed_as_a_whole_is_an_error() -> None:
         (("imports", 0, "signal"), True, r"report.imports\[0\].signal: expected int, got True"),
         (("distributions",), {"name": "x"}, r"report.distributions: expected list"),
         (("interpreter", "markers"), [], r"report.interpreter.markers: expected an object"),
+        (("imports",), ..., r"report.imports: expected list, got None"),
+        (("warnings",), ..., r"report.warnings: expected list, got None"),
     ],
 )
 def test_malformed_reports_name_the_field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import json
 import sys
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from packaging.markers import default_environment
+from packaging.utils import canonicalize_name
 
 from envassay.command import CommandResult, run
 from envassay.probe import (
@@ -33,6 +35,17 @@ MODULES = {
     "afterhang.py": "VALUE = 3\n",
     # Prints protocol-looking lines from Python and straight to fd 1.
     "chatty.py": "import os\nprint('OK goodmod 0.5')\nos.write(1, b'START hangmod\\n')\n",
+    # Reads stdin at import: it must not get (and swallow) the child's module list.
+    "stdinreader.py": "import sys\nDATA = sys.stdin.read()\n",
+    "exitmod.py": "import os\nos._exit(3)\n",
+    "afterexit.py": "VALUE = 4\n",
+    # Imports fine, then crashes when its interpreter exits.
+    "exitcrash.py": "import atexit, os\natexit.register(os.kill, os.getpid(), 11)\n",
+    # Imports fine, then keeps its interpreter from exiting.
+    "lingering.py": (
+        "import threading, time\nthreading.Thread(target=time.sleep, args=[3600]).start()\n"
+    ),
+    "legacymod/__init__.py": "",
     "xmod/__init__.py": "",
     "xmod/sub.py": "",
     "xtool.py": "",
@@ -40,7 +53,10 @@ MODULES = {
     "zmod/__init__.py": "",
     "nsroot/sub/__init__.py": "",
 }
-TEST_MODULES = ["goodmod", "badmod", "segvmod", "aftercrash", "hangmod", "afterhang", "chatty"]
+TEST_MODULES = [
+    *("goodmod", "badmod", "segvmod", "aftercrash", "hangmod", "afterhang"),
+    *("chatty", "stdinreader", "exitmod", "afterexit", "exitcrash"),
+]
 
 REQUEST = ProbeRequest(
     packages=(
@@ -51,6 +67,7 @@ REQUEST = ProbeRequest(
         PackageRequest("ydist", "pip"),
         PackageRequest("Z-Dist", "pip"),
         PackageRequest("nsdist", "pip"),
+        PackageRequest("legacy", "pip"),
         PackageRequest("missingpkg"),
         PackageRequest("nopython"),
         PackageRequest("testmods", "pip"),
@@ -135,6 +152,15 @@ def seed(prefix: Path) -> None:
     dist_info(site, "Z_Dist", "1.0", {"RECORD": record, "INSTALLER": "conda\n"})
     dist_info(site, "nsdist", "1.0", {"RECORD": "nsroot/sub/__init__.py,,\nnsroot/data/x.txt,,\n"})
     dist_info(site, "testmods", "1.0", {"top_level.txt": "goodmod\n"})
+    egg = site / "legacy-1.0-py3.egg-info"
+    egg.mkdir()
+    (egg / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: legacy\nVersion: 1.0\n")
+    (egg / "requires.txt").write_text("six>=1\n\n[test]\npytest\n")
+    (egg / "top_level.txt").write_text("legacymod\n")
+    # A distutils-era egg-info that is a single PKG-INFO file.
+    (site / "oldfile-0.1-py3.egg-info").write_text(
+        "Metadata-Version: 1.0\nName: oldfile\nVersion: 0.1\n"
+    )
     # An older ydist later on sys.path (through a .pth file) must not shadow the first one.
     dist_info(prefix / "extra", "ydist", "1.0", {"top_level.txt": "ymod\n"})
     (site / "extra.pth").write_text(str(prefix / "extra") + "\n")
@@ -223,14 +249,19 @@ def test_imports_survive_errors_crashes_and_hangs(probed: Probed) -> None:
         "hangmod": ("timeout", None),
         "afterhang": ("ok", None),
         "chatty": ("ok", None),
+        "stdinreader": ("ok", None),
+        "exitmod": ("crashed", None),
+        "afterexit": ("ok", None),
+        "exitcrash": ("ok", None),
     }
 
 
 def test_import_errors_say_what_happened(probed: Probed) -> None:
     by_module = {i.module: i for i in probed.report.imports}
     assert by_module["badmod"].error == "ValueError: boom"
-    assert by_module["segvmod"].error == "killed by signal SIGSEGV"
+    assert by_module["segvmod"].error == "interpreter killed by signal SIGSEGV during the import"
     assert by_module["hangmod"].error == "import took longer than 1s"
+    assert by_module["exitmod"].error == "interpreter exited with status 3 during the import"
     assert 1.0 <= by_module["hangmod"].seconds < 5.0
     assert all(i.seconds < 1.0 for i in probed.report.imports if i.ok)
 
@@ -244,6 +275,7 @@ def test_imports_follow_request_order_and_first_owner(probed: Probed) -> None:
         ("ymod", "datatools"),
         ("zmod", "Z-Dist"),
         ("nsroot.sub", "nsdist"),
+        ("legacymod", "legacy"),
         *[(m, "testmods") for m in TEST_MODULES],
     ]
 
@@ -258,6 +290,7 @@ def test_packages_are_resolved_to_modules(probed: Probed) -> None:
         "ydist": ("python", ("ymod",), ()),
         "Z-Dist": ("python", ("zmod",), ()),
         "nsdist": ("python", ("nsroot.sub",), ()),
+        "legacy": ("python", ("legacymod",), ()),
         "missingpkg": ("missing", (), ()),
         "nopython": ("skipped", (), ()),
         "testmods": ("python", tuple(TEST_MODULES), ()),
@@ -276,7 +309,27 @@ def test_conda_records(probed: Probed) -> None:
     assert x.depends == ("python >=3.8", "libfoo 2.*")
     names = [r.name for r in probed.report.conda_records]
     assert names == ["datatools", "libfoo", "toolchain", "x", "ydist"]
-    assert [w.split(":")[0] for w in probed.report.warnings] == ["conda-meta/broken-1.0-0.json"]
+    assert [w.split(":")[0] for w in probed.report.warnings][:1] == ["conda-meta/broken-1.0-0.json"]
+
+
+def test_an_unclean_exit_after_the_imports_is_a_warning(probed: Probed) -> None:
+    assert probed.report.warnings[1:] == (
+        "import child killed by signal SIGSEGV after its imports",
+    )
+
+
+def test_a_child_that_does_not_exit_is_killed(probed: Probed) -> None:
+    request = ProbeRequest(
+        packages=(PackageRequest("t", "pip"),),
+        rename={"t": ("lingering", "goodmod")},
+        timeout=1.0,
+    )
+    report = run_probe(probed.target, request, timeout=60)
+    assert [(i.module, i.status) for i in report.imports] == [
+        ("lingering", "ok"),
+        ("goodmod", "ok"),
+    ]
+    assert report.warnings[-1] == "import child still running 1s after its imports; killed"
 
 
 def test_distributions(probed: Probed) -> None:
@@ -292,6 +345,28 @@ def test_distributions(probed: Probed) -> None:
     assert nsdist is not None
     assert nsdist.top_level == ("nsroot.sub",)
     assert Path(nsdist.location) == next(probed.target.prefix.glob("lib/python*/site-packages"))
+
+
+def test_egg_info_distributions(probed: Probed) -> None:
+    legacy = probed.report.distribution("legacy")
+    assert legacy is not None
+    assert (legacy.version, legacy.top_level) == ("1.0", ("legacymod",))
+    assert legacy.requires == ("six>=1", 'pytest; extra == "test"')
+    oldfile = probed.report.distribution("oldfile")
+    assert oldfile is not None
+    assert (oldfile.version, oldfile.top_level, oldfile.requires) == ("0.1", (), ())
+
+
+def test_distributions_agree_with_importlib_metadata() -> None:
+    """The probe reads metadata files itself (for speed); the result must not differ."""
+    expected: dict[str, tuple[str, list[str]]] = {}
+    for dist in importlib.metadata.distributions():
+        name = canonicalize_name(dist.metadata["Name"])
+        expected.setdefault(name, (dist.version, list(dist.requires or [])))
+    got = {
+        canonicalize_name(d["name"]): (d["version"], d["requires"]) for d in probe.distributions([])
+    }
+    assert got == expected
 
 
 def test_interpreter_facts(probed: Probed) -> None:

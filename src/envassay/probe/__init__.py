@@ -1,0 +1,67 @@
+"""The probe: a standard-library script run inside a target, and the host side that reads it."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+
+from envassay.probe.report import (
+    CondaRecord,
+    Distribution,
+    ImportResult,
+    Interpreter,
+    PackageRequest,
+    PackageResolution,
+    ProbeError,
+    ProbeReport,
+    ProbeRequest,
+)
+from envassay.targets import Target
+
+__all__ = [
+    "CondaRecord",
+    "Distribution",
+    "ImportResult",
+    "Interpreter",
+    "PackageRequest",
+    "PackageResolution",
+    "ProbeError",
+    "ProbeReport",
+    "ProbeRequest",
+    "default_timeout",
+    "probe_script",
+    "run_probe",
+]
+
+# Interpreter start, reading metadata and the child's start, on a slow machine or a cold container.
+_MARGIN_SECONDS = 120.0
+
+
+@cache
+def probe_script() -> str:
+    """The text of the in-target script."""
+    return files("envassay.probe").joinpath("script.py").read_text(encoding="utf-8")
+
+
+def default_timeout(request: ProbeRequest) -> float:
+    """An overall limit no healthy probe reaches: every module timing out, plus a margin."""
+    expected = len(request.packages) + sum(len(m) for m in request.modules.values())
+    expected += sum(len(m) for m in request.rename.values())
+    return request.timeout * max(expected, 1) + _MARGIN_SECONDS
+
+
+def run_probe(
+    target: Target, request: ProbeRequest, *, timeout: float | None = None
+) -> ProbeReport:
+    """Run the probe in ``target`` and parse its report; ProbeError if it fails."""
+    limit = default_timeout(request) if timeout is None else timeout
+    result = target.run_python(probe_script(), [request.to_json()], limit)
+    tail = result.stderr.strip()[-2000:] or "(no stderr)"
+    if result.timed_out:
+        raise ProbeError(f"probe in {target.describe()} timed out after {limit:g}s; stderr: {tail}")
+    if result.returncode != 0:
+        raise ProbeError(f"probe in {target.describe()} exited {result.returncode}; stderr: {tail}")
+    try:
+        return ProbeReport.from_json(result.stdout)
+    except ProbeError as exc:
+        raise ProbeError(f"probe in {target.describe()}: {exc}; stderr: {tail}") from None

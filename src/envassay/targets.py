@@ -1,0 +1,66 @@
+"""Where a probe runs: a Python interpreter reached by a command (native prefix, container)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from envassay.command import CommandResult, run
+from envassay.errors import EnvassayError
+
+# The host's own Python setup must not leak into the environment under test.
+_HOST_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CONDA_PREFIX")
+
+
+class TargetError(EnvassayError):
+    """A target cannot be used at all (no interpreter where one should be)."""
+
+
+class Target(Protocol):
+    """Something that can run a Python script in the environment under test."""
+
+    @property
+    def name(self) -> str:
+        """Short kind of target, e.g. ``native`` or ``docker``."""
+        ...
+
+    def describe(self) -> str:
+        """Which environment this is, for messages."""
+        ...
+
+    def run_python(self, script: str, args: Sequence[str], timeout: float) -> CommandResult:
+        """Run ``python - *args`` in the target with ``script`` on stdin."""
+        ...
+
+
+@dataclass(frozen=True)
+class NativeTarget:
+    """An environment prefix on this machine, run with its own interpreter."""
+
+    prefix: Path
+    name: str = "native"
+
+    @property
+    def python(self) -> Path:
+        """The prefix's interpreter (conda puts it at the prefix root on Windows)."""
+        return self.prefix / "python.exe" if os.name == "nt" else self.prefix / "bin" / "python"
+
+    def describe(self) -> str:
+        return f"native prefix {self.prefix}"
+
+    def run_python(self, script: str, args: Sequence[str], timeout: float) -> CommandResult:
+        """Run the prefix's python on ``script``, the prefix activated as ``conda run`` would."""
+        if not self.python.exists():
+            raise TargetError(f"{self.describe()}: no Python interpreter at {self.python}")
+        return run([self.python, "-", *args], input=script, env=self.env(), timeout=timeout)
+
+    def env(self) -> dict[str, str]:
+        """The host environment without its Python setup, with the prefix's bin first on PATH."""
+        env = {k: v for k, v in os.environ.items() if k not in _HOST_VARIABLES}
+        bin_dir = self.python.parent
+        env["PATH"] = os.pathsep.join(p for p in (str(bin_dir), env.get("PATH", "")) if p)
+        env["CONDA_PREFIX"] = str(self.prefix)
+        return env
