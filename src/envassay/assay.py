@@ -6,12 +6,14 @@ Shared by the pytest plugin and `envassay check`, so both judge identically.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from envassay.backends import Progress
 from envassay.checks import CheckResult, declared_packages, failed, passed, run_all
 from envassay.config import Config, EnvSettings
-from envassay.create import create_env
+from envassay.create import create_env, current_platform
 from envassay.errors import EnvassayError, UserError
+from envassay.lock import LockStatus, check_lock_fresh, check_lock_match, lock_status
 from envassay.probe import run_probe
 from envassay.probe.report import PackageRequest, ProbeReport, ProbeRequest
 from envassay.spec import EnvSpec
@@ -28,6 +30,8 @@ class Assay:
     target: str
     results: list[CheckResult] = field(default_factory=list)
     report: ProbeReport | None = None
+    lock: LockStatus | None = None  # set: lock[match] is judged for ``platform``
+    platform: str | None = None
 
 
 def probe_request(spec: EnvSpec, settings: EnvSettings) -> ProbeRequest:
@@ -50,15 +54,21 @@ def assay_native(
 ) -> Assay:
     """Create ``spec`` natively (or reuse it) and run every check against it."""
     assay = Assay(spec, "native")
+    assay.lock = lock_status(spec.path, config, spec)  # an unreadable lock: exit 2
+    assay.platform = current_platform()
     try:
         ensured = create_env(spec, config, backend_name=backend, progress=progress)
     except UserError:
         raise  # the user's to fix: reported once, as a collection error
     except EnvassayError as exc:
         assay.results.append(failed("create", "native", str(exc)))
+        assay.results.append(check_lock_fresh(assay.lock))
         return assay
     how = "reused from the store" if ensured.reused else f"created in {ensured.seconds:.1f}s"
+    if ensured.meta.get("source", "spec") != "spec":
+        how += f" from {Path(ensured.meta['source']).name}"
     assay.results.append(passed("create", "native", f"{how}: {ensured.prefix}"))
+    assay.results.append(check_lock_fresh(assay.lock))
     return probe_and_check(assay, NativeTarget(ensured.prefix), config.env(spec.name))
 
 
@@ -71,4 +81,6 @@ def probe_and_check(assay: Assay, target: Target, settings: EnvSettings) -> Assa
         return assay
     assay.report = report
     assay.results.extend(run_all(assay.spec, report, settings))
+    if assay.lock is not None and assay.platform is not None:
+        assay.results.append(check_lock_match(assay.lock, assay.platform, report))
     return assay

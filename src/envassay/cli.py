@@ -59,6 +59,30 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
     check.set_defaults(handler=cmd_check)
 
+    lock = sub.add_parser("lock", help="solve each spec per platform into envs/NAME.conda-lock.yml")
+    lock.add_argument("specs", nargs="*", type=Path, help="default: [tool.envassay] specs")
+    lock.add_argument(
+        "--platform",
+        dest="platforms",
+        action="append",
+        default=[],
+        metavar="P",
+        help="lock for this platform (repeatable; default: configured, else this machine's)",
+    )
+    lock.add_argument(
+        "--check",
+        action="store_true",
+        help="only say whether each lock is fresh (no solve): exit 1 naming stale ones",
+    )
+    lock.add_argument("--force", action="store_true", help="re-solve even fresh locks")
+    lock.set_defaults(handler=cmd_lock)
+
+    drift = sub.add_parser("drift", help="solve each locked spec today and show what moved")
+    drift.add_argument("specs", nargs="*", type=Path, help="default: [tool.envassay] specs")
+    drift.add_argument("--fail", action="store_true", help="exit 1 when anything moved")
+    drift.add_argument("--markdown", type=Path, metavar="PATH", help="also write Markdown here")
+    drift.set_defaults(handler=cmd_drift)
+
     probe = sub.add_parser("probe", help="print the facts of an existing environment prefix")
     probe.add_argument("prefix", type=Path)
     probe.add_argument("--json", action="store_true", help="the probe's JSON document")
@@ -164,7 +188,7 @@ def cmd_envs_list(args: argparse.Namespace) -> int:
 
 def cmd_envs_prune(args: argparse.Namespace) -> int:
     from envassay.config import load_config
-    from envassay.create import store_key
+    from envassay.create import plan, store_key
     from envassay.spec import load_spec
     from envassay.store import EnvStore
 
@@ -174,7 +198,8 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
     if not args.all:
         for path in config.spec_paths():
             try:
-                keep.add(str(store_key(load_spec(path), config.backend)))
+                spec = load_spec(path)
+                keep.add(str(store_key(spec, config.backend, locked=plan(spec, config))))
             except UserError:
                 continue  # a broken spec keeps nothing alive
     removed = 0
@@ -185,6 +210,22 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
             print(f"removed {entry.key}")
     print(f"{removed} environment(s) removed")
     return 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from envassay.lockcmd import check_locks, write_locks
+
+    if args.check:
+        if args.platforms or args.force:
+            raise UserError("--check takes no --platform or --force: it only reads")
+        return check_locks(args.specs)
+    return write_locks(args.specs, platforms=args.platforms, force=args.force)
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from envassay.lockcmd import report_drift
+
+    return report_drift(args.specs, fail=args.fail, markdown=args.markdown)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

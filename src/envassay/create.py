@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from envassay.backends import Progress, get_backend
-from envassay.backends.base import CreateRequest
+from envassay.backends.base import CreateRequest, LockedEnv
 from envassay.config import Config
 from envassay.errors import SpecError
 from envassay.spec import EnvSpec
@@ -32,9 +33,27 @@ def resolve_channels(spec: EnvSpec, config: Config) -> tuple[str, ...]:
     return channels
 
 
-def store_key(spec: EnvSpec, backend: str, platform: str | None = None) -> StoreKey:
-    """The store key of a spec (issue: locks will make this the lock's hash)."""
-    return StoreKey(spec.name, spec.content_hash, backend, platform or current_platform())
+def store_key(
+    spec: EnvSpec, backend: str, platform: str | None = None, locked: LockedEnv | None = None
+) -> StoreKey:
+    """The store key: the lock's digest for its platform when a fresh lock is used, else
+    the spec's content hash."""
+    platform = platform or current_platform()
+    if locked is not None:
+        return StoreKey(spec.name, locked.digest, backend, platform)
+    return StoreKey(spec.name, spec.content_hash, backend, platform)
+
+
+def plan(spec: EnvSpec, config: Config, platform: str | None = None) -> LockedEnv | None:
+    """What `create` will do: install a fresh lock's records (returned), or solve (None).
+
+    A stale or missing lock means solving the spec; an unreadable lock, or a fresh one
+    without ``platform``, is the user's to fix (LockError, exit 2).
+    """
+    from envassay.lock import lock_for_create, locked_env
+
+    platform = platform or current_platform()
+    return locked_env(lock_for_create(spec, config, platform), platform)
 
 
 def create_env(
@@ -48,10 +67,11 @@ def create_env(
     backend = get_backend(backend_name or config.backend)
     channels = resolve_channels(spec, config)
     store = EnvStore(config.store_path())
-    key = store_key(spec, backend.name)
+    locked = plan(spec, config)
+    key = store_key(spec, backend.name, locked=locked)
 
     def build(prefix: Path) -> dict[str, Any]:
-        request = CreateRequest(spec, prefix, channels, store.cache_dir)
+        request = CreateRequest(spec, prefix, channels, store.cache_dir, locked=locked)
         result = backend.create(request, progress)
         return {k: v for k, v in asdict(result).items() if k != "records"} | {
             "packages": len(result.records)
@@ -63,6 +83,7 @@ def create_env(
         "spec_hash": spec.content_hash,
         "backend": backend.name,
         "channels": list(channels),
+        "source": str(locked.lock_path) if locked else "spec",
     }
     return store.ensure(key, build, info)
 
@@ -82,4 +103,11 @@ def create_at(
     if prefix.exists() and any(prefix.iterdir()):
         raise SpecError(f"prefix {prefix} exists and is not empty", hint="choose a new path")
     cache = EnvStore(config.store_path()).cache_dir
-    backend.create(CreateRequest(spec, prefix, channels, cache), progress)
+    locked = plan(spec, config)
+    existed = prefix.exists()
+    try:
+        backend.create(CreateRequest(spec, prefix, channels, cache, locked=locked), progress)
+    except BaseException:
+        if not existed:  # never leave half an env behind at a path the user chose
+            shutil.rmtree(prefix, ignore_errors=True)
+        raise

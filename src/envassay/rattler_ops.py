@@ -9,13 +9,27 @@ its own exit and the main process never awaits rattler itself.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import unquote, urlparse
 
 import rattler
-from rattler import Gateway, MatchSpec, Subdir, VirtualPackage, VirtualPackageOverrides
+from rattler import (
+    BuildString,
+    Gateway,
+    GenericVirtualPackage,
+    MatchSpec,
+    PackageName,
+    PackageRecord,
+    RepoDataRecord,
+    Subdir,
+    Version,
+    VirtualPackage,
+    VirtualPackageOverrides,
+)
 
 
 @dataclass(frozen=True)
@@ -50,21 +64,118 @@ def virtual_packages() -> list[VirtualPackage]:
     return VirtualPackage.detect(VirtualPackageOverrides.from_env())
 
 
+def generic_virtual_packages(triples: Sequence[Sequence[str]]) -> list[GenericVirtualPackage]:
+    """``[name, version, build]`` triples (see ``lock.virtual_packages_for``) as rattler objects."""
+    return [
+        GenericVirtualPackage(PackageName(name), Version(version), BuildString(build))
+        for name, version, build in triples
+    ]
+
+
 async def solve(
-    channels: Sequence[str], specs: Sequence[str], cache_dir: Path, platform: str | None = None
+    channels: Sequence[str],
+    specs: Sequence[str],
+    cache_dir: Path,
+    platform: str | None = None,
+    virtual: Sequence[Sequence[str]] | None = None,
 ) -> list[Any]:
-    """Solve ``specs`` against ``channels`` for ``platform`` (default: this machine)."""
+    """Solve ``specs`` against ``channels`` for ``platform`` (default: this machine).
+
+    ``virtual`` replaces this machine's virtual packages (a lock for another platform).
+    """
     target = Subdir(platform) if platform else Subdir.current()
+    machine: Sequence[Any] = (
+        virtual_packages() if virtual is None else generic_virtual_packages(virtual)
+    )
     try:
         return await rattler.solve(
             sources=list(channels),
             specs=[MatchSpec(s) for s in specs],
             gateway=gateway(cache_dir),
             platforms=[target, Subdir("noarch")],
-            virtual_packages=virtual_packages(),
+            virtual_packages=machine,
         )
     except Exception as exc:
         raise classify(exc, channels) from None
+
+
+def host_virtual_packages() -> list[list[str]]:
+    """This machine's virtual packages as ``[name, version, build]`` triples."""
+    result = []
+    for package in virtual_packages():
+        generic = package.into_generic()
+        result.append([generic.name.normalized, str(generic.version), str(generic.build_string)])
+    return result
+
+
+async def records_from_lock(entries: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """RepoDataRecords for locked conda packages, each archive's hash checked first.
+
+    rattler checks the hash of what it downloads, but a ``file://`` package is
+    read in place without any check, so envassay hashes local archives itself
+    before anything is linked. A local archive also gives the full record
+    (noarch kind, build number, constrains) that the lock format does not carry.
+    """
+    records = []
+    for entry in entries:
+        path = local_path(entry["url"])
+        if path is not None:
+            verify_archive(path, entry)
+            record = await RepoDataRecord.from_package_archive(path)
+            record.url = entry["url"]
+            record.channel = entry["channel"]
+        else:
+            record = _record_from_entry(entry)
+        records.append(record)
+    return records
+
+
+def _record_from_entry(entry: Mapping[str, Any]) -> Any:
+    subdir = entry["subdir"]
+    depends = list(entry["depends"])
+    noarch: Literal["python", "generic"] | None = None
+    if subdir == "noarch":
+        names = {d.split()[0] for d in depends}
+        noarch = "python" if "python" in names else "generic"
+    package = PackageRecord(
+        name=entry["name"],
+        version=entry["version"],
+        build=BuildString(entry["build"]),
+        build_number=0,  # unknown from a lock; it only orders builds in a solve
+        subdir=subdir,
+        noarch=noarch,
+        depends=depends,
+        md5=bytes.fromhex(entry["md5"]) if entry.get("md5") else None,
+        sha256=bytes.fromhex(entry["sha256"]) if entry.get("sha256") else None,
+    )
+    return RepoDataRecord(package, entry["filename"], entry["url"], entry["channel"])
+
+
+def local_path(url: str) -> Path | None:
+    """The file behind a ``file://`` URL, else None."""
+    parsed = urlparse(url)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
+def verify_archive(path: Path, entry: Mapping[str, Any]) -> None:
+    """Raise an 'integrity' failure unless ``path`` has the lock's sha256 and md5."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RattlerFailure(
+            "integrity", f"{entry['filename']}: cannot read {path}: {exc.strerror}"
+        ) from None
+    for algo in ("sha256", "md5"):
+        expected = entry.get(algo)
+        if not expected:
+            continue
+        actual = hashlib.new(algo, data).hexdigest()
+        if actual != expected.lower():
+            raise RattlerFailure(
+                "integrity",
+                f"{entry['filename']}: {algo} mismatch: the lock says {expected}, "
+                f"{path} has {actual}",
+            )
 
 
 async def install(records: list[Any], prefix: Path, cache_dir: Path, specs: Sequence[str]) -> None:
@@ -94,6 +205,18 @@ def classify(exc: Exception, channels: Sequence[str]) -> RattlerFailure:
         listed = ", ".join(channels)
         return RattlerFailure("channel", f"cannot read channel(s) {listed}: {text}")
     return RattlerFailure("other", f"{name}: {text}")
+
+
+def record_full(record: Any) -> dict[str, Any]:
+    """Everything a lock entry needs from a solved record."""
+    return {
+        **record_summary(record),
+        "subdir": str(record.subdir),
+        "depends": list(record.depends),
+        "md5": record.md5.hex() if record.md5 else None,
+        "sha256": record.sha256.hex() if record.sha256 else None,
+        "filename": str(record.file_name),
+    }
 
 
 def record_summary(record: Any) -> dict[str, str]:

@@ -168,6 +168,53 @@ def load_spec(path: str | Path) -> EnvSpec:
     return _Parser(path, lines).parse(data)
 
 
+@dataclass(frozen=True)
+class SpecHeader:
+    """What a spec says besides its dependencies, and the sha256 of its bytes."""
+
+    path: Path
+    name: str
+    channels: tuple[str, ...]
+    platforms: tuple[str, ...]
+    sha256: str
+    requirement_files: bool  # a `-r file` line: the meaning depends on another file
+
+
+def read_spec_header(path: str | Path) -> SpecHeader:
+    """Read a spec's name, channels and platforms without parsing its MatchSpecs.
+
+    Does not import rattler, so a lock's freshness can be checked in a few milliseconds
+    when the spec's bytes are the ones the lock was made from.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror}", where=path) from None
+    data, lines = read_yaml(path)
+    if not isinstance(data, dict):
+        raise SpecError("expected a mapping with `dependencies:`", where=path)
+    parser = _Parser(path, lines)
+    channels, _nodefaults = parser.channels(data.get("channels"))
+    pip_lines = [
+        line
+        for item in data.get("dependencies") or []
+        if isinstance(item, dict) and isinstance(item.get("pip"), list)
+        for line in item["pip"]
+    ]
+    return SpecHeader(
+        path=path,
+        name=parser.name(data.get("name")),
+        channels=channels,
+        platforms=parser.platforms(data.get("platforms")),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        requirement_files=any(
+            isinstance(line, str) and line.strip().startswith(("-r ", "--requirement"))
+            for line in pip_lines
+        ),
+    )
+
+
 class _Parser:
     def __init__(self, path: Path, lines: dict[int, int]) -> None:
         self.path = path

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from envassay.lockfile import LockedPackage
 from envassay.spec import EnvSpec
 
 Progress = Callable[[str], None]
@@ -21,6 +22,19 @@ class CreateRequest:
     channels: Sequence[str]
     cache_dir: Path
     platform: str | None = None
+    locked: LockedEnv | None = None
+
+
+@dataclass(frozen=True)
+class LockedEnv:
+    """One platform of a fresh lock: create exactly these packages, no solve."""
+
+    lock_path: Path
+    platform: str
+    conda: Sequence[LockedPackage]
+    pip: Sequence[LockedPackage]
+    pip_resolved: bool = True
+    digest: str = ""  # the lock's digest for this platform: the env store's key
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from envassay import command
-from envassay.backends.base import CreateRequest, CreateResult, Progress
-from envassay.backends.pip_stage import install_pip_section
+from envassay.backends.base import CreateRequest, CreateResult, LockedEnv, Progress
+from envassay.backends.pip_stage import install_locked_pip, install_pip_section
 from envassay.errors import CreateError, SolveError, UserError
 
 
@@ -25,19 +25,17 @@ class RattlerBackend:
                 "added `pip` to the conda dependencies for the pip: section, as conda does"
             )
             progress(notes[-1])
+        if request.locked is not None:
+            return self._create_locked(request, request.locked, progress, notes)
         payload = {
+            "op": "create",
             "channels": list(request.channels),
             "specs": spec.solve_specs,
             "prefix": str(request.prefix),
             "cache_dir": str(request.cache_dir),
             "platform": request.platform,
         }
-        result = command.stream(
-            [sys.executable, "-m", "envassay.backends.rattler_worker"],
-            input=json.dumps(payload),
-            on_stderr_line=progress,
-        )
-        outcome = _parse(result)
+        outcome = run_worker(payload, progress)
         pip_seconds = install_pip_section(spec, request.prefix, progress)
         return CreateResult(
             records=outcome["records"],
@@ -46,6 +44,61 @@ class RattlerBackend:
             pip_seconds=pip_seconds,
             notes=notes,
         )
+
+    def _create_locked(
+        self, request: CreateRequest, locked: LockedEnv, progress: Progress, notes: list[str]
+    ) -> CreateResult:
+        """Link the lock's records for this platform, then pip-install its pinned entries."""
+        spec = request.spec
+        progress(f"creating from {locked.lock_path.name} ({locked.platform}): no solve")
+        payload = {
+            "op": "install",
+            "records": [
+                {
+                    "name": p.name,
+                    "version": p.version,
+                    "build": p.build,
+                    "subdir": p.subdir,
+                    "depends": p.depends,
+                    "md5": p.md5,
+                    "sha256": p.sha256,
+                    "url": p.url,
+                    "channel": p.channel,
+                    "filename": p.filename,
+                }
+                for p in locked.conda
+            ],
+            "specs": spec.solve_specs,
+            "prefix": str(request.prefix),
+            "cache_dir": str(request.cache_dir),
+        }
+        outcome = run_worker(payload, progress)
+        if locked.pip_resolved:
+            pip_seconds = install_locked_pip(spec, locked.pip, request.prefix, progress)
+        else:
+            notes.append(
+                f"the lock's pip: part could not be resolved for {locked.platform}; "
+                "installed the pip: section from the spec instead"
+            )
+            progress(notes[-1])
+            pip_seconds = install_pip_section(spec, request.prefix, progress)
+        return CreateResult(
+            records=outcome["records"],
+            solve_seconds=0.0,
+            link_seconds=outcome["link_seconds"],
+            pip_seconds=pip_seconds,
+            notes=notes,
+        )
+
+
+def run_worker(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Run one request in the rattler worker process and return its result (errors raised)."""
+    result = command.stream(
+        [sys.executable, "-m", "envassay.backends.rattler_worker"],
+        input=json.dumps(payload),
+        on_stderr_line=progress,
+    )
+    return _parse(result)
 
 
 def _parse(result: command.CommandResult) -> dict[str, Any]:
@@ -65,4 +118,9 @@ def _parse(result: command.CommandResult) -> dict[str, Any]:
         )
     if kind == "config":
         raise UserError(message)
+    if kind == "integrity":
+        raise UserError(
+            f"a locked package failed its hash check; nothing was installed: {message}",
+            hint="the file changed after the lock was written; re-lock or fix the channel",
+        )
     raise CreateError(f"rattler failed: {message}")

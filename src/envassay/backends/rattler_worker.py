@@ -1,6 +1,8 @@
 """Worker process for rattler work: `python -m envassay.backends.rattler_worker`.
 
-Reads one JSON request on stdin, prints progress lines on stderr and one JSON
+Reads one JSON request on stdin (``op``: ``create`` solves and links a spec,
+``solve`` solves it for several platforms for a lock, ``install`` links the
+records of a lock without solving), prints progress lines on stderr and one JSON
 result on stdout, then leaves with ``os._exit`` so py-rattler's exit-time crash
 (see rattler_ops) cannot turn a finished create into a failure.
 """
@@ -46,6 +48,59 @@ async def _create(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _solve(request: dict[str, Any]) -> dict[str, Any]:
+    """Solve the same specs for several platforms, each with its own virtual packages."""
+    from envassay import rattler_ops
+
+    cache_dir = Path(request["cache_dir"])
+    solutions: dict[str, list[dict[str, Any]]] = {}
+    seconds: dict[str, float] = {}
+    used: dict[str, list[list[str]]] = {}
+    for target in request["targets"]:
+        platform = target["platform"]
+        virtual = target["virtual"]
+        if virtual is None:  # this machine, except __cuda, which the spec decides
+            virtual = [v for v in rattler_ops.host_virtual_packages() if v[0] != "__cuda"]
+            if target.get("cuda"):
+                virtual.append(["__cuda", target["cuda"], "0"])
+        started = time.perf_counter()
+        _progress(f"solving {len(request['specs'])} spec(s) for {platform}")
+        records = await rattler_ops.solve(
+            request["channels"], request["specs"], cache_dir, platform, virtual
+        )
+        seconds[platform] = time.perf_counter() - started
+        solutions[platform] = [rattler_ops.record_full(r) for r in records]
+        used[platform] = virtual
+        _progress(f"{platform}: {len(records)} package(s) in {seconds[platform]:.2f}s")
+    return {"ok": True, "solutions": solutions, "seconds": seconds, "virtual": used}
+
+
+async def _install(request: dict[str, Any]) -> dict[str, Any]:
+    """Link locked records (no solve) into the prefix, every local archive's hash checked."""
+    from envassay import rattler_ops
+
+    cache_dir = Path(request["cache_dir"])
+    prefix = Path(request["prefix"])
+    started = time.perf_counter()
+    _progress(f"checking {len(request['records'])} locked package(s)")
+    records = await rattler_ops.records_from_lock(request["records"])
+    checked = time.perf_counter()
+    _progress(f"linking {len(records)} locked package(s) into {prefix}")
+    await rattler_ops.install(records, prefix, cache_dir, request["specs"])
+    linked = time.perf_counter()
+    _progress(f"linked in {linked - checked:.2f}s")
+    return {
+        "ok": True,
+        "records": [rattler_ops.record_summary(r) for r in records],
+        "solve_seconds": 0.0,
+        "check_seconds": checked - started,
+        "link_seconds": linked - checked,
+    }
+
+
+OPS = {"create": _create, "solve": _solve, "install": _install}
+
+
 def _die_with_parent() -> None:
     """Linux: be killed when the parent dies, so a killed `create` leaves no linker behind."""
     if not sys.platform.startswith("linux"):
@@ -67,7 +122,7 @@ def main() -> None:
     code = 0
     try:
         request = json.loads(sys.stdin.read())
-        result = asyncio.run(_create(request))
+        result = asyncio.run(OPS[request.get("op", "create")](request))
     except RattlerFailure as failure:
         result = {"ok": False, "kind": failure.kind, "message": failure.message}
     except Exception as exc:  # reported to the parent, which decides how to show it
