@@ -104,7 +104,9 @@ def conda_meta(site: str) -> dict[str, dict[str, object] | str]:
                 "lib/libx.so",
             ],
         },
-        "libfoo-2.0-h1.json": record("libfoo", files=["lib/libfoo.so.2"]),
+        # As rattler writes it: requested_specs, a list.
+        "libfoo-2.0-h1.json": record("libfoo", files=["lib/libfoo.so.2"])
+        | {"requested_specs": ["libfoo >=2", "libfoo <3"]},
         # Its files list is empty, but a dist-info of the same name knows its modules.
         "ydist-2.0-0.json": record("ydist", depends=["python"]),
         "datatools-1.0-0.json": record(
@@ -307,6 +309,9 @@ def test_conda_records(probed: Probed) -> None:
     assert (x.version, x.build, x.subdir, x.requested_spec) == ("1.0", "0", "linux-64", "x >=1")
     assert x.channel == "https://conda.anaconda.org/conda-forge"
     assert x.depends == ("python >=3.8", "libfoo 2.*")
+    libfoo = probed.report.conda_record("libfoo")
+    assert libfoo is not None
+    assert (libfoo.python_modules, libfoo.requested_spec) == ((), "libfoo >=2, libfoo <3")
     names = [r.name for r in probed.report.conda_records]
     assert names == ["datatools", "libfoo", "toolchain", "x", "ydist"]
     assert [w.split(":")[0] for w in probed.report.warnings][:1] == ["conda-meta/broken-1.0-0.json"]

@@ -290,17 +290,22 @@ def conda_record(path):
         "depends": list(raw.get("depends") or []),
         "subdir": raw.get("subdir"),
         "url": raw.get("url"),
-        "requested_spec": raw.get("requested_spec"),
+        "requested_spec": requested_spec(raw),
         "python_modules": module_names(below),
         # Only used here to tell a metapackage; not part of the output.
         "_has_files": bool(files),
     }
 
 
+def requested_spec(raw):
+    """What the user asked for: conda writes ``requested_spec``, rattler ``requested_specs``."""
+    return raw.get("requested_spec") or ", ".join(raw.get("requested_specs") or []) or None
+
+
 # --- installed distributions ------------------------------------------------------------
 
 
-def distributions(warnings):
+def distributions(warnings: list[str]) -> list[dict]:
     """Installed distributions; the first of a name on sys.path wins, as for imports.
 
     The metadata directories are read directly: importing importlib.metadata (and
