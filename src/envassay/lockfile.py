@@ -306,7 +306,7 @@ class _Reader:
         return value
 
     def text(self, value: Any, key: str, *, optional: bool = False) -> str:
-        if value is None and optional:
+        if optional and (value is None or value == ""):
             return ""
         if not isinstance(value, str) or not value:
             raise self.error(f"{key}: expected a non-empty string, got {_kind(value)}")
