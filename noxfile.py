@@ -62,6 +62,18 @@ def demo(session: nox.Session) -> None:
     session.run(*pytest, str(demo_dir / "envs" / "broken.yml"), *session.posargs, success_codes=[1])
 
 
+@nox.session(venv_backend="none")
+def lock(session: nox.Session) -> None:
+    """Solve each spec per platform into envs/NAME.conda-lock.yml (`-- --check`: only check)."""
+    session.run(sys.executable, "-m", "envassay", "lock", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def drift(session: nox.Session) -> None:
+    """Solve each locked spec today and show what moved upstream (`-- --fail --markdown F`)."""
+    session.run(sys.executable, "-m", "envassay", "drift", *session.posargs)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """envassay's own test suite."""

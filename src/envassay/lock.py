@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from envassay.checks import CheckResult, failed, passed, skipped
 from envassay.config import Config, EnvSettings
 from envassay.errors import UserError
 from envassay.lockfile import (
@@ -47,6 +46,7 @@ from envassay.spec import EnvSpec, read_spec_header
 
 if TYPE_CHECKING:
     from envassay.backends.base import LockedEnv, Progress
+    from envassay.checks import CheckResult
     from envassay.probe.report import ProbeReport
 
 KNOWN_PLATFORMS = (
@@ -481,6 +481,8 @@ def summarize(changes: Sequence[Change]) -> str:
 
 def check_lock_fresh(status: LockStatus) -> CheckResult:
     """lock[fresh]: the lock says what the spec says (no solve)."""
+    from envassay.checks import failed, passed, skipped
+
     if status.state == "missing":
         return skipped(
             "lock",
@@ -517,6 +519,8 @@ def installed_entries(report: ProbeReport) -> list[Entry]:
 
 def check_lock_match(status: LockStatus, platform: str, report: ProbeReport) -> CheckResult:
     """lock[match]: what is installed is exactly what the lock says for ``platform``."""
+    from envassay.checks import failed, passed, skipped
+
     if status.state == "missing":
         return skipped("lock", "match", "no lock file to compare the env with")
     if status.state == "stale" or status.lock is None:
