@@ -8,6 +8,7 @@ from typing import Any
 
 from envassay import command
 from envassay.backends.base import CreateRequest, CreateResult, LockedEnv, Progress
+from envassay.backends.bytecode import compile_bytecode
 from envassay.backends.pip_stage import install_locked_pip, install_pip_section
 from envassay.errors import CreateError, SolveError, UserError
 
@@ -36,6 +37,7 @@ class RattlerBackend:
             "platform": request.platform,
         }
         outcome = run_worker(payload, progress)
+        compile_bytecode(request.prefix, progress)
         pip_seconds = install_pip_section(spec, request.prefix, progress)
         return CreateResult(
             records=outcome["records"],
@@ -73,6 +75,7 @@ class RattlerBackend:
             "cache_dir": str(request.cache_dir),
         }
         outcome = run_worker(payload, progress)
+        compile_bytecode(request.prefix, progress)
         if locked.pip_resolved:
             pip_seconds = install_locked_pip(spec, locked.pip, request.prefix, progress)
         else:
