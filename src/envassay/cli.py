@@ -56,8 +56,26 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("specs", nargs="*", type=Path, help="default: [tool.envassay] specs")
     check.add_argument("--backend", help="rattler (default)")
     check.add_argument("--junitxml", type=Path, help="write JUnit XML here")
+    check.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        default=[],
+        choices=["native", "docker"],
+        help="where to check (repeatable; default: [tool.envassay] targets, i.e. native)",
+    )
+    check.add_argument(
+        "--image", metavar="REF", help="check this existing image (suite + image checks), no build"
+    )
+    _image_options(check)
     check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
     check.set_defaults(handler=cmd_check)
+
+    build = sub.add_parser("build", help="build (or reuse) the container image of a spec")
+    build.add_argument("spec", type=Path)
+    _image_options(build)
+    build.add_argument("--json", action="store_true", help="machine-readable output")
+    build.set_defaults(handler=cmd_build)
 
     lock = sub.add_parser("lock", help="solve each spec per platform into envs/NAME.conda-lock.yml")
     lock.add_argument("specs", nargs="*", type=Path, help="default: [tool.envassay] specs")
@@ -83,8 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--markdown", type=Path, metavar="PATH", help="also write Markdown here")
     drift.set_defaults(handler=cmd_drift)
 
-    probe = sub.add_parser("probe", help="print the facts of an existing environment prefix")
-    probe.add_argument("prefix", type=Path)
+    probe = sub.add_parser(
+        "probe", help="print the facts of an existing environment prefix or docker://IMAGE"
+    )
+    probe.add_argument("prefix", help="an env prefix, or docker://IMAGE")
     probe.add_argument("--json", action="store_true", help="the probe's JSON document")
     probe.add_argument(
         "--import",
@@ -232,19 +252,96 @@ def cmd_check(args: argparse.Namespace) -> int:
     from envassay.runner import run_checks
 
     extra = [a for a in args.pytest_args if a != "--"]
-    return run_checks(args.specs, backend=args.backend, junitxml=args.junitxml, pytest_args=extra)
+    return run_checks(
+        args.specs,
+        backend=args.backend,
+        junitxml=args.junitxml,
+        pytest_args=extra,
+        targets=args.targets,
+        image=args.image,
+        builder_image=args.builder_image,
+        runtime_image=args.runtime_image,
+        creator=args.creator,
+    )
+
+
+def _image_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--builder-image", metavar="REF", help="builder stage (default: per env, else miniconda3)"
+    )
+    parser.add_argument(
+        "--runtime-image", metavar="REF", help="runtime stage image (default: per env, else Debian)"
+    )
+    parser.add_argument(
+        "--creator",
+        choices=["conda", "mamba", "micromamba", "envassay"],
+        help="what creates the env in the builder (default: implied by the builder image)",
+    )
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from envassay.config import load_config
+    from envassay.docker import shared_engine
+    from envassay.image import engine_platform, ensure_image, plan_image, resolve_options
+    from envassay.progress import ProgressLine
+    from envassay.spec import load_spec
+
+    spec = load_spec(args.spec)
+    config = load_config()
+    engine = shared_engine()
+    options = resolve_options(
+        config.env(spec.name),
+        builder_image=args.builder_image,
+        runtime_image=args.runtime_image,
+        creator=args.creator,
+    )
+    plan = plan_image(spec, config, options, engine_platform(engine))
+    progress = ProgressLine()
+    try:
+        result = ensure_image(plan, config.store_path(), engine=engine, progress=progress)
+    finally:
+        progress.close()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ref": result.ref,
+                    "id": result.info.id,
+                    "reused": result.reused,
+                    "seconds": round(result.seconds, 3),
+                    "size": result.info.size,
+                    "log": str(result.log_path) if result.log_path else None,
+                }
+            )
+        )
+    elif result.reused:
+        print(f"reused {result.ref} (no build)")
+    else:
+        print(f"built {result.ref} in {result.seconds:.1f}s (log: {result.log_path})")
+    return 0
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
     from envassay.probe import run_probe
     from envassay.probe.render import render_report
     from envassay.probe.report import PackageRequest, ProbeRequest
-    from envassay.targets import NativeTarget
+    from envassay.targets import DockerTarget, NativeTarget, Target
 
-    prefix = args.prefix.expanduser().resolve()
-    if not (prefix / "bin" / "python").exists():
-        raise UserError(f"no bin/python in {prefix}", hint="give the prefix of an environment")
     request = ProbeRequest(packages=tuple(PackageRequest(name) for name in args.imports))
-    report = run_probe(NativeTarget(prefix), request)
+    target: Target
+    if args.prefix.startswith("docker://"):
+        from envassay.container import existing_image
+        from envassay.docker import shared_engine
+        from envassay.image import image_python
+
+        image = args.prefix[len("docker://") :]
+        info = existing_image(shared_engine(), image)
+        target = DockerTarget(image, python=image_python(info))
+    else:
+        prefix = Path(args.prefix).expanduser().resolve()
+        if not (prefix / "bin" / "python").exists():
+            raise UserError(f"no bin/python in {prefix}", hint="give the prefix of an environment")
+        target = NativeTarget(prefix)
+    report = run_probe(target, request)
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))
     return 0

@@ -18,6 +18,7 @@ else:  # pragma: no cover - exercised only on 3.10
 
 GpuPolicy = Literal["none", "optional", "required", "auto"]
 BACKENDS = ("rattler", "auto", "conda", "mamba", "micromamba")
+TARGETS = ("native", "docker")
 GPU_POLICIES = ("auto", "none", "optional", "required")
 DEFAULT_SPEC_GLOBS = ("envs/*.yml", "envs/*.yaml")
 LOCK_SUFFIX = ".conda-lock.yml"
@@ -50,6 +51,7 @@ class Config:
     platforms: tuple[str, ...] = ()
     envs: Mapping[str, EnvSettings] = field(default_factory=dict)
     source: Path | None = None
+    targets: tuple[str, ...] = ("native",)
 
     def env(self, name: str) -> EnvSettings:
         return self.envs.get(name, EnvSettings())
@@ -110,10 +112,14 @@ def parse_config(table: Any, *, root: Path, source: Path | None = None) -> Confi
         platforms=reader.strings(table.get("platforms", []), "platforms"),
         envs={name: reader.env(value, f"envs.{name}") for name, value in envs.items()},
         source=source,
+        targets=tuple(
+            reader.choice(t, "targets", TARGETS)
+            for t in reader.strings(table.get("targets", ["native"]), "targets")
+        ),
     )
 
 
-_TOP_KEYS = ("specs", "store", "backend", "default-channels", "platforms", "envs")
+_TOP_KEYS = ("specs", "store", "backend", "default-channels", "platforms", "envs", "targets")
 _ENV_KEYS = (
     "gpu",
     "imports",

@@ -12,13 +12,17 @@ import functools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from envassay.checks import CheckResult
 from envassay.config import LOCK_SUFFIX, Config, load_config
 from envassay.errors import UserError
+
+if TYPE_CHECKING:
+    from envassay.assay import Assay
+    from envassay.spec import EnvSpec
 
 SPEC_SUFFIXES = (".yml", ".yaml")
 
@@ -28,10 +32,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--envassay-target",
         action="append",
-        choices=["native"],
-        help="where to create and probe each env (repeatable; default: native)",
+        choices=["native", "docker"],
+        help="where to create and probe each env (repeatable; default: [tool.envassay] targets)",
     )
     group.addoption("--envassay-backend", help="backend that creates envs (default: config)")
+    group.addoption(
+        "--envassay-image",
+        metavar="REF",
+        help="docker target: check this existing image instead of building one",
+    )
+    group.addoption("--envassay-builder-image", metavar="REF", help="docker target: builder stage")
+    group.addoption("--envassay-runtime-image", metavar="REF", help="docker target: runtime stage")
+    group.addoption(
+        "--envassay-creator",
+        choices=["conda", "mamba", "micromamba", "envassay"],
+        help="docker target: what creates the env in the builder (default: from the image)",
+    )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """An explicitly requested docker target needs an engine: say so once, up front."""
+    options = session.config.option
+    if "docker" in (options.envassay_target or []) or options.envassay_image:
+        from envassay.docker import engine_reason
+
+        reason = engine_reason()
+        if reason is not None:
+            raise pytest.UsageError(reason)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -70,8 +97,21 @@ class SpecFile(pytest.File):
             self.spec = load_spec(self.path)
         except UserError as exc:
             raise self.CollectError(exc.render()) from None
-        for target in self.config.getoption("envassay_target") or ["native"]:
+        for target in _targets(self.config, self.path.parent):
             yield TargetCollector.from_parent(self, name=target)
+
+
+def _targets(config: pytest.Config, directory: Path) -> list[str]:
+    """--envassay-target, else docker alone for --envassay-image, else the configured ones."""
+    explicit: list[str] | None = config.getoption("envassay_target")
+    if explicit:
+        return list(dict.fromkeys(explicit))
+    if config.getoption("envassay_image"):
+        return ["docker"]
+    try:
+        return list(_project_config(directory).targets)
+    except UserError:
+        return ["native"]
 
 
 class TargetCollector(pytest.Collector):
@@ -84,16 +124,37 @@ class TargetCollector(pytest.Collector):
         assert isinstance(parent, SpecFile)
         config = _project_config(parent.path.parent)
         try:
-            assay = assay_native(
-                parent.spec,
-                config,
-                backend=self.config.getoption("envassay_backend"),
-                progress=_progress_line,
-            )
+            if self.name == "docker":
+                assay = self._assay_docker(parent.spec, config)
+            else:
+                assay = assay_native(
+                    parent.spec,
+                    config,
+                    backend=self.config.getoption("envassay_backend"),
+                    progress=_progress_line,
+                )
         except UserError as exc:
             raise self.CollectError(exc.render()) from None
         for result in assay.results:
             yield CheckItem.from_parent(self, name=result.name, result=result)
+
+    def _assay_docker(self, spec: EnvSpec, config: Config) -> Assay:
+        from envassay.container import DockerOptions, assay_docker_or_skip
+        from envassay.progress import ProgressLine
+
+        get = self.config.getoption
+        options = DockerOptions(
+            image=get("envassay_image"),
+            builder_image=get("envassay_builder_image"),
+            runtime_image=get("envassay_runtime_image"),
+            creator=get("envassay_creator"),
+        )
+        # Build output: one live line on a terminal, every line otherwise (the log has all).
+        progress = ProgressLine(sys.stderr)
+        try:
+            return assay_docker_or_skip(spec, config, options, progress=progress)
+        finally:
+            progress.close()
 
 
 def _progress_line(message: str) -> None:

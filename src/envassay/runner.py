@@ -17,8 +17,17 @@ def run_checks(
     backend: str | None = None,
     junitxml: Path | None = None,
     pytest_args: Sequence[str] = (),
+    targets: Sequence[str] = (),
+    image: str | None = None,
+    builder_image: str | None = None,
+    runtime_image: str | None = None,
+    creator: str | None = None,
 ) -> int:
-    """Run every check on ``specs`` (default: the configured ones); 0 pass, 1 fail, 2 bad input."""
+    """Run every check on ``specs`` (default: the configured ones); 0 pass, 1 fail, 2 bad input.
+
+    ``targets`` (default: configured) and ``image`` (check that image, build nothing)
+    choose where; an explicit docker target with no engine is exit 2, in one line.
+    """
     config = load_config()
     paths = [Path(p) for p in specs] or config.spec_paths()
     if not paths:
@@ -29,6 +38,20 @@ def run_checks(
     args = ["-p", "no:cacheprovider", "-o", "testpaths=", "--rootdir", str(config.root)]
     if backend:
         args += ["--envassay-backend", backend]
+    if "docker" in targets or image:
+        from envassay.docker import shared_engine
+
+        shared_engine()  # EngineUnavailable: which socket, and how to start an engine
+    for target in targets:
+        args += ["--envassay-target", target]
+    for option, value in (
+        ("--envassay-image", image),
+        ("--envassay-builder-image", builder_image),
+        ("--envassay-runtime-image", runtime_image),
+        ("--envassay-creator", creator),
+    ):
+        if value:
+            args += [option, value]
     if junitxml:
         args += ["--junitxml", str(junitxml)]
     code = pytest.main([*args, *pytest_args, *map(str, paths)])

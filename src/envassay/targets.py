@@ -64,3 +64,28 @@ class NativeTarget:
         env["PATH"] = os.pathsep.join(p for p in (str(bin_dir), env.get("PATH", "")) if p)
         env["CONDA_PREFIX"] = str(self.prefix)
         return env
+
+
+@dataclass(frozen=True)
+class DockerTarget:
+    """A container image: `docker run --rm -i --network none IMAGE PYTHON - ARGS`.
+
+    The image's own entrypoint and user apply, as for anyone who runs it; the
+    interpreter is the env's (``<prefix>/bin/python``) when the prefix is known.
+    With ``gpus`` the container gets every GPU (``--gpus all``).
+    """
+
+    image: str
+    python: str = "python"
+    gpus: bool = False
+    name: str = "docker"
+
+    def describe(self) -> str:
+        return f"docker image {self.image}"
+
+    def run_python(self, script: str, args: Sequence[str], timeout: float) -> CommandResult:
+        from envassay.docker import shared_engine
+
+        return shared_engine().run(
+            self.image, [self.python, "-", *args], stdin=script, timeout=timeout, gpus=self.gpus
+        )

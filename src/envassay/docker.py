@@ -1,0 +1,458 @@
+"""The one place envassay talks to a Docker engine (through the Python Docker SDK).
+
+Everything else asks :class:`Engine` for what it needs: whether an image
+exists and what its config says, a build from a prepared context, a container
+run with a script on stdin, a rootfs import. Containers are always removed,
+also when a run times out or is interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import struct
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from envassay.command import CommandResult
+from envassay.errors import EnvassayError, UserError
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Every container envassay starts carries this label, so leftovers are easy to find.
+CONTAINER_LABEL = "io.envassay.run"
+# Connecting and the version handshake; builds and runs set their own limits.
+_CONNECT_TIMEOUT = 10
+_API_TIMEOUT = 600
+
+
+class EngineUnavailable(UserError):
+    """No Docker engine answers where we looked."""
+
+
+class DockerError(EnvassayError):
+    """The engine answered, but an operation failed (not the user's input)."""
+
+
+class ImageBuildError(EnvassayError):
+    """`docker build` failed; the message names the failing step and shows its output."""
+
+    def __init__(self, message: str, *, step: str = "", output: str = "", log: Path | None = None):
+        self.step = step
+        self.output = output
+        self.log = log
+        super().__init__(message)
+
+
+def engine_address() -> str:
+    """Where the SDK will look for an engine: $DOCKER_HOST, else the default socket."""
+    return os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+
+
+def unavailable(reason: str) -> EngineUnavailable:
+    return EngineUnavailable(
+        f"no Docker engine answers at {engine_address()} ({reason})",
+        hint="start one (`sudo systemctl start docker`, or `sudo dockerd &`), "
+        "or point DOCKER_HOST at a running engine",
+    )
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What `docker image inspect` says about an image."""
+
+    id: str
+    tags: tuple[str, ...]
+    size: int
+    user: str
+    labels: Mapping[str, str]
+    env: Mapping[str, str]
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    created: str
+    architecture: str
+
+    @classmethod
+    def from_inspect(cls, data: Mapping[str, Any]) -> ImageInfo:
+        config = data.get("Config") or {}
+        env = {}
+        for item in config.get("Env") or []:
+            key, _, value = str(item).partition("=")
+            env[key] = value
+        return cls(
+            id=str(data.get("Id", "")),
+            tags=tuple(data.get("RepoTags") or ()),
+            size=int(data.get("Size") or 0),
+            user=str(config.get("User") or ""),
+            labels=dict(config.get("Labels") or {}),
+            env=env,
+            entrypoint=tuple(config.get("Entrypoint") or ()),
+            cmd=tuple(config.get("Cmd") or ()),
+            created=str(data.get("Created", "")),
+            architecture=str(data.get("Architecture", "")),
+        )
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A finished build: the image id and the whole log."""
+
+    image_id: str
+    log: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Engine:
+    """A connected Docker engine. Use :func:`connect`."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.api = client.api
+
+    # --- facts --------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        return dict(self.api.info())
+
+    def image(self, ref: str) -> ImageInfo | None:
+        """The image ``ref`` (tag or id) if the engine has it, else None."""
+        import docker.errors
+
+        try:
+            return ImageInfo.from_inspect(self.api.inspect_image(ref))
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            if getattr(exc, "status_code", None) == 404:
+                return None
+            raise DockerError(f"cannot inspect image {ref}: {exc.explanation or exc}") from None
+
+    def containers(self) -> list[dict[str, Any]]:
+        """Every container, running or not (for leak checks)."""
+        return [dict(c) for c in self.api.containers(all=True)]
+
+    def gpu_runtime(self) -> bool:
+        """Whether the engine can hand GPUs to containers (the NVIDIA runtime is registered)."""
+        runtimes = self.info().get("Runtimes") or {}
+        return "nvidia" in runtimes
+
+    # --- changes ------------------------------------------------------------
+
+    def tag(self, image: str, ref: str) -> None:
+        repository, _, tag = ref.rpartition(":")
+        if not repository or "/" in tag:
+            repository, tag = ref, "latest"
+        self.api.tag(image, repository, tag)
+
+    def remove_image(self, ref: str) -> None:
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.NotFound):
+            self.api.remove_image(ref, force=True)
+
+    def import_rootfs(self, tarball: Path, ref: str, changes: Sequence[str] = ()) -> str:
+        """`docker import` a root filesystem tarball as ``ref``; return the image id."""
+        repository, _, tag = ref.rpartition(":")
+        self.api.import_image_from_file(
+            str(tarball), repository=repository, tag=tag, changes=list(changes)
+        )
+        info = self.image(ref)
+        if info is None:
+            raise DockerError(f"docker import of {tarball} did not produce {ref}")
+        return info.id
+
+    def build(
+        self,
+        context: Path,
+        tag: str,
+        *,
+        buildargs: Mapping[str, str] | None = None,
+        dockerfile: str = "Dockerfile",
+        on_line: Callable[[str], None] = lambda _line: None,
+        log_path: Path | None = None,
+        timeout: float = 3600,
+    ) -> BuildResult:
+        """Build ``context`` into ``tag`` (host network for downloads, intermediates removed).
+
+        Each output line goes to ``on_line`` and to ``log_path``. A failure raises
+        :class:`ImageBuildError` naming the failing step, with that step's output.
+        """
+        import docker.errors
+
+        started = time.perf_counter()
+        log: list[str] = []
+        step = ""
+        step_lines: list[str] = []
+        image_id = ""
+        log_file = log_path.open("w", encoding="utf-8") if log_path else None
+
+        def emit(line: str) -> None:
+            log.append(line)
+            if log_file:
+                log_file.write(line + "\n")
+                log_file.flush()
+            on_line(line)
+
+        try:
+            stream = self.api.build(
+                path=str(context),
+                tag=tag,
+                dockerfile=dockerfile,
+                buildargs=dict(buildargs or {}),
+                network_mode="host",
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+                timeout=timeout,
+            )
+            for chunk in stream:
+                if "stream" in chunk:
+                    for line in _ANSI.sub("", str(chunk["stream"])).splitlines():
+                        if not line.strip():
+                            continue
+                        if line.startswith("Step "):
+                            step, step_lines = line, []
+                        else:
+                            step_lines.append(line)
+                        emit(line)
+                elif "aux" in chunk and isinstance(chunk["aux"], dict):
+                    image_id = str(chunk["aux"].get("ID", image_id))
+                elif "error" in chunk:
+                    error = str(chunk.get("error", "")).strip()
+                    emit(f"ERROR: {error}")
+                    raise _build_error(tag, step, step_lines, error, log_path)
+                elif "status" in chunk:
+                    emit(str(chunk["status"]))
+        except docker.errors.APIError as exc:
+            message = str(exc.explanation or exc).strip()
+            emit(f"ERROR: {message}")
+            raise _build_error(tag, step, step_lines, message, log_path) from None
+        finally:
+            if log_file:
+                log_file.close()
+        if not image_id:
+            info = self.image(tag)
+            if info is None:
+                raise _build_error(tag, step, step_lines, "no image was produced", log_path)
+            image_id = info.id
+        return BuildResult(image_id, log, time.perf_counter() - started)
+
+    # --- running ------------------------------------------------------------
+
+    def run(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        stdin: str | None = None,
+        timeout: float = 600,
+        network: str = "none",
+        user: str | None = None,
+        entrypoint: Sequence[str] | None = None,
+        environment: Mapping[str, str] | None = None,
+        gpus: bool = False,
+    ) -> CommandResult:
+        """`docker run --rm -i --network NETWORK IMAGE COMMAND` with ``stdin`` piped in.
+
+        Returns exit status and output like :func:`envassay.command.run`. On timeout
+        the container is killed; the container is removed in every case.
+        """
+        import docker.errors
+        from docker.types import DeviceRequest
+
+        argv = ("docker", "run", "--rm", "-i", "--network", network, image, *command)
+        host_config = self.api.create_host_config(
+            network_mode=network,
+            device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpus else None,
+        )
+        name = f"envassay-{uuid.uuid4().hex[:12]}"
+        try:
+            created = self.api.create_container(
+                image,
+                command=list(command),
+                name=name,
+                stdin_open=stdin is not None,
+                user=user,
+                entrypoint=list(entrypoint) if entrypoint is not None else None,
+                environment=dict(environment) if environment else None,
+                labels={CONTAINER_LABEL: "1"},
+                host_config=host_config,
+                network_disabled=network == "none",
+            )
+        except docker.errors.ImageNotFound:
+            raise UserError(f"image {image} is not in the engine at {engine_address()}") from None
+        except docker.errors.APIError as exc:
+            raise DockerError(f"cannot create a container from {image}: {_explain(exc)}") from None
+        container = created["Id"]
+        try:
+            result = self._attach_and_run(container, argv, stdin, timeout)
+        finally:
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                self.api.remove_container(container, force=True)
+        if gpus and result.returncode == 127 and "device driver" in result.stderr:
+            # The host has GPUs but the engine cannot hand them out (no NVIDIA toolkit).
+            again = self.run(
+                image,
+                command,
+                stdin=stdin,
+                timeout=timeout,
+                network=network,
+                user=user,
+                entrypoint=entrypoint,
+                environment=environment,
+            )
+            note = f"envassay: GPUs not passed to the container: {result.stderr.strip()}\n"
+            return CommandResult(
+                again.args, again.returncode, again.stdout, note + again.stderr, again.timed_out
+            )
+        return result
+
+    def _attach_and_run(
+        self, container: str, argv: tuple[str, ...], stdin: str | None, timeout: float
+    ) -> CommandResult:
+        import docker.errors
+
+        deadline = time.monotonic() + timeout
+        params = {"stdout": 1, "stderr": 1, "stream": 1, "stdin": 1 if stdin is not None else 0}
+        attached = self.api.attach_socket(container, params=params)
+        raw = _raw_socket(attached)
+        try:
+            try:
+                self.api.start(container)
+            except docker.errors.APIError as exc:
+                return CommandResult(argv, 127, "", f"cannot start container: {_explain(exc)}")
+            raw.settimeout(max(deadline - time.monotonic(), 0.1))
+            if stdin is not None:
+                raw.sendall(stdin.encode())
+                raw.shutdown(socket.SHUT_WR)
+            data, timed_out = _read_until_eof(raw, deadline)
+        finally:
+            with contextlib.suppress(OSError):
+                attached.close()
+        stdout, stderr = _demux(data)
+        if timed_out:
+            with contextlib.suppress(docker.errors.APIError):
+                self.api.kill(container)
+            return CommandResult(argv, -9, stdout, stderr, timed_out=True)
+        remaining = max(deadline - time.monotonic(), 1.0)
+        status = self.api.wait(container, timeout=remaining)
+        code = int(status.get("StatusCode", -1))
+        error = (status.get("Error") or {}).get("Message") if isinstance(status, dict) else None
+        if error:
+            stderr = f"{stderr}{error}\n"
+        return CommandResult(argv, code, stdout, stderr)
+
+
+def connect() -> Engine:
+    """The engine at $DOCKER_HOST (or the default socket); EngineUnavailable if none answers."""
+    try:
+        import docker.errors
+        from docker.client import DockerClient
+    except ImportError:  # pragma: no cover - docker is a dependency
+        raise unavailable("the Python package `docker` is not installed") from None
+    try:
+        client = DockerClient.from_env(timeout=_CONNECT_TIMEOUT)
+        client.api.ping()
+    except docker.errors.DockerException as exc:
+        raise unavailable(_short_reason(exc)) from None
+    except Exception as exc:  # requests/urllib3 errors when the socket exists but is dead
+        raise unavailable(_short_reason(exc)) from None
+    client.api.timeout = _API_TIMEOUT
+    return Engine(client)
+
+
+_ENGINE: Engine | None = None
+
+
+def shared_engine() -> Engine:
+    """One connected engine per process (connecting costs a version handshake)."""
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = connect()
+    return _ENGINE
+
+
+def engine_reason() -> str | None:
+    """None when an engine answers, else the one-line reason it does not."""
+    try:
+        shared_engine()
+    except EngineUnavailable as exc:
+        return exc.render()
+    return None
+
+
+# --- helpers ------------------------------------------------------------------
+
+
+def _short_reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    for marker in ("FileNotFoundError", "ConnectionRefusedError", "PermissionError"):
+        if marker in text:
+            return {
+                "FileNotFoundError": "the socket does not exist",
+                "ConnectionRefusedError": "connection refused",
+                "PermissionError": "permission denied on the socket",
+            }[marker]
+    return text[:200] or type(exc).__name__
+
+
+def _explain(exc: Any) -> str:
+    return " ".join(str(getattr(exc, "explanation", None) or exc).split())
+
+
+def _raw_socket(attached: Any) -> socket.socket:
+    """The real socket under what attach_socket returns (a SocketIO over a unix socket)."""
+    raw = getattr(attached, "_sock", attached)
+    if not isinstance(raw, socket.socket):
+        raise DockerError(f"unexpected attach socket type {type(raw).__name__}")
+    return raw
+
+
+def _read_until_eof(raw: socket.socket, deadline: float) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return b"".join(chunks), True
+        raw.settimeout(left)
+        try:
+            chunk = raw.recv(65536)
+        except TimeoutError:
+            return b"".join(chunks), True
+        if not chunk:
+            return b"".join(chunks), False
+        chunks.append(chunk)
+
+
+def _demux(data: bytes) -> tuple[str, str]:
+    """Split Docker's multiplexed stream (8-byte frame headers) into stdout and stderr."""
+    out: list[bytes] = []
+    err: list[bytes] = []
+    view = memoryview(data)
+    pos = 0
+    while pos + 8 <= len(view):
+        kind, size = struct.unpack(">BxxxL", view[pos : pos + 8])
+        payload = bytes(view[pos + 8 : pos + 8 + size])
+        (err if kind == 2 else out).append(payload)
+        pos += 8 + size
+    return (
+        b"".join(out).decode("utf-8", "replace"),
+        b"".join(err).decode("utf-8", "replace"),
+    )
+
+
+def _build_error(
+    tag: str, step: str, lines: list[str], error: str, log_path: Path | None
+) -> ImageBuildError:
+    shown = "\n".join(f"  | {line}" for line in lines[-40:]) or "  | (no output)"
+    where = f" at {step}" if step else ""
+    log = f"\nfull build log: {log_path}" if log_path else ""
+    message = f"docker build of {tag} failed{where}: {error}\n{shown}{log}"
+    return ImageBuildError(message, step=step, output="\n".join(lines), log=log_path)

@@ -1,0 +1,295 @@
+"""The docker target for real: images built from specs against the local channel, the suite
+run inside them, image hygiene checks, and what happens without an engine.
+
+Builds use a local base image (debootstrap + docker import, cached) as the builder and
+runtime, with envassay's own rattler backend as the creator: no registry is reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from envassay.command import run
+from envassay.docker import Engine, engine_reason, shared_engine
+from envassay.image import builds
+from tests.conftest import Project
+from tests.integration.envassay_cli import envassay, junit_outcomes
+
+GOOD = ["python=3.11", "numpy>=1.24,<2", "pyyaml", "beautifulsoup4", "nopython"]
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def session_engine() -> Engine:
+    """The engine; tests skip without one, except in CI (CI=true), where that is a failure."""
+    reason = engine_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and the docker tests cannot run: {reason}", pytrace=False)
+        pytest.skip(reason)
+    return shared_engine()
+
+
+@pytest.fixture
+def engine(session_engine: Engine) -> Iterator[Engine]:
+    """The engine, and a guarantee: no container is left behind by the test."""
+    before = {c["Id"] for c in session_engine.containers()}
+    yield session_engine
+    left = [c for c in session_engine.containers() if c["Id"] not in before]
+    assert not left, f"containers left behind: {[(c['Id'][:12], c['Names']) for c in left]}"
+
+
+@pytest.fixture(scope="session")
+def base_image(session_engine: Engine) -> str:
+    from envassay.testing.baseimage import ensure_base_image
+
+    return ensure_base_image(session_engine).ref
+
+
+@pytest.fixture
+def docker_project(project: Project, base_image: str) -> Project:
+    project.settings(f'[tool.envassay.envs.good]\nbuilder-image = "{base_image}"')
+    return project
+
+
+def check(
+    project: Project, env: dict[str, str], *args: str | Path
+) -> tuple[int, dict[str, tuple[str, str]], str]:
+    xml = project.root / f"junit-{uuid.uuid4().hex[:8]}.xml"
+    result = envassay("check", *args, "--junitxml", xml, env=env, cwd=project.root)
+    outcomes = junit_outcomes(xml) if xml.exists() else {}
+    for name, message in (passed_messages(xml) if xml.exists() else {}).items():
+        if outcomes.get(name, ("", ""))[0] == "passed":
+            outcomes[name] = ("passed", message)
+    return result.returncode, outcomes, result.stdout + result.stderr
+
+
+def passed_messages(path: Path) -> dict[str, str]:
+    """item name -> envassay's message (a user property in the JUnit XML), for passed items."""
+    messages = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        for prop in case.iter("property"):
+            if prop.get("name") == "envassay":
+                messages[case.get("name", "")] = prop.get("value", "")
+    return messages
+
+
+def derive(engine: Engine, base: str, lines: list[str], tmp_path: Path) -> str:
+    """An image made from ``base`` by a few Dockerfile lines (a variant someone might ship)."""
+    context = tmp_path / f"variant-{uuid.uuid4().hex[:8]}"
+    context.mkdir()
+    (context / "Dockerfile").write_text("\n".join([f"FROM {base}", *lines]) + "\n")
+    tag = f"envassay-test/variant:{context.name}"
+    engine.build(context, tag)
+    return tag
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@pytest.mark.docker
+@pytest.mark.channel
+@pytest.mark.slow
+def test_image_built_suite_passes_inside_and_second_run_builds_nothing(
+    docker_project: Project,
+    envassay_env: dict[str, str],
+    store_home: Path,
+    engine: Engine,
+    base_image: str,
+) -> None:
+    spec = docker_project.spec("good", GOOD)
+    code, items, output = check(docker_project, envassay_env, "--target", "docker", spec)
+    assert code == 0, output
+    created = items["create[docker]"]
+    assert created[0] == "passed"
+    ref = created[1].rsplit(": ", 1)[1]  # "built in 31.2s: envassay/good:HASH" (or "reused")
+    assert ref.startswith("envassay/good:")
+    for name in ("import[numpy]", "import[pyyaml]", "import[beautifulsoup4]", "health[pip]"):
+        assert items[name][0] == "passed", (name, items[name])
+    assert items["pin[numpy>=1.24,<2]"][0] == "passed"
+    assert items["import[nopython]"][0] == "skipped"
+    for name in ("image[user]", "image[clean]", "image[entrypoint]", "image[labels]"):
+        assert items[name][0] == "passed", (name, items[name])
+    size = items["image[size]"]
+    assert size[0] == "skipped" and "size-budget-mb" in size[1]
+
+    info = engine.image(ref)
+    assert info is not None and info.user == "1000"
+    assert info.labels["io.envassay.spec.name"] == "good"
+    built_before = len(builds(store_home))
+
+    # Second run: same spec, same Dockerfile, same args -> the tag exists -> no build.
+    code, items, output = check(docker_project, envassay_env, "--target", "docker", spec)
+    assert code == 0, output
+    assert items["create[docker]"] == ("passed", f"reused (no build): {ref}")
+    assert "Step 1/" not in output and "building envassay/" not in output
+    assert len(builds(store_home)) == built_before
+    again = engine.image(ref)
+    assert again is not None and again.id == info.id and again.created == info.created
+
+    # A size budget is a setting, not part of the image: judged without a rebuild.
+    docker_project.settings(
+        f'[tool.envassay.envs.good]\nbuilder-image = "{base_image}"\nsize-budget-mb = 1'
+    )
+    code, items, output = check(docker_project, envassay_env, "--target", "docker", spec)
+    assert code == 1, output
+    outcome, message = items["image[size]"]
+    assert outcome == "failure" and "over its budget of 1 MB" in message
+    assert len(builds(store_home)) == built_before
+
+
+@pytest.mark.docker
+@pytest.mark.channel
+@pytest.mark.slow
+def test_broken_package_fails_its_item_inside_the_container(
+    docker_project: Project, envassay_env: dict[str, str], base_image: str, engine: Engine
+) -> None:
+    docker_project.settings(
+        f'[tool.envassay.envs.dbroken]\nbuilder-image = "{base_image}"\nimport-timeout = 10'
+    )
+    spec = docker_project.spec("dbroken", ["python=3.11", "brokenraise", "pyyaml"])
+    code, items, output = check(docker_project, envassay_env, "--target", "docker", spec)
+    assert code == 1, output
+    outcome, message = items["import[brokenraise]"]
+    assert outcome == "failure" and "brokenraise is broken on purpose" in message
+    failures = sorted(name for name, (o, _) in items.items() if o == "failure")
+    assert failures == ["import[brokenraise]"], items
+    assert items["import[pyyaml]"][0] == "passed"
+
+
+@pytest.mark.docker
+@pytest.mark.channel
+@pytest.mark.slow
+def test_image_variants_fail_user_and_clean_and_check_image_builds_nothing(
+    docker_project: Project,
+    envassay_env: dict[str, str],
+    store_home: Path,
+    engine: Engine,
+    tmp_path: Path,
+) -> None:
+    spec = docker_project.spec("good", GOOD)
+    built = envassay("build", spec, "--json", env=envassay_env, cwd=docker_project.root)
+    assert built.ok, built.describe()
+    ref = json.loads(built.stdout)["ref"]
+    count = len(builds(store_home))
+
+    # `check --image`: an image built separately, under a name envassay did not choose.
+    separate = f"envassay-test/separate:{uuid.uuid4().hex[:8]}"
+    engine.tag(ref, separate)
+    root = derive(engine, ref, ["USER root"], tmp_path)
+    dirty = derive(
+        engine,
+        ref,
+        [
+            "USER root",
+            "RUN mkdir -p /root/.cache/pip/http /opt/conda/pkgs/leftover-1.0-0/info"
+            " && head -c 2000000 /dev/urandom > /root/.cache/pip/http/blob"
+            " && echo '{}' > /opt/conda/pkgs/leftover-1.0-0/info/index.json"
+            " && head -c 3000 /dev/urandom > /opt/conda/pkgs/leftover-1.0-0.conda"
+            " && head -c 1500000 /dev/urandom > /tmp/scratch.bin",
+            "USER 1000",
+        ],
+        tmp_path,
+    )
+    try:
+        code, items, output = check(docker_project, envassay_env, "--image", separate, spec)
+        assert code == 0, output
+        assert "create[docker]" not in items  # nothing built, nothing reused: just checked
+        assert items["import[numpy]"][0] == "passed"
+        assert items["image[labels]"][0] == "passed"
+        assert len(builds(store_home)) == count
+
+        code, items, output = check(docker_project, envassay_env, "--image", root, spec)
+        assert code == 1, output
+        outcome, message = items["image[user]"]
+        assert outcome == "failure" and "runs as root (uid 0)" in message
+        assert items["image[clean]"][0] == "passed"
+        assert items["import[numpy]"][0] == "passed"  # the suite itself still passes
+
+        code, items, output = check(docker_project, envassay_env, "--image", dirty, spec)
+        assert code == 1, output
+        outcome, message = items["image[clean]"]
+        assert outcome == "failure", message
+        assert "pip cache left at /root/.cache/pip" in message
+        assert "conda package cache left at /opt/conda/pkgs" in message
+        assert "/tmp holds 1.5 MB" in message
+        assert items["image[user]"][0] == "passed"
+        failures = sorted(name for name, (o, _) in items.items() if o == "failure")
+        assert failures == ["image[clean]"], items
+
+        probe = envassay("probe", f"docker://{separate}", "--json", env=envassay_env, cwd=tmp_path)
+        assert probe.ok, probe.describe()
+        assert json.loads(probe.stdout)["interpreter"]["prefix"] == "/opt/env"
+    finally:
+        for tag in (separate, root, dirty):
+            engine.remove_image(tag)
+    assert len(builds(store_home)) == count
+
+
+@pytest.mark.docker
+@pytest.mark.channel
+def test_failing_build_names_its_step_and_shows_its_output(
+    docker_project: Project, envassay_env: dict[str, str], base_image: str, engine: Engine
+) -> None:
+    docker_project.settings(f'[tool.envassay.envs.unsolvable]\nbuilder-image = "{base_image}"')
+    spec = docker_project.spec("unsolvable", ["python=3.11", "no-such-package-anywhere"])
+    code, items, output = check(docker_project, envassay_env, "--target", "docker", spec)
+    assert code == 1, output
+    outcome, message = items["create[docker]"]
+    assert outcome == "failure"
+    assert "failed at Step " in message and ": RUN " in message
+    assert "no-such-package-anywhere" in message  # the solver's own words, from the step
+    assert "full build log:" in message
+    assert list(items) == ["create[docker]"]
+
+
+@pytest.mark.channel
+def test_without_an_engine_docker_is_skipped_or_a_one_line_error(
+    project: Project, envassay_env: dict[str, str]
+) -> None:
+    socket = project.root / "no-engine" / "docker.sock"
+    env = envassay_env | {"DOCKER_HOST": f"unix://{socket}"}
+    spec = project.spec("offline", ["python=3.11", "pyyaml"])
+
+    for args in (["--target", "docker"], ["--image", "envassay/whatever:1"]):
+        result = envassay("check", *args, spec, env=env, cwd=project.root)
+        assert result.returncode == 2, result.describe()
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert f"no Docker engine answers at unix://{socket}" in lines[0]
+        assert "dockerd" in lines[0] and "Traceback" not in result.stderr
+
+    plain = run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--envassay-target=docker",
+            spec,
+        ],
+        env=env,
+        cwd=project.root,
+        timeout=300,
+    )
+    assert plain.returncode == 4 and f"unix://{socket}" in plain.stderr, plain.describe()
+
+    # Docker as a configured target: skipped with the reason; native is not affected.
+    project.settings('targets = ["native", "docker"]')
+    code, items, output = check(project, env, spec)
+    assert code == 0, output
+    outcome, message = items["create[docker]"]
+    assert outcome == "skipped" and f"unix://{socket}" in message
+    assert items["create[native]"][0] == "passed"
+    assert items["import[pyyaml]"][0] == "passed"
