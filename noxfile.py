@@ -52,6 +52,29 @@ def envs(session: nox.Session, env: str) -> None:
 
 
 @nox.session(venv_backend="none")
+@nox.parametrize("env", _env_names())
+def docker(session: nox.Session, env: str) -> None:
+    """Build each env's image (or reuse it by content hash) and run the same checks inside it.
+
+    Builder/runtime images: per env in [tool.envassay.envs.NAME], or pytest args after --
+    (`nox -s docker -- --envassay-builder-image REF`).
+    """
+    session.run(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(ROOT),
+        "--envassay-target",
+        "docker",
+        _spec_path(env),
+        *session.posargs,
+    )
+
+
+@nox.session(venv_backend="none")
 def demo(session: nox.Session) -> None:
     """Build the local conda channel, then run the native pipeline on demo/envs."""
     demo_dir = ROOT / "demo"

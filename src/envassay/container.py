@@ -23,12 +23,12 @@ from envassay.image import (
     gather_facts,
     host_has_gpu,
     image_python,
-    lock_hash,
-    lock_path,
     plan_image,
     resolve_options,
+    usable_lock,
 )
 from envassay.image_checks import image_checks
+from envassay.lock import check_lock_fresh, lock_status
 from envassay.spec import EnvSpec
 from envassay.targets import DockerTarget
 
@@ -58,8 +58,9 @@ def assay_docker(
     engine = engine or shared_engine()
     settings = config.env(spec.name)
     assay = Assay(spec, "docker")
-    platform = engine_platform(engine)
-    expected_lock = lock_hash(lock_path(spec), platform) or None
+    assay.platform = platform = engine_platform(engine)
+    assay.lock = lock_status(spec.path, config, spec)  # an unreadable lock: exit 2
+    expected_lock = usable_lock(spec, config, platform)[1] or None
     if options.image is None:
         image_options = resolve_options(
             settings,
@@ -74,12 +75,16 @@ def assay_docker(
             raise
         except EnvassayError as exc:
             assay.results.append(failed("create", "docker", str(exc)))
+            assay.results.append(check_lock_fresh(assay.lock))
             return assay
         how = "reused (no build)" if built.reused else f"built in {built.seconds:.1f}s"
+        if plan.lock_path is not None:
+            how += f" from {plan.lock_path.name}"
         assay.results.append(passed("create", "docker", f"{how}: {built.ref}"))
         ref, info = built.ref, built.info
     else:
         ref, info = options.image, existing_image(engine, options.image)
+    assay.results.append(check_lock_fresh(assay.lock))
     target = DockerTarget(
         ref, python=image_python(info), gpus=expects_gpu(spec, settings) and host_has_gpu()
     )

@@ -30,7 +30,7 @@ from filelock import FileLock
 
 from envassay import __version__
 from envassay.command import run
-from envassay.config import LOCK_SUFFIX, Config, EnvSettings
+from envassay.config import Config, EnvSettings
 from envassay.create import resolve_channels
 from envassay.docker import Engine, ImageInfo, shared_engine
 from envassay.errors import EnvassayError, UserError
@@ -155,22 +155,18 @@ def repository_name(name: str) -> str:
     return cleaned or "env"
 
 
-def lock_path(spec: EnvSpec) -> Path | None:
-    """``envs/NAME.conda-lock.yml`` next to the spec, when it exists."""
-    stem = spec.path.name
-    for suffix in (".yml", ".yaml"):
-        stem = stem.removesuffix(suffix)
-    path = spec.path.with_name(stem + LOCK_SUFFIX)
-    return path if path.is_file() else None
+def usable_lock(spec: EnvSpec, config: Config, platform: str) -> tuple[Path | None, str]:
+    """The lock a build installs (a fresh one, with ``platform``) and its digest; else (None, "").
 
+    As for native creates: a stale or missing lock means the spec is solved; a fresh
+    lock without ``platform`` is the user's to fix (LockError, exit 2).
+    """
+    from envassay.lock import lock_for_create
 
-def lock_hash(path: Path | None, platform: str) -> str:
-    """The lock's digest of what ``platform`` installs ("" without a lock)."""
-    if path is None:
-        return ""
-    from envassay.lockfile import read_lock
-
-    return read_lock(path).digest(platform)
+    status = lock_for_create(spec, config, platform)
+    if status.fresh and status.lock is not None:
+        return status.lock_path, status.lock.digest(platform)
+    return None, ""
 
 
 def engine_platform(engine: Engine) -> str:
@@ -181,8 +177,7 @@ def engine_platform(engine: Engine) -> str:
 def plan_image(spec: EnvSpec, config: Config, options: ImageOptions, platform: str) -> ImagePlan:
     """Decide the build (no Docker call, no copying): inputs and the content hash."""
     channels = resolve_channels(spec, config)
-    lock = lock_path(spec)
-    locked = lock_hash(lock, platform)
+    lock, locked = usable_lock(spec, config, platform)
     assets = {name: _sha256(_asset(name).encode()) for name in _ASSETS}
     inputs: dict[str, Any] = {
         "assets": assets,

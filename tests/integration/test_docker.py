@@ -293,3 +293,43 @@ def test_without_an_engine_docker_is_skipped_or_a_one_line_error(
     assert outcome == "skipped" and f"unix://{socket}" in message
     assert items["create[native]"][0] == "passed"
     assert items["import[pyyaml]"][0] == "passed"
+
+
+@pytest.mark.docker
+@pytest.mark.channel
+@pytest.mark.slow
+def test_locked_spec_builds_from_its_lock_and_labels_say_which(
+    docker_project: Project, envassay_env: dict[str, str], engine: Engine
+) -> None:
+    spec = docker_project.spec("good", GOOD)
+    unlocked = envassay("build", spec, "--json", env=envassay_env, cwd=docker_project.root)
+    assert unlocked.ok, unlocked.describe()
+    unlocked_ref = json.loads(unlocked.stdout)["ref"]
+    locked = envassay("lock", spec, env=envassay_env, cwd=docker_project.root)
+    assert locked.ok, locked.describe()
+    lock_file = spec.with_name("good.conda-lock.yml")
+    assert lock_file.is_file()
+
+    code, items, output = check(docker_project, envassay_env, "--target", "docker", spec)
+    assert code == 0, output
+    created = items["create[docker]"][1]
+    assert "from good.conda-lock.yml" in created
+    ref = created.rsplit(": ", 1)[1]
+    assert ref != unlocked_ref  # the lock is part of the content hash
+    assert items["lock[fresh]"][0] == "passed"
+    outcome, message = items["lock[match]"]
+    assert outcome == "passed" and "exactly as good.conda-lock.yml" in message
+    assert items["image[labels]"][0] == "passed"
+
+    from envassay.lockfile import read_lock
+
+    info = engine.image(ref)
+    assert info is not None
+    digest = read_lock(lock_file).digest("linux-64")
+    assert info.labels["io.envassay.lock.hash"] == digest
+
+    # The image built before the lock existed does not carry it: image[labels] says so.
+    code, items, output = check(docker_project, envassay_env, "--image", unlocked_ref, spec)
+    assert code == 1, output
+    outcome, message = items["image[labels]"]
+    assert outcome == "failure" and "io.envassay.lock.hash" in message
