@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from envassay.config import Config, EnvSettings
-from envassay.errors import UserError
+from envassay.errors import SolveError, UserError
 from envassay.lockfile import (
     META_HASH,
     META_HASH_TEXT,
@@ -335,6 +335,12 @@ def make_lock(
             )
             custom[META_PIP_PREFIX + platform] = pip.note
             packages.extend(pip.packages)
+            if not pip.resolved and pip.native:
+                # Here pip resolves exactly as the env's own pip would: a real error.
+                raise SolveError(
+                    f"the pip: section cannot be locked for {platform}: {pip.note}",
+                    where=spec.path,
+                )
             if not pip.resolved:
                 warnings.append(
                     f"{spec.path}: the pip: section is not locked for {platform}: {pip.note}"

@@ -45,6 +45,7 @@ class PipLock:
 
     packages: tuple[LockedPackage, ...]
     note: str
+    native: bool = False  # resolved here exactly as the env's own pip would
 
     @property
     def resolved(self) -> bool:
@@ -90,7 +91,7 @@ def lock_pip(
         args += ["-r", requirements]
         result = command.run(args, cwd=spec.path.parent, timeout=PIP_TIMEOUT)
         if not result.ok or not report.is_file():
-            return unresolved(_pip_error(result))
+            return PipLock((), f"{PIP_UNRESOLVED}: {_pip_error(result)}", native)
         try:
             document = json.loads(report.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -99,7 +100,7 @@ def lock_pip(
     note = f"resolved with {how} for python {major_minor}; markers evaluated for this host"
     if left_out:
         note += f"; provided by conda: {', '.join(sorted(left_out))}"
-    return PipLock(tuple(packages), note)
+    return PipLock(tuple(packages), note, native)
 
 
 def wheel_tags(platform: str, virtual: Sequence[Sequence[str]]) -> list[str]:

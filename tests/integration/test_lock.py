@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 import sys
 from collections.abc import Mapping
@@ -337,3 +338,48 @@ def test_tampered_package_fails_its_hash_and_installs_nothing(
     assert not elsewhere.exists()
     code, _items, output = check(project, envassay_env, spec)
     assert code == 2 and "sha256 mismatch" in output
+
+
+def test_pip_section_locked_for_another_platform(
+    project: Project, envassay_env: dict[str, str], tmp_path: Path, wheels: Path
+) -> None:
+    channel = new_channel(tmp_path / "foreign")
+    # A stand-in python for osx-arm64: enough for the conda solve, and its version
+    # is what pip resolves the osx-arm64 pip: part for.
+    make_generic_package(channel, "python", "3.11.7", subdir="osx-arm64", depends=["__osx >=11.0"])
+    index_channel(channel)
+    generic = make_wheel(wheels, "linonly", "1.0", files={"linonly.py": ""})
+    generic.rename(wheels / f"linonly-1.0-py3-none-manylinux2014_{platform.machine()}.whl")
+    channels = [channel.as_uri(), project.channel.url]
+    pip = ["--no-index", f"--find-links {wheels}", "pinned-tool<2", "linonly"]
+    extra = "  - pip:\n" + "".join(f'    - "{line}"\n' for line in pip)
+    extra += "platforms: [linux-64, osx-arm64]\n"
+    spec = write_spec(project, "foreign", channels, ["python=3.11"], extra)
+
+    first = lock(project, envassay_env, spec)
+    warning = [x for x in first.stderr.splitlines() if x.startswith("envassay: warning:")]
+    assert len(warning) == 1, first.stderr
+    assert "the pip: section is not locked for osx-arm64" in warning[0]
+    assert "linonly" in warning[0]
+    parsed = read_lock(lock_path_for(spec))
+    assert not parsed.pip_resolved("osx-arm64") and parsed.pip_resolved("linux-64")
+    assert parsed.metadata.custom["envassay.pip.osx-arm64"].startswith("unresolved: ")
+    native = {p.name: p.version for p in parsed.packages_for("linux-64", "pip")}
+    assert native == {"pinned-tool": "1.0", "dep-tool": "1.5", "linonly": "1.0"}
+    assert parsed.packages_for("osx-arm64", "pip") == []
+
+    spec.write_text(spec.read_text().replace('    - "linonly"\n', ""))
+    second = lock(project, envassay_env, spec)
+    assert "envassay: warning" not in second.stderr
+    parsed = read_lock(lock_path_for(spec))
+    foreign = {p.name: p.version for p in parsed.packages_for("osx-arm64", "pip")}
+    assert foreign == {"pinned-tool": "1.0", "dep-tool": "1.5"}
+    assert "wheels only for macosx_11_0_arm64" in parsed.metadata.custom["envassay.pip.osx-arm64"]
+    assert all(p.sha256 for p in parsed.packages_for("osx-arm64", "pip"))
+
+    # On this machine pip resolves as the env's own pip would: failing here is an error.
+    spec.write_text(spec.read_text().replace('"pinned-tool<2"', '"no-such-dist"'))
+    failed = envassay("lock", spec, env=envassay_env, cwd=project.root)
+    assert failed.returncode == 2, failed.describe()
+    assert "the pip: section cannot be locked for linux-64" in failed.stderr
+    assert "no-such-dist" in failed.stderr

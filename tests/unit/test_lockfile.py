@@ -22,6 +22,7 @@ from envassay.lock import (
     lock_status,
     render_drift_markdown,
     render_table,
+    validate_platforms,
     virtual_packages_for,
 )
 from envassay.lockfile import (
@@ -608,3 +609,9 @@ def test_pip_report_becomes_lock_entries() -> None:
         {"dep-tool": ">=1"},
     )
     assert first.source is None and second.source == "file:///w/local_tool-0.1-py3-none-any.whl"
+
+
+def test_unknown_platform_is_a_user_error() -> None:
+    assert validate_platforms(["osx-arm64", "linux-64", "osx-arm64"]) == ("osx-arm64", "linux-64")
+    with pytest.raises(UserError, match=r"unknown platform\(s\) \['macos'\]"):
+        validate_platforms(["macos"])
