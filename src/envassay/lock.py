@@ -507,18 +507,24 @@ def check_lock_fresh(status: LockStatus) -> CheckResult:
 
 
 def installed_entries(report: ProbeReport) -> list[Entry]:
-    """The probe's conda records, and the distributions conda did not install."""
+    """The probe's conda records, and the distributions conda did not install.
+
+    conda-build (and rattler-build) write ``INSTALLER`` = ``conda``; a distribution
+    with another installer but the name and version of a conda record is an older
+    conda package, not a pip install. One with the name but another version is pip
+    having replaced the conda package: it is reported.
+    """
     from packaging.utils import canonicalize_name
 
     conda = [
         Entry("conda", r.name, r.version, r.build, r.channel or "") for r in report.conda_records
     ]
-    conda_names = {canonicalize_name(r.name) for r in report.conda_records}
+    conda_versions = {canonicalize_name(r.name): r.version for r in report.conda_records}
     pip = [
         Entry("pip", canonicalize_name(d.name), d.version)
         for d in report.distributions
         if (d.installer or "").strip().lower() != "conda"
-        and canonicalize_name(d.name) not in conda_names
+        and conda_versions.get(canonicalize_name(d.name)) != d.version
     ]
     return conda + pip
 

@@ -449,6 +449,7 @@ def test_lock_match_passes_then_shows_a_diff_table() -> None:
             ("pinned-tool", "1.0", "pip"),
             ("direct_tool", "0.1", "pip"),  # names compared normalised
             ("tinytool", "1.0", "conda"),  # conda's own dist-info is not a pip entry
+            ("TinyData", "1.0", "pip"),  # an older conda package whose INSTALLER says pip
         ],
     )
     result = check_lock_match(status, "linux-64", same)
@@ -459,20 +460,25 @@ def test_lock_match_passes_then_shows_a_diff_table() -> None:
             ("tinytool", "1.0", "h0_0", "file:///elsewhere"),
             ("extra", "2.0", "h0_0", CHANNEL),
         ],
-        [("pinned-tool", "2.0", "pip"), ("direct-tool", "0.1", None)],
+        [
+            ("pinned-tool", "2.0", "pip"),
+            ("direct-tool", "0.1", None),
+            ("tinytool", "1.1", "pip"),  # pip replaced the conda package's files
+        ],
     )
     result = check_lock_match(status, "linux-64", drifted)
     assert result.outcome == "failed"
     head, *table = result.message.splitlines()
-    assert "1 added, 1 removed, 3 changed" in head
-    rows = {line.split()[0]: line.split() for line in table[1:]}
-    assert rows["python"] == ["python", "conda", "3.11.7", "h0_0", "3.11.7", "h0_1"]
-    assert rows["tinydata"][-2:] == ["(not", "installed)"]
-    assert rows["extra"][2:4] == ["(not", "locked)"]
-    assert rows["pinned-tool"] == ["pinned-tool", "pip", "1.0", "2.0"]
-    assert f"({CHANNEL})" in " ".join(rows["tinytool"]) and "(file:///elsewhere)" in " ".join(
-        rows["tinytool"]
-    )
+    assert "2 added, 1 removed, 3 changed" in head
+    rows = {(line.split()[0], line.split()[1]): line.split() for line in table[1:]}
+    assert rows["python", "conda"] == ["python", "conda", "3.11.7", "h0_0", "3.11.7", "h0_1"]
+    assert rows["tinydata", "conda"][-2:] == ["(not", "installed)"]
+    assert rows["extra", "conda"][2:4] == ["(not", "locked)"]
+    assert rows["pinned-tool", "pip"] == ["pinned-tool", "pip", "1.0", "2.0"]
+    assert rows["tinytool", "pip"] == ["tinytool", "pip", "(not", "locked)", "1.1"]
+    assert f"({CHANNEL})" in " ".join(
+        rows["tinytool", "conda"]
+    ) and "(file:///elsewhere)" in " ".join(rows["tinytool", "conda"])
 
 
 def test_lock_match_skips_without_a_usable_lock() -> None:
