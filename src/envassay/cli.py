@@ -12,6 +12,11 @@ from envassay import __version__
 from envassay.errors import EXIT_CHECK_FAILED, EXIT_USER_ERROR, EnvassayError, UserError
 
 Handler = Callable[[argparse.Namespace], int]
+BACKEND_NAMES = ("auto", "rattler", "conda", "mamba", "micromamba")
+BACKEND_HELP = (
+    "what creates envs (default: $ENVASSAY_BACKEND, else [tool.envassay] backend, else "
+    "rattler); auto: the first of micromamba, mamba, conda installed, else rattler"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except UserError as exc:
+        if exc.details:  # e.g. what conda/mamba/micromamba printed, as it printed it
+            print(exc.details, file=sys.stderr)
         print(f"envassay: error: {exc.render()}", file=sys.stderr)
         return EXIT_USER_ERROR
     except EnvassayError as exc:
@@ -49,12 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     create = sub.add_parser("create", help="create the environment of a spec (cached in the store)")
     create.add_argument("spec", type=Path)
     create.add_argument("--prefix", type=Path, help="create here instead of in the store")
-    create.add_argument("--backend", help="rattler (default)")
+    create.add_argument("--backend", choices=BACKEND_NAMES, help=BACKEND_HELP)
     create.set_defaults(handler=cmd_create)
 
     check = sub.add_parser("check", help="create each spec's env and run the smoke checks")
     check.add_argument("specs", nargs="*", type=Path, help="default: [tool.envassay] specs")
-    check.add_argument("--backend", help="rattler (default)")
+    check.add_argument("--backend", choices=BACKEND_NAMES, help=BACKEND_HELP)
     check.add_argument("--junitxml", type=Path, help="write JUnit XML here")
     check.add_argument(
         "--target",
@@ -207,6 +214,7 @@ def cmd_envs_list(args: argparse.Namespace) -> int:
 
 
 def cmd_envs_prune(args: argparse.Namespace) -> int:
+    from envassay.backends import concrete_name, resolve_backend
     from envassay.config import load_config
     from envassay.create import plan, store_key
     from envassay.spec import load_spec
@@ -215,11 +223,12 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
     config = load_config()
     store = EnvStore(config.store_path())
     keep: set[str] = set()
+    backend = concrete_name(resolve_backend(None, config.backend))
     if not args.all:
         for path in config.spec_paths():
             try:
                 spec = load_spec(path)
-                keep.add(str(store_key(spec, config.backend, locked=plan(spec, config))))
+                keep.add(str(store_key(spec, backend, locked=plan(spec, config))))
             except UserError:
                 continue  # a broken spec keeps nothing alive
     removed = 0

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -79,10 +82,15 @@ def stream(
     env: Mapping[str, str] | None = None,
     cwd: str | Path | None = None,
     on_stderr_line: Callable[[str], None],
+    on_stdout_line: Callable[[str], None] | None = None,
+    die_with_parent: bool = False,
 ) -> CommandResult:
     """Like :func:`run`, but hand each stderr line to ``on_stderr_line`` as it arrives.
 
-    Used for long-running children (creates) whose progress the user should see live.
+    Used for long-running children (creates) whose progress the user should see live;
+    ``on_stdout_line`` sees stdout's lines too. ``die_with_parent`` (Linux): the child
+    is killed when this process dies, even by SIGKILL, so a killed creator leaves no
+    tool writing into a prefix that the next creator removes.
     """
     argv = tuple(str(a) for a in args)
     err_lines: list[str] = []
@@ -95,10 +103,13 @@ def stream(
         env=dict(env) if env is not None else None,
         cwd=cwd,
         start_new_session=True,
+        preexec_fn=_death_signal() if die_with_parent else None,
     ) as proc:
         assert proc.stderr is not None
         out: list[str] = []
-        reader = threading.Thread(target=lambda: out.append(_feed_and_read(proc, input)))
+        reader = threading.Thread(
+            target=lambda: out.append(_feed_and_read(proc, input, on_stdout_line))
+        )
         reader.start()
         try:
             for line in proc.stderr:
@@ -112,7 +123,9 @@ def stream(
     return CommandResult(argv, proc.returncode, "".join(out), "".join(err_lines))
 
 
-def _feed_and_read(proc: subprocess.Popen[str], input: str | None) -> str:
+def _feed_and_read(
+    proc: subprocess.Popen[str], input: str | None, on_line: Callable[[str], None] | None = None
+) -> str:
     assert proc.stdout is not None
     if input is not None and proc.stdin is not None:
         try:
@@ -120,4 +133,22 @@ def _feed_and_read(proc: subprocess.Popen[str], input: str | None) -> str:
             proc.stdin.close()
         except BrokenPipeError:
             pass
-    return proc.stdout.read()
+    if on_line is None:
+        return proc.stdout.read()
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line)
+        on_line(line.rstrip("\n"))
+    return "".join(lines)
+
+
+def _death_signal() -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to SIGKILL the child when its parent dies.
+
+    prctl is looked up here, before the fork, so the child only makes one C call.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+    return lambda: prctl(pr_set_pdeathsig, signal.SIGKILL)

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from envassay.backends import Progress, get_backend
+from envassay.backends import Progress, get_backend, resolve_backend
 from envassay.backends.base import CreateRequest, LockedEnv
 from envassay.config import Config
 from envassay.errors import SpecError
@@ -64,7 +64,7 @@ def create_env(
     progress: Progress = lambda _line: None,
 ) -> Ensured:
     """Return a complete prefix for ``spec`` from the store, creating it if needed."""
-    backend = get_backend(backend_name or config.backend)
+    backend = get_backend(resolve_backend(backend_name, config.backend))
     channels = resolve_channels(spec, config)
     store = EnvStore(config.store_path())
     locked = plan(spec, config)
@@ -97,7 +97,7 @@ def create_at(
     progress: Progress = lambda _line: None,
 ) -> None:
     """Create ``spec`` at an explicit prefix outside the store (`envassay create --prefix`)."""
-    backend = get_backend(backend_name or config.backend)
+    backend = get_backend(resolve_backend(backend_name, config.backend))
     channels = resolve_channels(spec, config)
     prefix = prefix.expanduser().resolve()
     if prefix.exists() and any(prefix.iterdir()):

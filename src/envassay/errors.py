@@ -10,7 +10,13 @@ EXIT_USER_ERROR = 2
 
 
 class EnvassayError(Exception):
-    """Base class of every error envassay raises on purpose."""
+    """Base class of every error envassay raises on purpose.
+
+    ``details`` (optional) is longer text shown before the message, e.g. what a
+    conda/mamba/micromamba run printed, as it printed it.
+    """
+
+    details: str = ""
 
 
 class UserError(EnvassayError):
@@ -20,10 +26,18 @@ class UserError(EnvassayError):
     says what to do. ``str()`` is the one line shown to the user.
     """
 
-    def __init__(self, message: str, *, where: str | Path | None = None, hint: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | Path | None = None,
+        hint: str = "",
+        details: str = "",
+    ) -> None:
         self.message = message
         self.where = str(where) if where is not None else None
         self.hint = hint
+        self.details = details
         super().__init__(self.render())
 
     def render(self) -> str:

@@ -133,8 +133,9 @@ class TargetCollector(pytest.Collector):
                     backend=self.config.getoption("envassay_backend"),
                     progress=_progress_line,
                 )
-        except UserError as exc:
-            raise self.CollectError(exc.render()) from None
+        except UserError as exc:  # details: e.g. what micromamba printed, before the line
+            details = f"{exc.details}\n" if exc.details else ""
+            raise self.CollectError(details + exc.render()) from None
         for result in assay.results:
             yield CheckItem.from_parent(self, name=result.name, result=result)
 

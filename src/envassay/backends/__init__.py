@@ -1,22 +1,67 @@
-"""Backends create a conda prefix from an EnvSpec. Found by name in ``BACKENDS``."""
+"""Backends create a conda prefix from an EnvSpec. Found by name in ``BACKENDS``.
+
+Which one: ``--backend`` (or pytest's ``--envassay-backend``), else
+``$ENVASSAY_BACKEND``, else ``[tool.envassay] backend``, else ``rattler``.
+``auto`` is the first of micromamba, mamba, conda that is installed, else rattler.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping
+
 from envassay.backends.base import Backend, CreateRequest, CreateResult, Progress
+from envassay.backends.conda import CondaBackend
 from envassay.backends.rattler import RattlerBackend
+from envassay.backends.tools import first_available
 from envassay.errors import UserError
 
-BACKENDS: dict[str, type[Backend]] = {"rattler": RattlerBackend}
+BACKENDS: dict[str, Callable[[], Backend]] = {
+    "rattler": RattlerBackend,
+    "conda": lambda: CondaBackend.find("conda"),
+    "mamba": lambda: CondaBackend.find("mamba"),
+    "micromamba": lambda: CondaBackend.find("micromamba"),
+}
+NAMES = ("auto", *BACKENDS)
+ENV_VAR = "ENVASSAY_BACKEND"
+
+
+def resolve_backend(
+    requested: str | None, configured: str, environ: Mapping[str, str] | None = None
+) -> str:
+    """The backend name in force: ``requested`` (--backend), $ENVASSAY_BACKEND, ``configured``."""
+    env = os.environ if environ is None else environ
+    if requested:
+        return _known(requested, "--backend")
+    if value := env.get(ENV_VAR, "").strip():
+        return _known(value, f"${ENV_VAR}")
+    return _known(configured, "[tool.envassay] backend")
+
+
+def _known(name: str, where: str) -> str:
+    if name not in NAMES:
+        raise UserError(f"Expected backend one of {list(NAMES)}, but got {name!r}", where=where)
+    return name
+
+
+def concrete_name(name: str) -> str:
+    """``auto`` -> the backend it picks now (starts nothing); other names unchanged."""
+    return (first_available() or "rattler") if name == "auto" else name
 
 
 def get_backend(name: str) -> Backend:
-    """The backend called ``name``; a name we do not know is the user's error."""
-    if name == "auto":
-        name = "rattler"
-    try:
-        return BACKENDS[name]()
-    except KeyError:
-        raise UserError(f"Expected backend one of {sorted(BACKENDS)}, but got {name!r}") from None
+    """The backend called ``name`` (``auto`` resolved); unknown or not installed: exit 2."""
+    return BACKENDS[concrete_name(_known(name, "--backend"))]()
 
 
-__all__ = ["BACKENDS", "Backend", "CreateRequest", "CreateResult", "Progress", "get_backend"]
+__all__ = [
+    "BACKENDS",
+    "NAMES",
+    "Backend",
+    "CreateRequest",
+    "CreateResult",
+    "Progress",
+    "concrete_name",
+    "get_backend",
+    "resolve_backend",
+]
