@@ -201,6 +201,8 @@ def classify(exc: Exception, channels: Sequence[str]) -> RattlerFailure:
     text = " ".join(str(exc).split())
     if name == "SolverError":
         return RattlerFailure("solve", text)
+    if "hash mismatch" in text.lower():  # rattler checks what it downloads against the record
+        return RattlerFailure("integrity", text)
     if name in {"FetchRepoDataError", "GatewayError", "InvalidChannelError"}:
         listed = ", ".join(channels)
         return RattlerFailure("channel", f"cannot read channel(s) {listed}: {text}")

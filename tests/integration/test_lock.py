@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import shutil
 import sys
+import threading
 from collections.abc import Mapping
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -383,3 +386,35 @@ def test_pip_section_locked_for_another_platform(
     assert failed.returncode == 2, failed.describe()
     assert "the pip: section cannot be locked for linux-64" in failed.stderr
     assert "no-such-dist" in failed.stderr
+
+
+def test_tampered_remote_package_is_caught_by_the_download_check(
+    project: Project, envassay_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A channel served over HTTP (a local server): rattler checks what it downloads."""
+    root = tmp_path / "served"
+    channel = new_channel(root / "channel")
+    make_noarch_python_package(
+        channel, "remotepkg", "1.0", files={"remotepkg/__init__.py": "A=1\n"}
+    )
+    index_channel(channel)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/channel"
+        spec = write_spec(
+            project, "remote", [url, project.channel.url], ["python=3.11", "remotepkg"]
+        )
+        lock(project, envassay_env, spec)
+        assert f"url: {url}/noarch/remotepkg-1.0-py_0.tar.bz2" in lock_path_for(spec).read_text()
+        (channel / "noarch" / "remotepkg-1.0-py_0.tar.bz2").unlink()
+        make_noarch_python_package(
+            channel, "remotepkg", "1.0", files={"remotepkg/__init__.py": "A=2\n"}
+        )
+        target = tmp_path / "remote-prefix"
+        result = envassay("create", spec, "--prefix", target, env=envassay_env, cwd=project.root)
+        server.shutdown()
+    assert result.returncode == 2, result.describe()
+    assert "failed its hash check; nothing was installed" in result.stderr
+    assert "hash mismatch" in result.stderr and "remotepkg-1.0-py_0.tar.bz2" in result.stderr
+    assert not target.exists()

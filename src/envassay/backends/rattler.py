@@ -123,7 +123,7 @@ def _parse(result: command.CommandResult) -> dict[str, Any]:
         raise UserError(message)
     if kind == "integrity":
         raise UserError(
-            f"a locked package failed its hash check; nothing was installed: {message}",
-            hint="the file changed after the lock was written; re-lock or fix the channel",
+            f"a package failed its hash check; nothing was installed: {message}",
+            hint="the archive is not the one the lock or the channel records; fix it or re-lock",
         )
     raise CreateError(f"rattler failed: {message}")
