@@ -13,6 +13,7 @@ from envassay.checks import CheckResult, declared_packages, failed, passed, run_
 from envassay.config import Config, EnvSettings
 from envassay.create import create_env, current_platform
 from envassay.errors import EnvassayError, UserError
+from envassay.gpu import gpu_checks
 from envassay.lock import LockStatus, check_lock_fresh, check_lock_match, lock_status
 from envassay.probe import run_probe
 from envassay.probe.report import PackageRequest, ProbeReport, ProbeRequest
@@ -83,4 +84,5 @@ def probe_and_check(assay: Assay, target: Target, settings: EnvSettings) -> Assa
     assay.results.extend(run_all(assay.spec, report, settings))
     if assay.lock is not None and assay.platform is not None:
         assay.results.append(check_lock_match(assay.lock, assay.platform, report))
+    assay.results.extend(gpu_checks(assay.spec, report, target, settings))
     return assay

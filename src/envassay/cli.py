@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--image", metavar="REF", help="check this existing image (suite + image checks), no build"
     )
     _image_options(check)
+    check.add_argument(
+        "--gpu",
+        choices=["auto", "require", "skip"],
+        default="auto",
+        help="GPU items: auto (each env's gpu policy), require (optional becomes required: "
+        "no GPU fails; for GPU CI jobs), skip (skip them without touching the driver)",
+    )
     check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
     check.set_defaults(handler=cmd_check)
 
@@ -271,6 +278,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         builder_image=args.builder_image,
         runtime_image=args.runtime_image,
         creator=args.creator,
+        gpu=args.gpu,
     )
 
 

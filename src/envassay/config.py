@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -20,6 +20,9 @@ GpuPolicy = Literal["none", "optional", "required", "auto"]
 BACKENDS = ("rattler", "auto", "conda", "mamba", "micromamba")
 TARGETS = ("native", "docker")
 GPU_POLICIES = ("auto", "none", "optional", "required")
+# A run's override of the GPU policy (`--gpu`): require makes optional required, skip skips.
+GpuMode = Literal["auto", "require", "skip"]
+GPU_MODES = ("auto", "require", "skip")
 DEFAULT_SPEC_GLOBS = ("envs/*.yml", "envs/*.yaml")
 LOCK_SUFFIX = ".conda-lock.yml"
 
@@ -37,6 +40,7 @@ class EnvSettings:
     builder_image: str | None = None
     runtime_image: str | None = None
     size_budget_mb: float | None = None
+    gpu_mode: GpuMode = "auto"  # not from the file: the run's --gpu, set by Config.env()
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,13 @@ class Config:
     envs: Mapping[str, EnvSettings] = field(default_factory=dict)
     source: Path | None = None
     targets: tuple[str, ...] = ("native",)
+    gpu_mode: GpuMode = "auto"  # the run's --gpu, not from the file
 
     def env(self, name: str) -> EnvSettings:
-        return self.envs.get(name, EnvSettings())
+        settings = self.envs.get(name, EnvSettings())
+        if self.gpu_mode != settings.gpu_mode:
+            settings = replace(settings, gpu_mode=self.gpu_mode)
+        return settings
 
     def spec_paths(self) -> list[Path]:
         """Every spec the globs find, sorted; lock files are never specs."""

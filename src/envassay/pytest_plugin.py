@@ -8,6 +8,7 @@ YAML file is left alone, so the plugin is inert in ordinary test runs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from collections.abc import Iterator
@@ -47,6 +48,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--envassay-creator",
         choices=["conda", "mamba", "micromamba", "envassay"],
         help="docker target: what creates the env in the builder (default: from the image)",
+    )
+    group.addoption(
+        "--envassay-gpu",
+        choices=["auto", "require", "skip"],
+        default="auto",
+        help="GPU items: auto (each env's gpu policy), require (optional becomes required: "
+        "no GPU fails), skip (skip them without touching the driver)",
     )
 
 
@@ -123,6 +131,9 @@ class TargetCollector(pytest.Collector):
         parent = self.parent
         assert isinstance(parent, SpecFile)
         config = _project_config(parent.path.parent)
+        gpu_mode = self.config.getoption("envassay_gpu")
+        if gpu_mode != config.gpu_mode:
+            config = dataclasses.replace(config, gpu_mode=gpu_mode)
         try:
             if self.name == "docker":
                 assay = self._assay_docker(parent.spec, config)

@@ -22,11 +22,13 @@ def run_checks(
     builder_image: str | None = None,
     runtime_image: str | None = None,
     creator: str | None = None,
+    gpu: str = "auto",
 ) -> int:
     """Run every check on ``specs`` (default: the configured ones); 0 pass, 1 fail, 2 bad input.
 
     ``targets`` (default: configured) and ``image`` (check that image, build nothing)
     choose where; an explicit docker target with no engine is exit 2, in one line.
+    ``gpu`` (auto, require, skip) overrides each env's GPU policy for this run.
     """
     config = load_config()
     paths = [Path(p) for p in specs] or config.spec_paths()
@@ -52,6 +54,8 @@ def run_checks(
     ):
         if value:
             args += [option, value]
+    if gpu != "auto":
+        args += ["--envassay-gpu", gpu]
     if junitxml:
         args += ["--junitxml", str(junitxml)]
     code = pytest.main([*args, *pytest_args, *map(str, paths)])

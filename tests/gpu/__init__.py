@@ -1,0 +1,1 @@
+"""GPU paths on CPU-only machines: a fake libcuda.so, stand-in frameworks, real probe runs."""
