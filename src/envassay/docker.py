@@ -357,6 +357,12 @@ def connect() -> Engine:
         from docker.client import DockerClient
     except ImportError:  # pragma: no cover - docker is a dependency
         raise unavailable("the Python package `docker` is not installed") from None
+    address = engine_address()
+    if address.startswith("unix://"):
+        # Knock first: the SDK leaks its socket when a unix socket refuses or is missing.
+        reason = _knock(address[len("unix://") :])
+        if reason:
+            raise unavailable(reason)
     try:
         client = DockerClient.from_env(timeout=_CONNECT_TIMEOUT)
         client.api.ping()
@@ -401,6 +407,21 @@ def _short_reason(exc: BaseException) -> str:
                 "PermissionError": "permission denied on the socket",
             }[marker]
     return text[:200] or type(exc).__name__
+
+
+def _knock(path: str) -> str:
+    """Why the unix socket at ``path`` does not accept a connection ('' when it does)."""
+    if not os.path.exists(path):
+        return "the socket does not exist"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(_CONNECT_TIMEOUT)
+        try:
+            probe.connect(path)
+        except PermissionError:
+            return "permission denied on the socket"
+        except OSError as exc:
+            return exc.strerror or type(exc).__name__
+    return ""
 
 
 def _explain(exc: Any) -> str:
