@@ -37,7 +37,9 @@ def _spec_path(name: str) -> str:
 @nox.session(venv_backend="none")
 @nox.parametrize("env", _env_names())
 def envs(session: nox.Session, env: str) -> None:
-    """Create each env natively and run its smoke tests (pytest args after --)."""
+    """Create each env natively and run its smoke tests (after --: pytest args, --backend NAME)."""
+    from envassay.noxargs import pytest_args
+
     session.run(
         sys.executable,
         "-m",
@@ -47,7 +49,7 @@ def envs(session: nox.Session, env: str) -> None:
         "--rootdir",
         str(ROOT),
         _spec_path(env),
-        *session.posargs,
+        *pytest_args(session.posargs),
     )
 
 
@@ -77,12 +79,15 @@ def docker(session: nox.Session, env: str) -> None:
 @nox.session(venv_backend="none")
 def demo(session: nox.Session) -> None:
     """Build the local conda channel, then run the native pipeline on demo/envs."""
+    from envassay.noxargs import pytest_args
+
     demo_dir = ROOT / "demo"
     session.run(sys.executable, "-m", "envassay.testing.demo", "build-channel")
     pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(demo_dir)]
-    session.run(*pytest, str(demo_dir / "envs" / "good.yml"), *session.posargs)
+    posargs = pytest_args(session.posargs)
+    session.run(*pytest, str(demo_dir / "envs" / "good.yml"), *posargs)
     session.log("demo/envs/broken.yml must fail on exactly its three broken packages:")
-    session.run(*pytest, str(demo_dir / "envs" / "broken.yml"), *session.posargs, success_codes=[1])
+    session.run(*pytest, str(demo_dir / "envs" / "broken.yml"), *posargs, success_codes=[1])
 
 
 @nox.session(venv_backend="none")

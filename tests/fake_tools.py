@@ -26,6 +26,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -205,8 +206,12 @@ def install_fake_tool(
     version: str | None = None,
     failure: Recorded | None = None,
     cache_dir: Path | None = None,
+    hang: bool = False,
 ) -> FakeTool:
-    """Write the stand-in ``bin_dir/name`` (executable) and its settings beside it."""
+    """Write the stand-in ``bin_dir/name`` (executable) and its settings beside it.
+
+    ``hang``: a create sleeps instead of creating (to be killed by the test).
+    """
     bin_dir.mkdir(parents=True, exist_ok=True)
     path = bin_dir / name
     log = bin_dir / f"{name}.calls.jsonl"
@@ -217,6 +222,7 @@ def install_fake_tool(
         "failure": asdict(failure) if failure else None,
         "cache_dir": str(cache_dir or bin_dir / "cache"),
         "log": str(log),
+        "hang": hang,
     }
     path.with_name(name + ".json").write_text(json.dumps(config))
     path.write_text(SCRIPT.format(python=sys.executable, name=name))
@@ -229,10 +235,18 @@ def install_fake_tool(
 
 def run_stand_in(config: dict[str, Any], argv: Sequence[str]) -> int:
     """The stand-in's main: record the call, then answer as the real tool would."""
-    with open(config["log"], "a", encoding="utf-8") as log:
-        call = {"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ)}
-        log.write(json.dumps(call) + "\n")
     args = list(argv[1:])
+    # The files it was given are temporary: keep what they said.
+    inputs = {f: Path(f).read_text() for f in _values(args, "-f", "--file") if Path(f).is_file()}
+    with open(config["log"], "a", encoding="utf-8") as log:
+        call = {
+            "argv": list(argv),
+            "cwd": os.getcwd(),
+            "env": dict(os.environ),
+            "inputs": inputs,
+            "pid": os.getpid(),
+        }
+        log.write(json.dumps(call) + "\n")
     if args == ["--version"]:
         sys.stdout.write(config["version_output"])
         return 0
@@ -240,6 +254,8 @@ def run_stand_in(config: dict[str, Any], argv: Sequence[str]) -> int:
         sys.stdout.write(failure["stdout"])
         sys.stderr.write(failure["stderr"])
         return int(failure["exit_code"])
+    if config.get("hang"):
+        time.sleep(600)
     from envassay.errors import EnvassayError
 
     try:

@@ -1,0 +1,27 @@
+"""What the env sessions of a noxfile pass to pytest: their posargs, envassay's short forms
+spelled out (`nox -s envs -- --backend micromamba` -> `--envassay-backend micromamba`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+SHORT_FORMS = {"--backend": "--envassay-backend"}
+
+
+def pytest_args(posargs: Sequence[str]) -> list[str]:
+    """``posargs`` with ``--backend NAME`` / ``--backend=NAME`` as the plugin's option;
+    everything else (and anything after a bare ``--``) is passed through unchanged."""
+    result: list[str] = []
+    args = list(posargs)
+    while args:
+        arg = args.pop(0)
+        if arg == "--":
+            return [*result, arg, *args]
+        flag, equals, value = arg.partition("=")
+        if flag in SHORT_FORMS:
+            result.append(SHORT_FORMS[flag])
+            if equals:
+                result.append(value)
+            continue
+        result.append(arg)
+    return result
