@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +21,14 @@ import pytest
 from envassay.checks import CheckResult
 from envassay.config import LOCK_SUFFIX, Config, load_config
 from envassay.errors import UserError
+from envassay.session import AssaySession
 
 if TYPE_CHECKING:
     from envassay.assay import Assay
     from envassay.spec import EnvSpec
 
 SPEC_SUFFIXES = (".yml", ".yaml")
+_SESSION = pytest.StashKey[AssaySession]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -56,6 +59,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="GPU items: auto (each env's gpu policy), require (optional becomes required: "
         "no GPU fails), skip (skip them without touching the driver)",
     )
+    group.addoption(
+        "--envassay-jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="create and probe up to N env targets at once (default 1)",
+    )
+    group.addoption(
+        "--envassay-report-md",
+        type=Path,
+        metavar="PATH",
+        help="write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set)",
+    )
+    group.addoption(
+        "--envassay-report-json", type=Path, metavar="PATH", help="write the JSON report here"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    jobs = config.getoption("envassay_jobs", 1) or 1
+    if jobs < 1:
+        raise pytest.UsageError(f"--envassay-jobs must be at least 1, got {jobs}")
+    session = AssaySession(jobs=jobs, root=config.rootpath)
+    session.open_stderr()
+    config.stash[_SESSION] = session
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION, None)
+    if session is not None:
+        session.close()
+
+
+def _session(config: pytest.Config) -> AssaySession:
+    return config.stash[_SESSION]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -74,6 +112,11 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         return None
     if not _is_spec(file_path, parent.config):
         return None
+    session = _session(parent.config)
+    if session.parallel:  # start creating and probing now; each target's collector waits
+        for target in _targets(parent.config, file_path.parent):
+            work = functools.partial(_assay_path, parent.config, file_path, target, session)
+            session.submit(file_path, target, work)
     return SpecFile.from_parent(parent, path=file_path)
 
 
@@ -104,6 +147,8 @@ class SpecFile(pytest.File):
         try:
             self.spec = load_spec(self.path)
         except UserError as exc:
+            for target in _targets(self.config, self.path.parent):
+                _session(self.config).record_error(self.path, target, self.path.stem, exc.render())
             raise self.CollectError(exc.render()) from None
         for target in _targets(self.config, self.path.parent):
             yield TargetCollector.from_parent(self, name=target)
@@ -126,47 +171,78 @@ class TargetCollector(pytest.Collector):
     """Creates and probes the env on one target; its items are the verdicts."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from envassay.assay import assay_native
-
         parent = self.parent
         assert isinstance(parent, SpecFile)
-        config = _project_config(parent.path.parent)
-        gpu_mode = self.config.getoption("envassay_gpu")
-        if gpu_mode != config.gpu_mode:
-            config = dataclasses.replace(config, gpu_mode=gpu_mode)
+        work = functools.partial(_assay_of, self.config, parent.spec, self.name, None)
         try:
-            if self.name == "docker":
-                assay = self._assay_docker(parent.spec, config)
-            else:
-                assay = assay_native(
-                    parent.spec,
-                    config,
-                    backend=self.config.getoption("envassay_backend"),
-                    progress=_progress_line,
-                )
+            assay = _session(self.config).assay(parent.path, self.name, parent.spec.name, work)
         except UserError as exc:  # details: e.g. what micromamba printed, before the line
             details = f"{exc.details}\n" if exc.details else ""
             raise self.CollectError(details + exc.render()) from None
         for result in assay.results:
             yield CheckItem.from_parent(self, name=result.name, result=result)
 
-    def _assay_docker(self, spec: EnvSpec, config: Config) -> Assay:
-        from envassay.container import DockerOptions, assay_docker_or_skip
-        from envassay.progress import ProgressLine
 
-        get = self.config.getoption
-        options = DockerOptions(
-            image=get("envassay_image"),
-            builder_image=get("envassay_builder_image"),
-            runtime_image=get("envassay_runtime_image"),
-            creator=get("envassay_creator"),
-        )
-        # Build output: one live line on a terminal, every line otherwise (the log has all).
-        progress = ProgressLine(sys.stderr)
-        try:
-            return assay_docker_or_skip(spec, config, options, progress=progress)
-        finally:
-            progress.close()
+def _assay_path(
+    pytest_config: pytest.Config, path: Path, target: str, session: AssaySession
+) -> Assay:
+    """A parallel run's work for one target: read the spec, then as :func:`_assay_of`."""
+    from envassay.spec import load_spec
+
+    spec = load_spec(path)
+    return _assay_of(pytest_config, spec, target, session.progress(f"{spec.name}/{target}"))
+
+
+def _assay_of(
+    pytest_config: pytest.Config,
+    spec: EnvSpec,
+    target: str,
+    progress: Callable[[str], None] | None,
+) -> Assay:
+    """Create (or build) and probe ``spec`` on ``target``, and judge it.
+
+    ``progress``: where a parallel run's lines go (labelled); None: this process's stderr.
+    """
+    from envassay.assay import assay_native
+
+    config = _project_config(spec.path.parent)
+    gpu_mode = pytest_config.getoption("envassay_gpu")
+    if gpu_mode != config.gpu_mode:
+        config = dataclasses.replace(config, gpu_mode=gpu_mode)
+    if target == "docker":
+        return _assay_docker(pytest_config, spec, config, progress)
+    return assay_native(
+        spec,
+        config,
+        backend=pytest_config.getoption("envassay_backend"),
+        progress=progress or _progress_line,
+    )
+
+
+def _assay_docker(
+    pytest_config: pytest.Config,
+    spec: EnvSpec,
+    config: Config,
+    progress: Callable[[str], None] | None,
+) -> Assay:
+    from envassay.container import DockerOptions, assay_docker_or_skip
+    from envassay.progress import ProgressLine
+
+    get = pytest_config.getoption
+    options = DockerOptions(
+        image=get("envassay_image"),
+        builder_image=get("envassay_builder_image"),
+        runtime_image=get("envassay_runtime_image"),
+        creator=get("envassay_creator"),
+    )
+    if progress is not None:
+        return assay_docker_or_skip(spec, config, options, progress=progress)
+    # Build output: one live line on a terminal, every line otherwise (the log has all).
+    line = ProgressLine(sys.stderr)
+    try:
+        return assay_docker_or_skip(spec, config, options, progress=line)
+    finally:
+        line.close()
 
 
 def _progress_line(message: str) -> None:
@@ -202,3 +278,44 @@ class CheckItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.parent.name if self.parent else ''}::{self.name}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Each check item that ran goes into the run's reports under its spec and target."""
+    report = yield
+    if isinstance(item, CheckItem) and call.when == "call":
+        target = item.parent
+        spec_file = target.parent if target is not None else None
+        if isinstance(target, TargetCollector) and isinstance(spec_file, SpecFile):
+            _session(item.config).record_result(
+                spec_file.path, target.name, spec_file.spec.name, item.result
+            )
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the Markdown and JSON reports (and $GITHUB_STEP_SUMMARY) of what ran."""
+    config = session.config
+    _session(config).write_reports(
+        config.getoption("envassay_report_md"),
+        config.getoption("envassay_report_json"),
+        environ=dict(os.environ),
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """A table at the end of the run: per env and target, passed/failed/skipped."""
+    from envassay.report import terminal_table
+
+    state = _session(config)
+    runs = state.runs()
+    if not runs:
+        return
+    terminalreporter.write_sep("=", "envassay summary")
+    for line in terminal_table(runs):
+        terminalreporter.write_line(line)
+    for line in state.written:
+        terminalreporter.write_line(line)
