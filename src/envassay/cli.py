@@ -64,6 +64,23 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--backend", choices=BACKEND_NAMES, help=BACKEND_HELP)
     check.add_argument("--junitxml", type=Path, help="write JUnit XML here")
     check.add_argument(
+        "--report-md",
+        type=Path,
+        metavar="PATH",
+        help="write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set)",
+    )
+    check.add_argument(
+        "--report-json", type=Path, metavar="PATH", help="write the JSON report here"
+    )
+    check.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="create and probe up to N env targets at once (default 1)",
+    )
+    check.add_argument(
         "--target",
         dest="targets",
         action="append",
@@ -114,6 +131,38 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--fail", action="store_true", help="exit 1 when anything moved")
     drift.add_argument("--markdown", type=Path, metavar="PATH", help="also write Markdown here")
     drift.set_defaults(handler=cmd_drift)
+
+    matrix = sub.add_parser("matrix", help="print the CI matrix: one job per env, target, platform")
+    matrix.add_argument("specs", nargs="*", type=Path, help="default: [tool.envassay] specs")
+    matrix.add_argument(
+        "--format",
+        dest="fmt",
+        choices=["json", "github", "gitlab"],
+        default="json",
+        help='json: a list; github: {"include": [...]} on one line; gitlab: parallel:matrix YAML',
+    )
+    matrix.add_argument(
+        "--changed-since",
+        metavar="REF",
+        help="only envs whose spec, lock or Dockerfile (docker/) changed since REF (git diff)",
+    )
+    matrix.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        default=[],
+        choices=["native", "docker"],
+        help="only this target (repeatable; default: both, docker for linux platforms only)",
+    )
+    matrix.add_argument(
+        "--platform",
+        dest="platforms",
+        action="append",
+        default=[],
+        metavar="P",
+        help="these platforms for every env (repeatable; default: configured, else linux-64)",
+    )
+    matrix.set_defaults(handler=cmd_matrix)
 
     probe = sub.add_parser(
         "probe", help="print the facts of an existing environment prefix or docker://IMAGE"
@@ -264,6 +313,21 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return report_drift(args.specs, fail=args.fail, markdown=args.markdown)
 
 
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from envassay.config import load_config
+    from envassay.matrix import changed_since, plan_matrix, render
+
+    config = load_config()
+    changes = changed_since(config.root, args.changed_since) if args.changed_since else None
+    entries = plan_matrix(
+        config, args.specs, targets=args.targets, platforms=args.platforms, changes=changes
+    )
+    print(render(entries, args.fmt))
+    if args.changed_since and not entries:
+        print(f"envassay: nothing changed since {args.changed_since}: no jobs", file=sys.stderr)
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from envassay.runner import run_checks
 
@@ -279,7 +343,20 @@ def cmd_check(args: argparse.Namespace) -> int:
         runtime_image=args.runtime_image,
         creator=args.creator,
         gpu=args.gpu,
+        jobs=args.jobs,
+        report_md=args.report_md,
+        report_json=args.report_json,
     )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def _image_options(parser: argparse.ArgumentParser) -> None:

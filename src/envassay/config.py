@@ -57,6 +57,10 @@ class Config:
     source: Path | None = None
     targets: tuple[str, ...] = ("native",)
     gpu_mode: GpuMode = "auto"  # the run's --gpu, not from the file
+    # CI matrix (`envassay matrix`): runner labels for linux-64, per platform, for GPU envs.
+    runner: str = "ubuntu-latest"
+    runners: Mapping[str, str] = field(default_factory=dict)
+    gpu_runner: str | None = None
 
     def env(self, name: str) -> EnvSettings:
         settings = self.envs.get(name, EnvSettings())
@@ -124,10 +128,19 @@ def parse_config(table: Any, *, root: Path, source: Path | None = None) -> Confi
             reader.choice(t, "targets", TARGETS)
             for t in reader.strings(table.get("targets", ["native"]), "targets")
         ),
+        runner=reader.string(table.get("runner", "ubuntu-latest"), "runner"),
+        runners={
+            platform: reader.string(label, f"runners.{platform}")
+            for platform, label in reader.table(table.get("runners", {}), "runners", None).items()
+        },
+        gpu_runner=reader._optional(table.get("gpu-runner"), "gpu-runner"),
     )
 
 
-_TOP_KEYS = ("specs", "store", "backend", "default-channels", "platforms", "envs", "targets")
+_TOP_KEYS = (
+    *("specs", "store", "backend", "default-channels", "platforms", "envs", "targets"),
+    *("runner", "runners", "gpu-runner"),
+)
 _ENV_KEYS = (
     "gpu",
     "imports",

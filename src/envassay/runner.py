@@ -23,12 +23,17 @@ def run_checks(
     runtime_image: str | None = None,
     creator: str | None = None,
     gpu: str = "auto",
+    jobs: int = 1,
+    report_md: Path | None = None,
+    report_json: Path | None = None,
 ) -> int:
     """Run every check on ``specs`` (default: the configured ones); 0 pass, 1 fail, 2 bad input.
 
     ``targets`` (default: configured) and ``image`` (check that image, build nothing)
     choose where; an explicit docker target with no engine is exit 2, in one line.
     ``gpu`` (auto, require, skip) overrides each env's GPU policy for this run.
+    ``jobs``: how many env targets are created and probed at once. ``report_md`` and
+    ``report_json``: where the run's reports go ($GITHUB_STEP_SUMMARY gets the Markdown too).
     """
     config = load_config()
     paths = [Path(p) for p in specs] or config.spec_paths()
@@ -58,6 +63,12 @@ def run_checks(
         args += ["--envassay-gpu", gpu]
     if junitxml:
         args += ["--junitxml", str(junitxml)]
+    if jobs != 1:
+        args += ["--envassay-jobs", str(jobs)]
+    if report_md:
+        args += ["--envassay-report-md", str(report_md)]
+    if report_json:
+        args += ["--envassay-report-json", str(report_json)]
     code = pytest.main([*args, *pytest_args, *map(str, paths)])
     if code == pytest.ExitCode.OK:
         return EXIT_OK
