@@ -93,6 +93,8 @@ def expectation(spec: EnvSpec, settings: EnvSettings) -> Expectation:
     """The env's GPU policy, inferred when ``auto``, with the run's ``--gpu`` applied."""
     if settings.gpu == "auto":
         capable = [name for name, _ in declared_packages(spec) if cuda_capable(name)]
+        # A build string that asks for CUDA (`mpi4py=*=*cuda*`) counts too.
+        capable += [d.name for d in spec.conda if "cuda" in d.normalized and d.name not in capable]
         if capable:
             level: Level = "optional"
             why = f"gpu = optional, inferred from {', '.join(capable[:3])}"

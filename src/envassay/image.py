@@ -61,8 +61,6 @@ _ARCH_SUBDIRS = {
     "arm64": "linux-aarch64",
     "ppc64le": "linux-ppc64le",
 }
-# What a CUDA-expecting env declares (when its gpu policy is "auto").
-_CUDA_NAMES = ("cudatoolkit", "pytorch-cuda", "cupy", "tensorflow-gpu", "cuda-version")
 
 
 class ImageError(EnvassayError):
@@ -113,15 +111,10 @@ def resolve_options(
 
 
 def expects_gpu(spec: EnvSpec, settings: EnvSettings) -> bool:
-    """Whether the env wants a GPU: its policy says so, or (auto) it declares a CUDA package."""
-    if settings.gpu in ("optional", "required"):
-        return True
-    if settings.gpu == "none":
-        return False
-    return any(
-        dep.name in _CUDA_NAMES or dep.name.startswith("cuda-") or "cuda" in dep.normalized
-        for dep in spec.conda
-    )
+    """Whether the env wants a GPU: the same policy that makes its gpu[...] items."""
+    from envassay.gpu import expectation
+
+    return expectation(spec, settings).level != "none"
 
 
 def host_has_gpu() -> bool:

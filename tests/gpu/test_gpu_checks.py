@@ -148,6 +148,7 @@ def test_not_cuda_capable(name: str) -> None:
         (["pytorch"], (), "none", "require", "none", False),
         (["pytorch"], (), "required", "skip", "required", True),
         (["numpy"], (), "auto", "skip", "none", False),
+        (["mpi4py=*=*cuda*"], (), "auto", "auto", "optional", False),  # a CUDA build string
     ],
 )
 def test_expectation(
@@ -175,6 +176,14 @@ def test_expectation_says_why(tmp_path: Path) -> None:
     assert expectation(spec(tmp_path, "numpy"), EnvSettings()).why == (
         "gpu = none, inferred: no CUDA-capable package declared"
     )
+
+
+def test_images_get_gpus_by_the_same_policy(tmp_path: Path) -> None:
+    from envassay.image import expects_gpu
+
+    assert expects_gpu(spec(tmp_path, "numpy", pip=("torch",)), EnvSettings())
+    assert not expects_gpu(spec(tmp_path, "numpy"), EnvSettings())
+    assert not expects_gpu(spec(tmp_path, "pytorch"), EnvSettings(gpu="none"))
 
 
 def test_the_run_mode_reaches_every_env_through_config(tmp_path: Path) -> None:

@@ -238,9 +238,17 @@ def test_stand_in_frameworks_report_builds_and_no_device(
     tensorflow = frameworks["tensorflow"]
     assert (tensorflow.version, tensorflow.build, tensorflow.available) == ("2.16.1", "cpu", False)
     jax = frameworks["jax"]
-    assert (jax.build, jax.available) == ("unknown", False)
+    assert (jax.build, jax.available) == ("cpu", False)  # no CUDA plugin: a CPU-only jax
     assert jax.notes == ("jax.devices() has no GPU: [CpuDevice(id=0)]",)
     assert frameworks["cupy"].status == "missing"
+
+
+def test_jax_with_a_cuda_plugin_is_a_cuda_build(machine: Machine, tmp_path: Path) -> None:
+    target = make_env(
+        tmp_path / "env", {"jax": JAX, "jaxlib": JAXLIB, "jax_cuda12_plugin": "VERSION = 1"}
+    )
+    jax = probe(target, GpuRequest(frameworks=("jax",))).frameworks["jax"]
+    assert (jax.status, jax.build, jax.available) == ("ok", "cuda", False)
 
 
 def test_cupy_without_a_device_says_why(machine: Machine, tmp_path: Path) -> None:
@@ -291,9 +299,7 @@ def test_what_a_framework_prints_does_not_corrupt_the_report(
 def test_real_torch_work_is_right_on_the_cpu() -> None:
     """The device code path (matmul in three precisions, conv2d) with device="cpu"."""
     torch = pytest.importorskip("torch")
-    namespace: dict[str, object] = {"__name__": "framework_code"}
-    exec(gpu_script.FRAMEWORK_CODE, namespace)
-    torch_work = namespace["torch_work"]
+    torch_work = framework_code()["torch_work"]
     assert callable(torch_work)
     checks = torch_work(torch, "cpu", (9, 0))
     assert [c["name"] for c in checks] == [
@@ -324,3 +330,25 @@ def test_real_cpu_only_torch_is_reported_as_such(machine: Machine, fake_libcuda:
     if torch.version.cuda is not None:
         pytest.skip(f"torch {torch.__version__} is a CUDA build")
     assert (facts.build, facts.cuda, facts.available, facts.checks) == ("cpu", None, False, ())
+
+
+def framework_code() -> dict[str, object]:
+    namespace: dict[str, object] = {"__name__": "framework_code"}
+    exec(gpu_script.FRAMEWORK_CODE, namespace)
+    return namespace
+
+
+def test_real_jax_work_is_right_on_the_cpu() -> None:
+    jax = pytest.importorskip("jax")
+    jax_work = framework_code()["jax_work"]
+    assert callable(jax_work)
+    check = jax_work(jax, jax.devices("cpu")[0])
+    assert check["ok"], check
+
+
+def test_real_tensorflow_work_is_right_on_the_cpu() -> None:
+    tf = pytest.importorskip("tensorflow")
+    tensorflow_work = framework_code()["tensorflow_work"]
+    assert callable(tensorflow_work)
+    check = tensorflow_work(tf, "/CPU:0")
+    assert check["ok"], check

@@ -255,9 +255,10 @@ def torch_facts(torch, doc):
 # --- tensorflow -----------------------------------------------------------------
 
 def tensorflow_work(tf, device):
-    a = tf.random.stateless_normal((SIZE, SIZE), seed=(0, 1), dtype=tf.float64)
-    b = tf.random.stateless_normal((SIZE, SIZE), seed=(2, 3), dtype=tf.float64)
-    expected = tf.matmul(a, b)
+    with tf.device("/CPU:0"):
+        a = tf.random.stateless_normal((SIZE, SIZE), seed=(0, 1), dtype=tf.float64)
+        b = tf.random.stateless_normal((SIZE, SIZE), seed=(2, 3), dtype=tf.float64)
+        expected = tf.matmul(a, b)
     with tf.device(device):
         got = tf.matmul(tf.cast(a, tf.float32), tf.cast(b, tf.float32))
     got = tf.cast(got, tf.float64)
@@ -323,25 +324,37 @@ def jax_cuda_version(jax):
     except Exception:
         return None
 
-def jax_build():
+def jax_build(jax):
+    # CUDA comes from a plugin (jax-cuda12-plugin: jax_cuda12_plugin, jax_plugins.xla_cuda12),
+    # an in-tree jaxlib.cuda, or an old "+cuda" jaxlib; ROCm likewise; else a CPU-only jax.
     import importlib.util
+    import pkgutil
+    import re
     import jaxlib
-    if "+cuda" in getattr(jaxlib, "__version__", ""):
-        return "cuda"
-    for plugin in ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_cuda11_plugin",
-                   "jax_plugins.xla_cuda12", "jax_plugins.xla_cuda13"):
+    names = [m.name for m in pkgutil.iter_modules()]
+    try:
+        import jax_plugins
+        names += ["jax_plugins." + m.name for m in pkgutil.iter_modules(jax_plugins.__path__)]
+    except Exception:
+        pass
+    for kind in ("cuda", "rocm"):
+        if "+" + kind in getattr(jaxlib, "__version__", ""):
+            return kind
+        pattern = re.compile(r"^(jax_%s\d+_plugin|jax_plugins\.xla_%s\d*)$" % (kind, kind))
+        if any(pattern.match(name) for name in names):
+            return kind
         try:
-            if importlib.util.find_spec(plugin) is not None:
-                return "cuda"
+            if importlib.util.find_spec("jaxlib." + kind) is not None:
+                return kind
         except Exception:
-            continue
-    return "unknown"
+            pass
+    return "cpu"
 
 def jax_facts(jax, doc):
     doc["version"] = jax.__version__
-    doc["build"] = jax_build()
     doc["cuda"] = jax_cuda_version(jax)
     devices = [d for d in jax.devices() if d.platform in ("gpu", "cuda")]
+    doc["build"] = "cuda" if devices or doc["cuda"] else jax_build(jax)
     doc["available"] = bool(devices)
     if not devices:
         doc["notes"].append("jax.devices() has no GPU: %s" % jax.devices())
