@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from envassay.checks import CheckResult
+from envassay.command import CommandResult
 from envassay.config import EnvSettings, GpuMode, GpuPolicy, parse_config
 from envassay.gpu import (
     Expectation,
@@ -17,10 +19,12 @@ from envassay.gpu import (
     cuda_runtime_records,
     expectation,
     framework_cuda,
+    gpu_checks,
     installed_frameworks,
     judge_gpu,
 )
 from envassay.probe.gpu import GpuReport
+from envassay.probe.report import ProbeReport
 from envassay.spec import EnvSpec, load_spec
 from tests.unit.test_checks import dist, record, report
 
@@ -505,3 +509,90 @@ def test_malformed_documents_are_probe_errors(change: dict[str, Any], error: str
     with pytest.raises(ProbeError, match="malformed GPU probe output") as info:
         GpuReport.from_json(json.dumps(doc))
     assert error in str(info.value)
+
+
+# --- one env on one target ---------------------------------------------------------------
+
+
+class ScriptedTarget:
+    """A target whose interpreter answers with a canned result (and counts the runs)."""
+
+    name = "scripted"
+
+    def __init__(self, result: CommandResult | None) -> None:
+        self.result = result
+        self.runs = 0
+        self.args: list[list[str]] = []
+
+    def describe(self) -> str:
+        return "a scripted target"
+
+    def run_python(self, script: str, args: Sequence[str], timeout: float) -> CommandResult:
+        self.runs += 1
+        self.args.append(list(args))
+        assert self.result is not None, "this target must not be run"
+        return self.result
+
+
+def torch_env(tmp_path: Path) -> tuple[EnvSpec, ProbeReport]:
+    env = spec(tmp_path, "python=3.11", "pytorch", "cuda-version=12.4")
+    probe = report(
+        conda_records=[
+            record("pytorch", "2.5.1", modules=["torch"]),
+            record("cuda-version", "12.4", modules=[]),
+        ],
+        distributions=[dist("torch", "2.5.1")],
+    )
+    return env, probe
+
+
+def test_gpu_checks_ask_for_the_installed_frameworks_only(tmp_path: Path) -> None:
+    env, probe = torch_env(tmp_path)
+    doc = {
+        "gpu_probe_version": 1,
+        "driver": driver(),
+        "nvidia_smi": None,
+        "environment": {},
+        "frameworks": {"torch": torch()},
+        "elapsed": 1.0,
+    }
+    target = ScriptedTarget(CommandResult(("python",), 0, json.dumps(doc) + "\n", ""))
+    results = gpu_checks(env, probe, target, EnvSettings())
+    assert json.loads(target.args[0][0])["frameworks"] == ["torch"]
+    assert [(r.name, r.outcome) for r in results] == [
+        ("gpu[driver]", "passed"),
+        ("gpu[torch]", "passed"),
+        ("gpu[cuda-version]", "passed"),
+    ]
+
+
+def test_gpu_skip_never_runs_the_probe(tmp_path: Path) -> None:
+    env, probe = torch_env(tmp_path)
+    target = ScriptedTarget(None)
+    results = gpu_checks(env, probe, target, EnvSettings(gpu_mode="skip"))
+    assert target.runs == 0
+    assert [r.name for r in results] == ["gpu[driver]", "gpu[torch]", "gpu[cuda-version]"]
+    assert {r.outcome for r in results} == {"skipped"}
+
+
+def test_no_gpu_items_for_an_env_that_expects_none(tmp_path: Path) -> None:
+    target = ScriptedTarget(None)
+    assert gpu_checks(spec(tmp_path, "numpy"), report(), target, EnvSettings()) == []
+    assert target.runs == 0
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        (CommandResult(("python",), 0, "not json\n", ""), "malformed GPU probe output"),
+        (CommandResult(("python",), 1, "", "Segmentation fault"), "exited 1; stderr: Segm"),
+        (CommandResult(("python",), -9, "", "", timed_out=True), "timed out after"),
+    ],
+)
+def test_a_gpu_probe_that_cannot_run_fails_gpu_driver(
+    tmp_path: Path, result: CommandResult, message: str
+) -> None:
+    env, probe = torch_env(tmp_path)
+    results = gpu_checks(env, probe, ScriptedTarget(result), EnvSettings(gpu="optional"))
+    assert [(r.name, r.outcome) for r in results] == [("gpu[driver]", "failed")]
+    assert message in results[0].message and "a scripted target" in results[0].message

@@ -200,7 +200,8 @@ def test_the_pytest_option_as_nox_passes_it(
     """`nox -s envs -- --envassay-gpu require` hands the option to pytest as it is."""
     (gpu_project / "pyproject.toml").write_text("[tool.envassay]\n")
     env = {**machine.variables(), "ENVASSAY_HOME": str(store_home)}
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", gpu_project]
+    root = str(gpu_project)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", root]
     spec = str(gpu_project / "envs" / "gpuenv.yml")
     required = run([*command, spec, "--envassay-gpu", "require", "-q"], env=env, cwd=gpu_project)
     assert required.returncode == 1, required.describe()
