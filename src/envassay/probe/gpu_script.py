@@ -324,13 +324,17 @@ def jax_cuda_version(jax):
     except Exception:
         return None
 
-def jax_build(jax):
+def jax_build():
     # CUDA comes from a plugin (jax-cuda12-plugin: jax_cuda12_plugin, jax_plugins.xla_cuda12),
     # an in-tree jaxlib.cuda, or an old "+cuda" jaxlib; ROCm likewise; else a CPU-only jax.
     import importlib.util
     import pkgutil
     import re
-    import jaxlib
+    try:
+        import jaxlib
+        version = getattr(jaxlib, "__version__", "")
+    except Exception:
+        version = ""
     names = [m.name for m in pkgutil.iter_modules()]
     try:
         import jax_plugins
@@ -338,7 +342,7 @@ def jax_build(jax):
     except Exception:
         pass
     for kind in ("cuda", "rocm"):
-        if "+" + kind in getattr(jaxlib, "__version__", ""):
+        if "+" + kind in version:
             return kind
         pattern = re.compile(r"^(jax_%s\d+_plugin|jax_plugins\.xla_%s\d*)$" % (kind, kind))
         if any(pattern.match(name) for name in names):
@@ -354,7 +358,7 @@ def jax_facts(jax, doc):
     doc["version"] = jax.__version__
     doc["cuda"] = jax_cuda_version(jax)
     devices = [d for d in jax.devices() if d.platform in ("gpu", "cuda")]
-    doc["build"] = "cuda" if devices or doc["cuda"] else jax_build(jax)
+    doc["build"] = "cuda" if devices or doc["cuda"] else jax_build()
     doc["available"] = bool(devices)
     if not devices:
         doc["notes"].append("jax.devices() has no GPU: %s" % jax.devices())
