@@ -347,3 +347,15 @@ def test_installed_distributions_repack_into_valid_wheels(tmp_path: Path) -> Non
         names = archive.namelist()
     assert "envassay/assets/Dockerfile" in names and "envassay/cli.py" in names
     assert "envassay-" in ours.name and any(n.endswith("entry_points.txt") for n in names)
+
+
+def test_gpu_is_requested_when_the_env_expects_one(tmp_path: Path, channel: Path) -> None:
+    from envassay.image import expects_gpu
+
+    plain = write_spec(tmp_path, channel, DEPS)
+    cuda = write_spec(tmp_path, channel, DEPS + "  - cudatoolkit=11.8\n", name="cuda")
+    assert not expects_gpu(plain, EnvSettings())
+    assert expects_gpu(plain, EnvSettings(gpu="optional"))
+    assert expects_gpu(plain, EnvSettings(gpu="required"))
+    assert expects_gpu(cuda, EnvSettings())
+    assert not expects_gpu(cuda, EnvSettings(gpu="none"))
