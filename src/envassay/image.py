@@ -111,7 +111,7 @@ def resolve_options(
 
 
 def expects_gpu(spec: EnvSpec, settings: EnvSettings) -> bool:
-    """Whether the env wants a GPU: the same policy that makes its gpu[...] items."""
+    """Whether the env wants a GPU (the same expectation as the gpu[...] checks)."""
     from envassay.gpu import expectation
 
     return expectation(spec, settings).level != "none"
