@@ -106,7 +106,7 @@ def test_spec_command_line(
 ) -> None:
     req = request(spec, tmp_path)
     invocation, inputs = backend(tool).plan(req, tmp_path)
-    env_file = tmp_path / "train.yml"
+    env_file = tmp_path / "environment.yml"
     assert list(inputs) == [env_file]
     expected = [a.format(prefix=req.prefix, file=env_file) for a in argv]
     assert invocation == Invocation(tuple(expected), spec.path.parent, env)

@@ -89,7 +89,8 @@ class CondaBackend:
         """The tool run for ``request`` and the input files written for it (path -> text)."""
         spec, locked, tool = request.spec, request.locked, self.tool
         if locked is None:
-            env_file = tmp / f"{spec.name}.yml"
+            # Not named after the spec: micromamba reads any `*-lock.yml` as a conda-lock file.
+            env_file = tmp / "environment.yml"
             text = environment_file(
                 spec, request.channels, with_channels=commands.channels_in_file(tool)
             )

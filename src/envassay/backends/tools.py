@@ -25,7 +25,6 @@ Flavour = Literal["conda", "mamba", "micromamba"]
 # How a tool takes its arguments: conda's (conda, mamba 1.x, which wraps conda's CLI)
 # or libmamba's own (micromamba, mamba 2.x).
 Style = Literal["conda", "libmamba"]
-FLAVOURS: tuple[Flavour, ...] = ("conda", "mamba", "micromamba")
 AUTO_ORDER: tuple[Flavour, ...] = ("micromamba", "mamba", "conda")
 VERSION_TIMEOUT = 120.0
 
