@@ -187,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     prune = envs_sub.add_parser("prune", help="remove environments no current spec uses")
     prune.add_argument("--all", action="store_true", help="remove every stored environment")
     prune.set_defaults(handler=cmd_envs_prune)
+
+    backends = sub.add_parser("backends", help="show each backend: found where, which version")
+    backends.add_argument("--json", action="store_true", help="machine-readable output")
+    backends.set_defaults(handler=cmd_backends)
     return parser
 
 
@@ -294,6 +298,24 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
             removed += 1
             print(f"removed {entry.key}")
     print(f"{removed} environment(s) removed")
+    return 0
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from envassay.backends import available, concrete_name, resolve_backend
+    from envassay.config import load_config
+
+    found = available()
+    chosen = resolve_backend(None, load_config().backend)
+    if args.json:
+        print(json.dumps({"in_force": chosen, "backends": [asdict(b) for b in found]}, indent=2))
+        return 0
+    for backend in found:
+        print(f"{backend.name:<11} {backend.version or '-':<10} {backend.where}")
+    picked = concrete_name(chosen)
+    print(f"in force here: {chosen}" + (f" (picks {picked})" if picked != chosen else ""))
     return 0
 
 

@@ -3,6 +3,7 @@ where conda, mamba and micromamba are looked for (stand-in executables put on PA
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,29 @@ def test_recorded_failures_are_classified(recorded: str, kind: str, fragment: st
     assert found == kind
     assert fragment in summary
     assert "\n" not in summary
+
+
+def test_backends_command_reports_each_with_its_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from envassay.cli import main
+
+    for variable in ("MAMBA_EXE", "CONDA_EXE", "ENVASSAY_BACKEND"):
+        monkeypatch.delenv(variable, raising=False)
+    bin_dir = tmp_path / "bin"
+    install_fake_tool(bin_dir, "micromamba", version="micromamba1")
+    install_fake_tool(bin_dir, "conda")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[tool.envassay]\nbackend = "auto"\n')
+    assert main(["backends"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["rattler", lines[0].split()[1]]
+    assert lines[1].split() == ["micromamba", "1.5.8", str(bin_dir / "micromamba")]
+    assert lines[2].split()[:4] == ["mamba", "-", "not", "found:"]
+    assert lines[3].split() == ["conda", "24.7.1", str(bin_dir / "conda")]
+    assert lines[4] == "in force here: auto (picks micromamba)"
+    assert main(["backends", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["in_force"] == "auto"
+    assert [b["version"] for b in data["backends"][1:]] == ["1.5.8", None, "24.7.1"]

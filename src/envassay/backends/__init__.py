@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from envassay.backends.base import Backend, CreateRequest, CreateResult, Progress
 from envassay.backends.conda import CondaBackend
 from envassay.backends.rattler import RattlerBackend
-from envassay.backends.tools import first_available
+from envassay.backends.tools import first_available, search, tool_version
 from envassay.errors import UserError
 
 BACKENDS: dict[str, Callable[[], Backend]] = {
@@ -49,6 +50,32 @@ def concrete_name(name: str) -> str:
     return (first_available() or "rattler") if name == "auto" else name
 
 
+@dataclass(frozen=True)
+class Available:
+    """One backend as this machine has it, for `envassay backends`."""
+
+    name: str
+    version: str | None  # None: not installed (or it does not say)
+    where: str  # the executable, or what was looked at and why it is missing
+
+
+def available(environ: Mapping[str, str] | None = None) -> list[Available]:
+    """Every backend: rattler (embedded), then each tool found or what was looked at."""
+    from importlib.metadata import version
+
+    result = [Available("rattler", version("py-rattler"), "embedded (py-rattler)")]
+    for flavour in ("micromamba", "mamba", "conda"):
+        found = search(flavour, environ)
+        if found.found is None:
+            result.append(Available(flavour, None, f"not found: {'; '.join(found.looked)}"))
+            continue
+        try:
+            result.append(Available(flavour, tool_version(found.found), str(found.found)))
+        except UserError as exc:
+            result.append(Available(flavour, None, exc.message))
+    return result
+
+
 def get_backend(name: str) -> Backend:
     """The backend called ``name`` (``auto`` resolved); unknown or not installed: exit 2."""
     return BACKENDS[concrete_name(_known(name, "--backend"))]()
@@ -57,10 +84,12 @@ def get_backend(name: str) -> Backend:
 __all__ = [
     "BACKENDS",
     "NAMES",
+    "Available",
     "Backend",
     "CreateRequest",
     "CreateResult",
     "Progress",
+    "available",
     "concrete_name",
     "get_backend",
     "resolve_backend",
