@@ -61,6 +61,8 @@ def docker(session: nox.Session, env: str) -> None:
     Builder/runtime images: per env in [tool.envassay.envs.NAME], or pytest args after --
     (`nox -s docker -- --envassay-builder-image REF`).
     """
+    from envassay.noxargs import pytest_args
+
     session.run(
         sys.executable,
         "-m",
@@ -72,8 +74,26 @@ def docker(session: nox.Session, env: str) -> None:
         "--envassay-target",
         "docker",
         _spec_path(env),
-        *session.posargs,
+        *pytest_args(session.posargs),
     )
+
+
+@nox.session(venv_backend="none")
+def check(session: nox.Session) -> None:
+    """Every env in one `envassay check` run (after --: `-j 2`, `--report-md F`, `--target T`).
+
+    pytest arguments go after a second `--` (`nox -s check -- -j 2 -- -x`).
+    """
+    session.run(sys.executable, "-m", "envassay", "check", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def matrix(session: nox.Session) -> None:
+    """Print the CI matrix, a job per env x target x platform (after --: `--format github`).
+
+    Also `--format gitlab|json`, `--changed-since REF`, `--target T`, `--platform P`.
+    """
+    session.run(sys.executable, "-m", "envassay", "matrix", *session.posargs)
 
 
 @nox.session(venv_backend="none")
