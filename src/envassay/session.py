@@ -136,7 +136,15 @@ class AssaySession:
             self._stderr()
 
     def close(self) -> None:
+        """End the pool. Work nobody collected (an interrupted or aborted run) is cancelled,
+        and the commands it is running are killed, so that the run ends now."""
         if self._pool is not None:
+            if any(not future.done() for future in self._futures.values()):
+                from envassay.command import kill_running
+
+                for future in self._futures.values():
+                    future.cancel()
+                kill_running()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         if self._stream is not None and self._stream is not sys.stderr:
