@@ -94,7 +94,7 @@ def test_micromamba_check_end_to_end_then_reuse(
     assert Path(call["cwd"]) == spec.parent
     assert call["env"]["PIP_NO_INPUT"] == "1" and "CONDA_ALWAYS_YES" not in call["env"]
     given = yaml.safe_load(call["inputs"][env_file])
-    assert "channels" not in given  # on the command line, with --override-channels
+    assert given["channels"] == [project.channel.url]  # and on the command line
     assert given["dependencies"] == [
         "python=3.11",
         "numpy>=1.24,<2",

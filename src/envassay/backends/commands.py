@@ -9,11 +9,11 @@ Two argument styles (see :attr:`envassay.backends.tools.Tool.style`):
   spec: ``TOOL create -y -p PREFIX -f ENV.yml --override-channels -c CH [-c CH...]``;
   lock: ``TOOL create -y -p PREFIX -f NAME.conda-lock.yml``
 
-``ENV.yml`` is generated from the spec (:func:`envassay.backends.conda.environment_file`):
-for conda style it lists the resolved channels and ``nodefaults`` (``conda env
-create`` takes no channel options), for libmamba style the
-channels are on the command line and ``--override-channels`` keeps the user's
-rc channels out, so both solve against exactly the spec's channels. A lock is
+``ENV.yml`` is generated from the spec (:func:`envassay.backends.conda.environment_file`)
+and lists the resolved channels (:func:`file_channels`); for conda style with
+``nodefaults`` (``conda env create`` takes no channel options), for libmamba style
+the same channels are on the command line too, where ``--override-channels`` keeps
+the user's rc channels out: both solve against exactly the spec's channels. A lock is
 given to micromamba as the conda-lock file itself (it installs that file's pip
 entries too); conda reads no conda-lock file without the conda-lock plugin, so
 it gets an ``@EXPLICIT`` file rendered from the lock, and envassay installs the
@@ -55,9 +55,14 @@ def version_command(path: Path) -> list[str]:
     return [str(path), "--version"]
 
 
-def channels_in_file(tool: Tool) -> bool:
-    """Whether the generated environment file carries the channels (else the command line)."""
-    return tool.style == "conda"
+def file_channels(tool: Tool, channels: Sequence[str]) -> list[str]:
+    """The ``channels:`` of the generated environment file.
+
+    conda style: the channels and ``nodefaults``, the only way to keep .condarc's
+    channels out of `conda env create`. libmamba style: the channels (it reads
+    ``nodefaults`` as a channel name); ``--override-channels -c`` say the same.
+    """
+    return [*channels, "nodefaults"] if tool.style == "conda" else list(channels)
 
 
 def create_from_spec(
