@@ -1,6 +1,6 @@
 """What the env sessions of a noxfile pass to pytest: their posargs, envassay's short forms
 spelled out (`nox -s envs -- --backend micromamba` -> `--envassay-backend micromamba`;
-`-j N`, `--report-md P`, `--report-json P` likewise)."""
+`-j N`, `--report-md P`, `--report-json P`, `--gpu require|skip|auto` likewise)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ SHORT_FORMS = {
     "--jobs": "--envassay-jobs",
     "--report-md": "--envassay-report-md",
     "--report-json": "--envassay-report-json",
+    "--gpu": "--envassay-gpu",
 }
 
 

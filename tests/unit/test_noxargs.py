@@ -27,6 +27,12 @@ def test_jobs_and_report_short_forms() -> None:
     assert pytest_args(["-jx"]) == ["-jx"]
 
 
+def test_gpu_short_form() -> None:
+    """A GPU CI job: `nox -s envs -- --gpu require`."""
+    assert pytest_args(["--gpu", "require"]) == ["--envassay-gpu", "require"]
+    assert pytest_args(["--gpu=skip", "-x"]) == ["--envassay-gpu", "skip", "-x"]
+
+
 def test_nox_matrix_session_prints_the_matrix() -> None:
     nox = run(
         [
