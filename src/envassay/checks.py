@@ -132,9 +132,7 @@ def check_conda_pins(deps: Iterable[CondaDependency], report: ProbeReport) -> It
     for dep in deps:
         record = records.get(dep.name)
         if record is None:
-            yield failed(
-                "pin", dep.text, f"expected {dep.normalized}; found nothing installed"
-            )
+            yield failed("pin", dep.text, f"expected {dep.normalized}; found nothing installed")
             continue
         found = f"{record.name} {record.version} {record.build} from {record.channel}"
         if not MatchSpec(dep.normalized).matches(_package_record(record)):
