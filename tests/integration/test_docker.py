@@ -82,14 +82,15 @@ def check(
     xml = project.root / f"junit-{uuid.uuid4().hex[:8]}.xml"
     result = envassay("check", *args, "--junitxml", xml, env=env, cwd=project.root)
     outcomes = junit_outcomes(xml) if xml.exists() else {}
-    for name, message in (passed_messages(xml) if xml.exists() else {}).items():
-        if outcomes.get(name, ("", ""))[0] == "passed":
-            outcomes[name] = ("passed", message)
+    for name, message in (full_messages(xml) if xml.exists() else {}).items():
+        if name in outcomes:
+            outcomes[name] = (outcomes[name][0], message)
     return result.returncode, outcomes, result.stdout + result.stderr
 
 
-def passed_messages(path: Path) -> dict[str, str]:
-    """item name -> envassay's message (a user property in the JUnit XML), for passed items."""
+def full_messages(path: Path) -> dict[str, str]:
+    """item name -> envassay's whole message: a user property in the JUnit XML (newer
+    pytest versions cut a failure's `message` attribute to its first lines)."""
     messages = {}
     for case in ET.parse(path).getroot().iter("testcase"):
         for prop in case.iter("property"):
