@@ -25,6 +25,7 @@ from envassay.errors import EnvassayError, UserError
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 # Every container envassay starts carries this label, so leftovers are easy to find.
 CONTAINER_LABEL = "io.envassay.run"
 # Connecting and the version handshake; builds and runs set their own limits.
@@ -182,6 +183,8 @@ class Engine:
 
         Each output line goes to ``on_line`` and to ``log_path``. A failure raises
         :class:`ImageBuildError` naming the failing step, with that step's output.
+        The untagged images a build leaves behind (earlier stages of a multi-stage
+        build, the steps before a failure: hundreds of MB each) are removed.
         """
         import docker.errors
 
@@ -190,6 +193,8 @@ class Engine:
         step = ""
         step_lines: list[str] = []
         image_id = ""
+        last_layer = ""  # the image the latest finished step produced
+        leftovers: list[str] = []  # the last image of each stage but the final one
         log_file = log_path.open("w", encoding="utf-8") if log_path else None
 
         def emit(line: str) -> None:
@@ -219,30 +224,49 @@ class Engine:
                             continue
                         if line.startswith("Step "):
                             step, step_lines = line, []
+                            if " : FROM " in line and last_layer:
+                                leftovers.append(last_layer)
                         else:
                             step_lines.append(line)
+                            if match := _LAYER.match(line):
+                                last_layer = match.group(1)
                         emit(line)
                 elif "aux" in chunk and isinstance(chunk["aux"], dict):
                     image_id = str(chunk["aux"].get("ID", image_id))
                 elif "error" in chunk:
                     error = str(chunk.get("error", "")).strip()
                     emit(f"ERROR: {error}")
+                    self._remove_untagged([*leftovers, last_layer])
                     raise _build_error(tag, step, step_lines, error, log_path)
                 elif "status" in chunk:
                     emit(str(chunk["status"]))
         except docker.errors.APIError as exc:
             message = str(exc.explanation or exc).strip()
             emit(f"ERROR: {message}")
+            self._remove_untagged([*leftovers, last_layer])
             raise _build_error(tag, step, step_lines, message, log_path) from None
         finally:
             if log_file:
                 log_file.close()
+        self._remove_untagged(leftovers)
         if not image_id:
             info = self.image(tag)
             if info is None:
                 raise _build_error(tag, step, step_lines, "no image was produced", log_path)
             image_id = info.id
         return BuildResult(image_id, log, time.perf_counter() - started)
+
+    def _remove_untagged(self, images: Sequence[str]) -> None:
+        """Remove each image that no tag and no other image uses (with its untagged parents)."""
+        import docker.errors
+
+        for image in images:
+            if not image:
+                continue
+            with contextlib.suppress(docker.errors.APIError):
+                # `rmi ID` would untag and delete a tagged image (a FROM): only untagged ones.
+                if not self.api.inspect_image(image).get("RepoTags"):
+                    self.api.remove_image(image)  # refused while another image builds on it
 
     # --- running ------------------------------------------------------------
 
