@@ -22,7 +22,11 @@ BACKEND_HELP = (
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; errors become one line and an exit code here, and only here."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after a bare `--` belongs to pytest (`envassay check envs/x.yml -- -x -q`).
+    passthrough = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: len(argv) - len(passthrough) - (1 if "--" in argv else 0)])
+    args.pytest_args = passthrough
     handler: Handler = args.handler
     try:
         return handler(args)
@@ -99,7 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="GPU items: auto (each env's gpu policy), require (optional becomes required: "
         "no GPU fails; for GPU CI jobs), skip (skip them without touching the driver)",
     )
-    check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
     check.set_defaults(handler=cmd_check)
 
     build = sub.add_parser("build", help="build (or reuse) the container image of a spec")
@@ -353,7 +356,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from envassay.runner import run_checks
 
-    extra = [a for a in args.pytest_args if a != "--"]
+    extra = list(args.pytest_args)
     return run_checks(
         args.specs,
         backend=args.backend,
