@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -25,6 +27,7 @@ GpuMode = Literal["auto", "require", "skip"]
 GPU_MODES = ("auto", "require", "skip")
 DEFAULT_SPEC_GLOBS = ("envs/*.yml", "envs/*.yaml")
 LOCK_SUFFIX = ".conda-lock.yml"
+MAX_PYPROJECT_BYTES = 5 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -102,10 +105,21 @@ def load_config(start: Path | None = None) -> Config:
     if pyproject is None:
         return Config(root=start)
     try:
+        if pyproject.stat().st_size > MAX_PYPROJECT_BYTES:
+            raise ConfigError(f"larger than {MAX_PYPROJECT_BYTES} bytes; refused", where=pyproject)
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"not valid TOML: {exc}", where=pyproject) from None
-    table = data.get("tool", {}).get("envassay", {})
+        where, message = str(pyproject), str(exc)
+        if found := re.search(r"\s*\(at line (\d+), column (\d+)\)$", message):
+            where += f":{found.group(1)}:{found.group(2)}"
+            message = message[: found.start()]
+        raise ConfigError(f"not valid TOML: {message}", where=where) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", where=pyproject) from None
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"[tool] must be a table, got {type(tool).__name__}", where=pyproject)
+    table = tool.get("envassay", {})
     return parse_config(table, root=pyproject.parent, source=pyproject)
 
 
@@ -117,11 +131,11 @@ def parse_config(table: Any, *, root: Path, source: Path | None = None) -> Confi
     envs = reader.table(table.get("envs", {}), "tool.envassay.envs", None)
     return Config(
         root=root,
-        specs=reader.strings(table.get("specs", list(DEFAULT_SPEC_GLOBS)), "specs"),
+        specs=reader.globs(table.get("specs", list(DEFAULT_SPEC_GLOBS)), "specs"),
         store=(root / reader.string(store, "store")).resolve() if store is not None else None,
         backend=reader.choice(table.get("backend", "rattler"), "backend", BACKENDS),
         default_channels=reader.strings(table.get("default-channels", []), "default-channels"),
-        platforms=reader.strings(table.get("platforms", []), "platforms"),
+        platforms=reader.platforms(table.get("platforms", []), "platforms"),
         envs={name: reader.env(value, f"envs.{name}") for name, value in envs.items()},
         source=source,
         targets=tuple(
@@ -186,9 +200,36 @@ class _Reader:
         return cast(str, value)
 
     def number(self, value: Any, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= 0
+        ):
             raise self.error(key, f"expected a positive number, got {value!r}")
         return float(value)
+
+    def globs(self, value: Any, key: str) -> tuple[str, ...]:
+        """Spec globs: relative to the project, never reaching out of it."""
+        patterns = self.strings(value, key)
+        for pattern in patterns:
+            parts = pattern.replace("\\", "/").split("/")
+            if not pattern or pattern.startswith(("/", "~")) or ".." in parts:
+                raise self.error(
+                    key, f"{pattern!r} must be a glob relative to the project, without '..'"
+                )
+        return patterns
+
+    def platforms(self, value: Any, key: str) -> tuple[str, ...]:
+        from envassay.lock import KNOWN_PLATFORMS
+
+        platforms = self.strings(value, key)
+        unknown = [p for p in platforms if p not in KNOWN_PLATFORMS]
+        if unknown:
+            raise self.error(
+                key, f"unknown platform(s) {unknown}; expected some of {list(KNOWN_PLATFORMS)}"
+            )
+        return platforms
 
     def modules(self, value: Any, key: str) -> dict[str, tuple[str, ...]]:
         table = self.table(value, key, None)
@@ -208,10 +249,12 @@ class _Reader:
             rename=self.modules(table.get("rename", {}), f"{key}.rename"),
             skip=dict(skip),
             import_timeout=self.number(table.get("import-timeout", 120), f"{key}.import-timeout"),
-            platforms=self.strings(table.get("platforms", []), f"{key}.platforms"),
+            platforms=self.platforms(table.get("platforms", []), f"{key}.platforms"),
             builder_image=self._optional(optional["builder-image"], f"{key}.builder-image"),
             runtime_image=self._optional(optional["runtime-image"], f"{key}.runtime-image"),
-            size_budget_mb=self.number(budget, f"{key}.size-budget-mb") if budget else None,
+            size_budget_mb=(
+                self.number(budget, f"{key}.size-budget-mb") if budget is not None else None
+            ),
         )
 
     def _optional(self, value: Any, key: str) -> str | None:

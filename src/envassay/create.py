@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -10,9 +12,22 @@ from typing import Any
 from envassay.backends import Progress, get_backend, resolve_backend
 from envassay.backends.base import CreateRequest, LockedEnv
 from envassay.config import Config
-from envassay.errors import SpecError
+from envassay.errors import SpecError, UserError
 from envassay.spec import EnvSpec
 from envassay.store import Ensured, EnvStore, StoreKey
+
+
+@contextlib.contextmanager
+def naming(spec: EnvSpec) -> Iterator[None]:
+    """A user error raised while creating ``spec`` (a solve that fails, an unreachable
+    channel) names the spec file when it names no other place."""
+    try:
+        yield
+    except UserError as exc:
+        if exc.where is None:
+            exc.where = str(spec.path)
+            exc.args = (exc.render(),)
+        raise
 
 
 def current_platform() -> str:
@@ -85,7 +100,8 @@ def create_env(
         "channels": list(channels),
         "source": str(locked.lock_path) if locked else "spec",
     }
-    return store.ensure(key, build, info)
+    with naming(spec):
+        return store.ensure(key, build, info)
 
 
 def create_at(
@@ -106,7 +122,8 @@ def create_at(
     locked = plan(spec, config)
     existed = prefix.exists()
     try:
-        backend.create(CreateRequest(spec, prefix, channels, cache, locked=locked), progress)
+        with naming(spec):
+            backend.create(CreateRequest(spec, prefix, channels, cache, locked=locked), progress)
     except BaseException:
         if not existed:  # never leave half an env behind at a path the user chose
             shutil.rmtree(prefix, ignore_errors=True)

@@ -192,6 +192,8 @@ def lock_status(spec_path: Path, config: Config, spec: EnvSpec | None = None) ->
     """
     lock_path = lock_path_for(spec_path)
     if not lock_path.is_file():
+        if spec is None:
+            read_spec_header(spec_path)  # a spec that cannot be read is exit 2, not "no lock"
         return LockStatus(spec_path, lock_path, "missing", ("no lock file",))
     lock = read_lock(lock_path)
     header = read_spec_header(spec_path)

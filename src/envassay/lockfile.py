@@ -272,7 +272,7 @@ def parse_lock(data: Any, where: Path | str) -> LockFile:
     version = top.get("version")
     if version is None:
         raise reader.error("no `version:`; not a conda-lock unified lock file")
-    if version != LOCK_VERSION:
+    if isinstance(version, bool) or version != LOCK_VERSION:  # `true` == 1 in Python
         raise reader.error(
             f"lock format version {version!r} is not supported; envassay reads conda-lock's "
             f"unified format version {LOCK_VERSION}",

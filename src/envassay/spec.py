@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,9 @@ from envassay.yamlload import read_yaml
 # conda's own keys (conda/env/env.py VALID_KEYS) plus conda-lock's `platforms`.
 KNOWN_KEYS = ("name", "channels", "dependencies", "variables", "prefix", "platforms")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+VARIABLE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A `-r file` in the pip: section is read (its bytes are part of the content hash).
+MAX_REQUIREMENTS_FILE_BYTES = 1024 * 1024
 CHANNEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)*$")
 URL_SCHEMES = ("http://", "https://", "file://", "s3://", "gcs://", "oci://")
 VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
@@ -187,11 +191,11 @@ def read_spec_header(path: str | Path) -> SpecHeader:
     when the spec's bytes are the ones the lock was made from.
     """
     path = Path(path)
+    data, lines = read_yaml(path)  # first: it refuses devices, FIFOs and huge files
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise SpecError(f"cannot read: {exc.strerror}", where=path) from None
-    data, lines = read_yaml(path)
     if not isinstance(data, dict):
         raise SpecError("expected a mapping with `dependencies:`", where=path)
     parser = _Parser(path, lines)
@@ -243,7 +247,7 @@ class _Parser:
             conda=conda,
             pip=pip,
             variables=self.variables(data.get("variables")),
-            prefix=self.optional_str(data.get("prefix"), "prefix"),
+            prefix=self.prefix(data.get("prefix")),
             platforms=self.platforms(data.get("platforms")),
         )
 
@@ -327,7 +331,11 @@ class _Parser:
         line = self.lines.get(id(text)) or self.lines.get(id(context))
         try:
             spec = MatchSpec(text.strip())
-        except Exception as exc:  # rattler raises its own InvalidMatchSpecError
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        # rattler raises its own InvalidMatchSpecError; a Rust panic arrives as pyo3's
+        # PanicException, a BaseException: either way the text is the user's to fix.
+        except BaseException as exc:
             raise SpecError(
                 f"invalid conda MatchSpec {text!r}: {exc}",
                 where=f"{self.path}:{line}" if line else self.path,
@@ -355,7 +363,8 @@ class _Parser:
             req = parse_pip_line(text.strip(), self.path, line)
             if req.kind == "requirements-file" and _file_digest(self.path.parent, req) is None:
                 raise SpecError(
-                    f"pip requirements file in {req.text!r} cannot be read",
+                    f"pip requirements file in {req.text!r} cannot be read "
+                    f"(a regular file of at most {MAX_REQUIREMENTS_FILE_BYTES} bytes)",
                     where=f"{self.path}:{line}" if line else self.path,
                 )
             result.append(req)
@@ -370,6 +379,12 @@ class _Parser:
         for key, val in value.items():
             if not isinstance(key, str) or isinstance(val, (dict, list)):
                 raise self.error(f"variable {key!r} must map a name to a plain value", value)
+            if not VARIABLE_PATTERN.match(key):
+                raise self.error(
+                    f"variable name {key!r} is not an environment variable name",
+                    value,
+                    "use letters, digits and '_', not starting with a digit",
+                )
             result[key] = "" if val is None else str(val)
         return result
 
@@ -378,7 +393,34 @@ class _Parser:
             return ()
         if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
             raise self.error("`platforms` must be a list of strings such as linux-64", value)
-        return tuple(value)
+        from envassay.lock import KNOWN_PLATFORMS
+
+        unknown = [p for p in value if p not in KNOWN_PLATFORMS]
+        if unknown:
+            raise self.error(
+                f"unknown platform(s) {unknown} in `platforms`",
+                value,
+                f"expected some of {', '.join(KNOWN_PLATFORMS)}",
+            )
+        return tuple(dict.fromkeys(value))
+
+    def prefix(self, value: Any) -> str | None:
+        """conda's `prefix:` (what `conda env export` writes): kept, never used.
+
+        envassay creates every env in its store (or at `--prefix`); a spec file
+        never chooses where anything is written. A relative or `..` prefix is
+        refused outright, since it can only be a mistake or an attempt.
+        """
+        text = self.optional_str(value, "prefix")
+        if text is None:
+            return None
+        if not text.startswith("/") or ".." in Path(text).parts:
+            raise self.error(
+                f"`prefix` {text!r} must be an absolute path without '..'",
+                value,
+                "envassay never creates an env at a spec's prefix; delete the line",
+            )
+        return text
 
     def optional_str(self, value: Any, key: str) -> str | None:
         if value is None or isinstance(value, str):
@@ -428,11 +470,19 @@ def _egg_name(text: str) -> str | None:
 
 
 def _file_digest(base: Path, req: PipRequirement) -> str | None:
+    """sha256 of a `-r file`; None unless it is a readable regular file of at most 1 MB."""
     target = base / req.text.split(None, 1)[-1].strip()
     try:
-        return hashlib.sha256(target.read_bytes()).hexdigest()
+        info = target.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_REQUIREMENTS_FILE_BYTES:
+            return None
+        with target.open("rb") as handle:
+            data = handle.read(MAX_REQUIREMENTS_FILE_BYTES + 1)
     except OSError:
         return None
+    if len(data) > MAX_REQUIREMENTS_FILE_BYTES:
+        return None
+    return hashlib.sha256(data).hexdigest()
 
 
 def _kind(value: object) -> str:

@@ -9,6 +9,9 @@ capped, which bounds both time and memory.
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,10 @@ _STANDARD_TAGS = {
     "tag:yaml.org,2002:null",
 }
 
+# NUL and the other C0 controls (tab, newline and carriage return aside) and DEL: a
+# spec line with one cannot be a package, a channel, a path or an environment variable.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -41,9 +48,10 @@ def read_yaml(path: Path) -> tuple[Any, dict[int, int]]:
     """
     text = _read_text(path)
     try:
+        _scan(text, path)  # bounds depth and size before anything recursive runs
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        raise SpecError(_describe_yaml_error(exc), where=_where(path, exc)) from None
+        raise SpecError(_describe_yaml_error(exc, text), where=_where(path, exc)) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"not valid YAML: {exc}", where=path) from None
     if node is None:
@@ -53,22 +61,67 @@ def read_yaml(path: Path) -> tuple[Any, dict[int, int]]:
 
 
 def _read_text(path: Path) -> str:
+    """The file's text; only a regular file, and at most MAX_FILE_BYTES of it.
+
+    A device (``/dev/zero``), a FIFO or a file that grows while it is read would
+    otherwise make reading unbounded or blocking.
+    """
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise SpecError("is a directory, expected a YAML file", where=path)
+        if not stat.S_ISREG(info.st_mode):
+            raise SpecError("is not a regular file (a device, FIFO or socket)", where=path)
+        if info.st_size > MAX_FILE_BYTES:
             raise SpecError(
-                f"file is {size} bytes; specs larger than {MAX_FILE_BYTES} bytes are refused",
+                f"file is {info.st_size} bytes; files larger than {MAX_FILE_BYTES} bytes "
+                "are refused",
                 where=path,
             )
-        return path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since stat()
+                raise SpecError("is not a regular file", where=path)
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise SpecError(f"file is larger than {MAX_FILE_BYTES} bytes; refused", where=path)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise SpecError("file not found", where=path) from None
-    except IsADirectoryError:
-        raise SpecError("is a directory, expected an environment.yml file", where=path) from None
     except UnicodeDecodeError as exc:
         raise SpecError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=path) from None
     except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror}", where=path) from None
+        raise SpecError(f"cannot read: {exc.strerror or exc}", where=path) from None
+    return text.removeprefix("\ufeff")  # a UTF-8 byte order mark, as editors write it
+
+
+def _scan(text: str, path: Path) -> None:
+    """Walk the event stream (iteratively) and refuse what would make composing unbounded.
+
+    libyaml's composer recurses once per nesting level, so a document of 100,000
+    ``[`` overflows the C stack (a segfault, not an error); and a document of a
+    million tiny values costs seconds and hundreds of MB before any limit of the
+    builder applies. Events come one at a time, so this pass is bounded by the limits.
+    """
+    depth = 0
+    for events, event in enumerate(yaml.parse(text, Loader=_Loader), start=1):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _mark_error(path, event, f"nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.DocumentStartEvent) and events > 2:
+            raise _mark_error(path, event, "more than one YAML document (---) in one file")
+        if events > MAX_VALUES:
+            raise _mark_error(path, event, f"more than {MAX_VALUES} values")
+
+
+def _mark_error(path: Path, event: yaml.Event, message: str) -> SpecError:
+    mark = event.start_mark
+    if mark is None:
+        return SpecError(message, where=path)
+    return SpecError(message, where=f"{path}:{mark.line + 1}:{mark.column + 1}")
 
 
 def _where(path: Path, exc: yaml.MarkedYAMLError) -> str:
@@ -78,9 +131,15 @@ def _where(path: Path, exc: yaml.MarkedYAMLError) -> str:
     return f"{path}:{mark.line + 1}:{mark.column + 1}"
 
 
-def _describe_yaml_error(exc: yaml.MarkedYAMLError) -> str:
+def _describe_yaml_error(exc: yaml.MarkedYAMLError, text: str = "") -> str:
     problem = exc.problem or "invalid YAML"
-    if "\t" in problem or "tab" in problem:
+    mark = exc.problem_mark
+    at_tab = False
+    if mark is not None and text:
+        lines = text.splitlines()
+        if mark.line < len(lines):
+            at_tab = lines[mark.line][mark.column : mark.column + 1] == "\t"
+    if at_tab or "\\t" in problem or "\t" in problem or "tab" in problem:
         problem += "; YAML indentation must use spaces, not tabs"
     return f"not valid YAML: {problem}"
 
@@ -125,9 +184,16 @@ class _Builder:
 
     def _scalar(self, node: yaml.Node) -> Any:
         try:
-            return self._scalar_loader.construct_object(node, deep=True)
+            value = self._scalar_loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
-            raise self._error(node, f"bad value: {exc}") from None
+            raise self._error(node, f"bad value: {' '.join(str(exc).split())}") from None
+        except (ValueError, OverflowError) as exc:  # e.g. a timestamp like 2024-13-45
+            raise self._error(node, f"bad value {node.value!r}: {exc}") from None
+        if isinstance(value, str) and (bad := _CONTROL.search(value)):
+            raise self._error(
+                node, f"control character {bad.group()!r} in {value[:40]!r}; not allowed in a spec"
+            )
+        return value
 
     def _error(self, node: yaml.Node, message: str) -> SpecError:
         mark = node.start_mark
