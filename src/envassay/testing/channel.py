@@ -108,6 +108,7 @@ class PackageFile:
     mode: int = 0o644
     link_target: str | None = None  # a symlink when set
     placeholder: str | None = None  # text-mode prefix placeholder when set
+    mtime: int | None = None  # the member's mtime (default: now); pycs check their source's
 
 
 def file_url(path: Path) -> str:
@@ -169,7 +170,7 @@ def _paths_json(files: Sequence[PackageFile]) -> dict[str, Any]:
 
 def _add_member(tar: tarfile.TarFile, entry: PackageFile) -> None:
     info = tarfile.TarInfo(entry.path)
-    info.mtime = int(time.time())
+    info.mtime = int(time.time()) if entry.mtime is None else entry.mtime
     info.uname = info.gname = "root"
     if entry.link_target is not None:
         info.type = tarfile.SYMTYPE
@@ -400,11 +401,41 @@ def _write_binary_python(
         subdir=_host_subdir(),
     )
     sp = f"lib/python{PY_MAJOR_MINOR}/site-packages"
-    files = [PackageFile(f"{sp}/{p}", d, whl.modes.get(p, 0o644)) for p, d in whl.site.items()]
+    mtime = int(time.time())
+    files = [
+        PackageFile(f"{sp}/{p}", d, whl.modes.get(p, 0o644), mtime=mtime)
+        for p, d in whl.site.items()
+    ]
+    files += _bytecode(files, mtime)
     files += [PackageFile(p, d) for p, d in whl.prefix_files.items()]
     files += [_script_file(p, d) for p, d in whl.scripts.items()]
     files += [_entry_point_script(ep) for ep in whl.console_scripts]
     return write_package(channel_dir, index, sorted(files, key=lambda f: f.path))
+
+
+def _bytecode(files: Sequence[PackageFile], mtime: int) -> list[PackageFile]:
+    """Timestamp pycs for the ``.py`` files, as conda-forge's binary Python packages ship
+    them (only ``noarch: python`` packages are compiled at install). Valid when linked:
+    the sources keep ``mtime`` (rattler preserves it). This interpreter is the one the
+    package is built for; a file that does not compile is left to the env, as by conda.
+    """
+    import importlib.util
+    import marshal
+
+    found = []
+    for entry in files:
+        if not entry.path.endswith(".py"):
+            continue
+        try:
+            code = compile(entry.data, entry.path, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError):
+            continue
+        header = importlib.util.MAGIC_NUMBER + b"\0\0\0\0"
+        header += (mtime & 0xFFFFFFFF).to_bytes(4, "little")
+        header += (len(entry.data) & 0xFFFFFFFF).to_bytes(4, "little")
+        pyc = importlib.util.cache_from_source(entry.path)
+        found.append(PackageFile(pyc, header + marshal.dumps(code), 0o644, mtime=mtime))
+    return found
 
 
 def _script_file(name: str, data: bytes) -> PackageFile:
@@ -608,6 +639,7 @@ def make_python_package(channel_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="envassay-python-") as work:
         patched = _patch_elf_files(src, [rel for rel, _ in entries], Path(work))
         files = [_python_file(src, rel, patched.get(rel)) for rel, _ in entries]
+    files += _stdlib_bytecode(src, files)
     files.append(PackageFile(f"lib/python{PY_MAJOR_MINOR}/site-packages/README.txt", _SP_README))
     index = _index_json(
         "python",
@@ -690,7 +722,43 @@ def _python_file(src: Path, rel: str, patched: Path | None) -> PackageFile:
     old_prefix = str(src).encode()
     if b"\0" not in data and old_prefix in data:
         return PackageFile(rel, data, mode, placeholder=str(src))
-    return PackageFile(rel, data, mode)
+    return PackageFile(rel, data, mode, mtime=int(path.stat().st_mtime))
+
+
+def _stdlib_bytecode(src: Path, files: Sequence[PackageFile]) -> list[PackageFile]:
+    """The host's own up-to-date ``__pycache__/*.pyc`` for the shipped ``.py`` files.
+
+    conda-forge's python ships its standard library compiled; without the pycs every
+    interpreter in a test env recompiles each stdlib module it imports, on every run
+    where PYTHONDONTWRITEBYTECODE is set, which would make the test envs slower than
+    real ones. A timestamp pyc is valid when its recorded mtime and size are the
+    source's: the ``.py`` members keep the host's mtime, and rattler preserves it.
+    Files that get a prefix placeholder are rewritten when linked, so theirs are left out.
+    """
+    import importlib.util
+
+    found = []
+    for entry in files:
+        if not entry.path.endswith(".py") or entry.link_target or entry.placeholder:
+            continue
+        source = src / entry.path
+        pyc = Path(importlib.util.cache_from_source(str(source)))
+        try:
+            data = pyc.read_bytes()
+        except OSError:
+            continue
+        stat = source.stat()
+        expected = (0, int(stat.st_mtime) & 0xFFFFFFFF, stat.st_size & 0xFFFFFFFF)
+        if data[:4] != importlib.util.MAGIC_NUMBER or _pyc_fields(data) != expected:
+            continue  # stale or hash-based: the env compiles it itself, as without pycs
+        rel = pyc.relative_to(src).as_posix()
+        found.append(PackageFile(rel, data, 0o644, mtime=entry.mtime))
+    return found
+
+
+def _pyc_fields(header: bytes) -> tuple[int, int, int]:
+    flags, mtime, size = (int.from_bytes(header[i : i + 4], "little") for i in (4, 8, 12))
+    return flags, mtime, size
 
 
 def _is_elf(path: Path) -> bool:
