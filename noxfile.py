@@ -122,6 +122,28 @@ def drift(session: nox.Session) -> None:
     session.run(sys.executable, "-m", "envassay", "drift", *session.posargs)
 
 
+@nox.session(venv_backend="none")
+def bench(session: nox.Session) -> None:
+    """The benchmarks of docs/benchmarks.md, each printing its ratios (after --: script names).
+
+    `nox -s bench -- warm_check cold_create` runs only those. container_suite runs when a
+    Docker engine answers. Slow (minutes) and meant for a quiet machine.
+    """
+    scripts = ["warm_check", "cold_create", "probe_imports", "scale", "container_suite"]
+    chosen = session.posargs or scripts
+    for name in chosen:
+        if name == "container_suite" and not session.posargs and not _docker_answers():
+            session.log("container_suite: skipped, no Docker engine answers")
+            continue
+        session.run(sys.executable, str(ROOT / "benchmarks" / f"{name}.py"))
+
+
+def _docker_answers() -> bool:
+    from envassay.docker import engine_reason
+
+    return engine_reason() is None
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """envassay's own test suite."""

@@ -13,6 +13,7 @@ Measures, best of N, for one interpreter and ~20 modules:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -62,6 +63,16 @@ def main() -> int:
         print(f"  {label:<12} {seconds:7.3f} s")
     print(f"  probe / floor       {times['probe'] / times['floor']:.2f}  (target <= 1.2)")
     print(f"  per-module / probe  {times['per-module'] / times['probe']:.2f}")
+    overhead = times["probe"] - times["floor"]
+    print(
+        f"  probe - floor       {overhead * 1000:.0f} ms"
+        "  (the probe's overhead beyond its imports; target <= 100 ms)"
+    )
+    one, five, _ = os.getloadavg()
+    print(
+        f"  load {one:.2f} {five:.2f} (1/5 min) on {os.cpu_count()} CPU(s);"
+        " absolute times: this machine only"
+    )
     print(f"  facts overhead      {times['facts only'] - times['bare start']:.3f} s")
     return 0
 
