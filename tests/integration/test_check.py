@@ -24,15 +24,16 @@ def check(
 
 
 def test_good_env_passes_every_item(project: Project, envassay_env: dict[str, str]) -> None:
-    spec = project.spec(
-        "good",
-        ["python=3.11", "numpy>=1.24,<2", "pyyaml", "beautifulsoup4", "datatools", "nopython"],
-    )
+    deps = ["python=3.11", "numpy>=1.24,<2", "pyyaml", "beautifulsoup4", "datatools", "nopython"]
+    # pip and setuptools both declared: importing pip first would break setuptools' import.
+    spec = project.spec("good", [*deps, "pip", "setuptools"])
     code, items, output = check(project, envassay_env, spec)
     assert code == 0, output
     assert items["import[numpy]"][0] == "passed"
     assert items["import[pyyaml]"][0] == "passed"
     assert items["import[datatools]"][0] == "passed"  # a metapackage, followed
+    assert items["import[setuptools]"][0] == "passed"
+    assert items["import[pip]"][0] == "passed"
     assert items["import[nopython]"] == ("skipped", items["import[nopython]"][1])
     assert "not a Python package" in items["import[nopython]"][1]
     assert items["pin[numpy>=1.24,<2]"][0] == "passed"

@@ -643,13 +643,20 @@ def not_started(todo, code):
     return [import_result(m, p, "error", 0.0, error) for m, p in todo]
 
 
+# Imported after everything else: importing pip removes setuptools' distutils shim
+# for the rest of the process, so a later `import setuptools` fails its own
+# assertion although it imports fine on its own (pip 24 + setuptools 70, Python 3.11).
+IMPORT_LAST = ("pip",)
+
+
 def plan_imports(request, packages):
     """(module, package) pairs in request order; a module belongs to the first that asked."""
     owners = collections.OrderedDict()
     for package in request["packages"]:
         for module in packages[package["name"]]["modules"]:
             owners.setdefault(module, package["name"])
-    return list(owners.items())
+    pairs = list(owners.items())
+    return [p for p in pairs if p[0] not in IMPORT_LAST] + [p for p in pairs if p[0] in IMPORT_LAST]
 
 
 def valid_module(name):
