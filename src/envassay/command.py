@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import errno
 import os
-import signal
+import shutil
 import subprocess
 import sys
 import threading
@@ -67,15 +67,19 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: str | Path | None = None,
     timeout: float | None = None,
+    die_with_parent: bool = True,
 ) -> CommandResult:
     """Run ``args`` to completion, capturing text output; never raises on a non-zero exit.
 
-    A timeout kills the whole process group so no grandchild outlives it.
+    A timeout kills the whole process group so no grandchild outlives it. An exception
+    here (Ctrl-C) kills it too; and with ``die_with_parent`` (the default; Linux) the
+    child is killed when this process dies, even by SIGKILL: a killed `create` leaves
+    no pip writing into a prefix that the next creator removes.
     """
     argv = tuple(str(a) for a in args)
     with (
         subprocess.Popen(
-            argv,
+            _launched(argv, env, cwd, die_with_parent),
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -111,20 +115,20 @@ def stream(
     cwd: str | Path | None = None,
     on_stderr_line: Callable[[str], None],
     on_stdout_line: Callable[[str], None] | None = None,
-    die_with_parent: bool = False,
+    die_with_parent: bool = True,
 ) -> CommandResult:
     """Like :func:`run`, but hand each stderr line to ``on_stderr_line`` as it arrives.
 
     Used for long-running children (creates) whose progress the user should see live;
-    ``on_stdout_line`` sees stdout's lines too. ``die_with_parent`` (Linux): the child
-    is killed when this process dies, even by SIGKILL, so a killed creator leaves no
-    tool writing into a prefix that the next creator removes.
+    ``on_stdout_line`` sees stdout's lines too. ``die_with_parent`` (the default; Linux):
+    the child is killed when this process dies, even by SIGKILL, so a killed creator
+    leaves no tool writing into a prefix that the next creator removes.
     """
     argv = tuple(str(a) for a in args)
     err_lines: list[str] = []
     with (
         subprocess.Popen(
-            argv,
+            _launched(argv, env, cwd, die_with_parent),
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -132,7 +136,6 @@ def stream(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_death_signal() if die_with_parent else None,
         ) as proc,
         _tracked(proc),
     ):
@@ -173,13 +176,71 @@ def _feed_and_read(
     return "".join(lines)
 
 
-def _death_signal() -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGKILL the child when its parent dies.
+# The guard a command runs under (Linux): it asks for SIGTERM when envassay dies (even by
+# SIGKILL), runs the command in its own process group (stdin/stdout/stderr are the same
+# pipes) and, on that signal, kills the whole group: the command and everything it
+# started (compileall's and pip's workers too), which PR_SET_PDEATHSIG alone would miss.
+# It exits as the command did (a signal is re-raised), so callers see no difference.
+_GUARD = """\
+import os, signal, sys
+def _end(*_):
+    os.killpg(0, signal.SIGKILL)
+signal.signal(signal.SIGTERM, _end)
+import ctypes
+ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+if os.getppid() != int(sys.argv[1]):
+    _end()
+pid = os.posix_spawn(sys.argv[2], sys.argv[3:], os.environ,
+                     setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM))
+while True:
+    try:
+        status = os.waitpid(pid, 0)[1]
+        break
+    except InterruptedError:
+        continue
+code = os.waitstatus_to_exitcode(status)
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+os._exit(code)
+"""
 
-    prctl is looked up here, before the fork, so the child only makes one C call.
+
+def _launched(
+    argv: tuple[str, ...],
+    env: Mapping[str, str] | None,
+    cwd: str | Path | None,
+    die_with_parent: bool,
+) -> tuple[str, ...]:
+    """What Popen starts: ``argv`` itself, or ``argv`` under the guard (see _GUARD).
+
+    The executable is looked up here, so a missing one raises FileNotFoundError in the
+    caller exactly as Popen would.
     """
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    pr_set_pdeathsig = 1
-    return lambda: prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if not die_with_parent or not sys.platform.startswith("linux"):
+        return argv
+    return (
+        sys.executable,
+        "-I",
+        "-S",
+        "-c",
+        _GUARD,
+        str(os.getpid()),
+        _which(argv[0], env, cwd),
+        *argv,
+    )
+
+
+def _which(program: str, env: Mapping[str, str] | None, cwd: str | Path | None) -> str:
+    if os.sep in program:
+        path = Path(cwd or ".") / program if not os.path.isabs(program) else Path(program)
+        if not path.is_file():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+        if not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
+        return str(path.absolute())
+    search = (env if env is not None else os.environ).get("PATH", os.defpath)
+    found = shutil.which(program, path=search)
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    return str(Path(found).absolute())

@@ -79,6 +79,8 @@ def run_checks(
         return EXIT_OK
     if code == pytest.ExitCode.TESTS_FAILED:
         return EXIT_CHECK_FAILED
+    if code == pytest.ExitCode.INTERRUPTED:  # Ctrl-C: pytest has ended the run's commands
+        raise KeyboardInterrupt
     return EXIT_USER_ERROR  # collection errors (bad specs), usage errors, no items
 
 
