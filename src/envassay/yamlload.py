@@ -133,6 +133,9 @@ def _where(path: Path, exc: yaml.MarkedYAMLError) -> str:
 
 def _describe_yaml_error(exc: yaml.MarkedYAMLError, text: str = "") -> str:
     problem = exc.problem or "invalid YAML"
+    if "maximum nesting depth" in problem:
+        # Newer libyaml stops deep nesting itself, while scanning ahead of our own limit.
+        return f"nested deeper than {MAX_DEPTH} levels"
     mark = exc.problem_mark
     at_tab = False
     if mark is not None and text:

@@ -191,7 +191,8 @@ def _directory(path: Path) -> None:
 
 GENERATED = {
     "huge-50mb.yml": (_huge, "files larger than 5242880 bytes are refused", None),
-    "nested-100k.yml": (_nested, "nested deeper than 64 levels", "1:78"),
+    # Where the error points depends on the libyaml: its own scanner may stop first.
+    "nested-100k.yml": (_nested, "nested deeper than 64 levels", None),
     "million-values.yml": (_many_values, "more than 100000 values", None),
     "dev-zero.yml": (_device, "is not a regular file", None),
     "fifo.yml": (_fifo, "is not a regular file", None),
