@@ -156,6 +156,11 @@ def main(argv: list[str]) -> int:
     print(f"per-package runs {per_pkg:6.2f}s  ({len(imports)} x docker run python -c 'import X')")
     print(f"container / floor        {container / floor:5.2f}x  (target <= 1.3x)")
     print(f"per-package / container  {per_pkg / container:5.2f}x")
+    one, five, _ = os.getloadavg()
+    print(
+        f"load {one:.2f} {five:.2f} (1/5 min) on {os.cpu_count()} CPU(s);"
+        " absolute times: this machine only"
+    )
     if not args.keep:
         import shutil
 
