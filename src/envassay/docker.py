@@ -133,6 +133,8 @@ class Engine:
             if getattr(exc, "status_code", None) == 404:
                 return None
             raise DockerError(f"cannot inspect image {ref}: {exc.explanation or exc}") from None
+        except _lost_connection() as exc:
+            raise DockerError(f"cannot inspect image {ref}: {_gone(exc)}") from None
 
     def containers(self) -> list[dict[str, Any]]:
         """Every container, running or not (for leak checks)."""
@@ -245,6 +247,10 @@ class Engine:
             emit(f"ERROR: {message}")
             self._remove_untagged([*leftovers, last_layer])
             raise _build_error(tag, step, step_lines, message, log_path) from None
+        except _lost_connection() as exc:  # the engine stopped (or was stopped) mid-build
+            message = _gone(exc)
+            emit(f"ERROR: {message}")
+            raise _build_error(tag, step, step_lines, message, log_path) from None
         finally:
             if log_file:
                 log_file.close()
@@ -314,11 +320,16 @@ class Engine:
             raise UserError(f"image {image} is not in the engine at {engine_address()}") from None
         except docker.errors.APIError as exc:
             raise DockerError(f"cannot create a container from {image}: {_explain(exc)}") from None
+        except _lost_connection() as exc:  # as docker run says it: exit 125, the cause
+            return CommandResult(argv, 125, "", f"cannot create a container: {_gone(exc)}\n")
         container = created["Id"]
         try:
             result = self._attach_and_run(container, argv, stdin, timeout)
+        except _lost_connection() as exc:
+            result = CommandResult(argv, 125, "", f"the container's run was cut: {_gone(exc)}\n")
         finally:
-            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            lost = (docker.errors.NotFound, docker.errors.APIError, *_lost_connection())
+            with contextlib.suppress(*lost):
                 self.api.remove_container(container, force=True)
         if gpus and result.returncode == 127 and "device driver" in result.stderr:
             # The host has GPUs but the engine cannot hand them out (no NVIDIA toolkit).
@@ -419,6 +430,27 @@ def engine_reason() -> str | None:
 
 
 # --- helpers ------------------------------------------------------------------
+
+
+def _lost_connection() -> tuple[type[BaseException], ...]:
+    """What the SDK raises when the engine goes away under it (stopped, crashed, or its
+    socket removed): requests' and urllib3's errors, http.client's, a reset socket."""
+    import http.client
+
+    import requests.exceptions
+    import urllib3.exceptions
+
+    return (
+        requests.exceptions.RequestException,
+        urllib3.exceptions.HTTPError,
+        http.client.HTTPException,
+        ConnectionError,
+        TimeoutError,
+    )
+
+
+def _gone(exc: BaseException) -> str:
+    return f"the Docker engine at {engine_address()} stopped answering ({_short_reason(exc)})"
 
 
 def _short_reason(exc: BaseException) -> str:

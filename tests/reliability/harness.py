@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Runs `envassay` (python -m envassay ARGS) with an audit hook that records, in the file
 # named by $ENVASSAY_AUDIT_LOG, every write-like operation on a path outside the roots in
@@ -265,3 +266,109 @@ def kill_tagged(tag: str) -> None:
     for pid, _ in processes_with_tag(tag):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def junit_messages(path: Path) -> dict[str, str]:
+    """item name -> envassay's message (the `envassay` property in the JUnit XML)."""
+    import xml.etree.ElementTree as ET
+
+    messages = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        for prop in case.iter("property"):
+            if prop.get("name") == "envassay":
+                messages[case.get("name", "")] = prop.get("value", "")
+    return messages
+
+
+class EngineProxy:
+    """A unix socket in front of a real Docker engine that can "stop" it for envassay:
+    once a response from the engine contains ``cut_after`` (e.g. b"Step 2/" of a build),
+    every connection is cut and the socket goes away, as when dockerd is stopped
+    mid-build; the engine itself keeps running for everyone else."""
+
+    def __init__(self, path: Path, upstream: str, cut_after: bytes | None = None) -> None:
+        import socket
+
+        self.path = path
+        self.upstream = upstream
+        self.cut_after = cut_after
+        self.cut = threading.Event()
+        self.requests: list[bytes] = []
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(str(path))
+        self._server.listen(16)
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"unix://{self.path}"
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self.cut.is_set():
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.upstream)
+            with self._lock:
+                self._conns += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source: Any, dest: Any, from_client: bool) -> None:
+        try:
+            while not self.cut.is_set():
+                data = source.recv(65536)
+                if not data:
+                    break
+                if from_client:
+                    self.requests.append(data.split(b"\r\n", 1)[0])
+                elif self.cut_after is not None and self.cut_after in data:
+                    self.stop()
+                    return
+                dest.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dest.shutdown(2)
+
+    def stop(self) -> None:
+        """The engine "stops": every connection is cut, the socket is gone."""
+        self.cut.set()
+        with contextlib.suppress(OSError):
+            self._server.close()
+        with self._lock:
+            for conn in self._conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(2)
+                with contextlib.suppress(OSError):
+                    conn.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+def junit_by_target(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """(target, item name) -> (outcome, message), from pytest's JUnit XML.
+
+    The same item name (import[numpy]) appears once per target; the target is the last
+    part of the testcase's classname (``envs.x.yml.docker``).
+    """
+    import xml.etree.ElementTree as ET
+
+    outcomes: dict[tuple[str, str], tuple[str, str]] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        target = case.get("classname", "").rsplit(".", 1)[-1]
+        outcome, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            node = case.find(tag)
+            if node is not None:
+                outcome, message = tag, node.get("message", "") or (node.text or "")
+        outcomes[(target, case.get("name", ""))] = (outcome, message)
+    return outcomes

@@ -60,8 +60,27 @@ def run_probe(
     if result.timed_out:
         raise ProbeError(f"probe in {target.describe()} timed out after {limit:g}s; stderr: {tail}")
     if result.returncode != 0:
-        raise ProbeError(f"probe in {target.describe()} exited {result.returncode}; stderr: {tail}")
+        how = exit_words(result.returncode)
+        raise ProbeError(f"probe in {target.describe()} {how}; stderr: {tail}")
     try:
         return ProbeReport.from_json(result.stdout)
     except ProbeError as exc:
         raise ProbeError(f"probe in {target.describe()}: {exc}; stderr: {tail}") from None
+
+
+def exit_words(code: int) -> str:
+    """``was killed by signal SIGSEGV`` (a native child), ``exited 139 (killed by signal
+    SIGSEGV)`` (a container's main process: 128 + the signal), ``exited 3``."""
+    import signal
+
+    def name(number: int) -> str:
+        try:
+            return signal.Signals(number).name
+        except ValueError:
+            return str(number)
+
+    if code < 0:
+        return f"was killed by signal {name(-code)}"
+    if 128 < code < 128 + 65:
+        return f"exited {code} (killed by signal {name(code - 128)})"
+    return f"exited {code}"

@@ -1,0 +1,215 @@
+"""Engine faults: no engine at all (a socket that refuses, one that never answers, one
+that answers garbage), an engine that stops mid-build, an image whose python crashes.
+
+Docker items fail or skip with the cause; native items are not affected; no container
+is left behind. Tests that need a real engine are marked ``docker`` and follow the
+docker tests' convention: without an engine they skip, except under CI=true, where
+that is a failure. The engine is never stopped: "stopping" it is a proxy socket in
+front of it that cuts every connection and disappears.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from envassay.docker import Engine, engine_address, engine_reason, shared_engine
+from tests.conftest import Project
+from tests.integration.envassay_cli import envassay
+from tests.reliability.harness import EngineProxy, junit_by_target
+
+pytestmark = pytest.mark.channel
+NATIVE_OK = ("create[native]", "import[pyyaml]", "health[conda]")
+
+
+def check(
+    project: Project, env: dict[str, str], *args: str | Path
+) -> tuple[int, dict[tuple[str, str], tuple[str, str]], str, float]:
+    """`envassay check ARGS`: exit code, (target, item) -> (outcome, message), output, seconds."""
+    xml = project.root / f"junit-{uuid.uuid4().hex[:8]}.xml"
+    started = time.monotonic()
+    result = envassay("check", *args, "--junitxml", xml, env=env, cwd=project.root)
+    seconds = time.monotonic() - started
+    outcomes = junit_by_target(xml) if xml.exists() else {}
+    return result.returncode, outcomes, result.stdout + result.stderr, seconds
+
+
+# --------------------------------------------------------------------- no engine answers
+
+
+@contextlib.contextmanager
+def fake_engine(path: Path, kind: str) -> Iterator[None]:
+    """A unix socket that refuses (bound, not listening), hangs (listens, never
+    answers) or answers garbage (a reply that is not HTTP, then closes)."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    stop = threading.Event()
+    held: list[socket.socket] = []
+    if kind != "refused":
+        server.listen(8)
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            if kind == "hung":
+                held.append(conn)  # read nothing, answer nothing
+            else:
+                with contextlib.suppress(OSError):
+                    conn.recv(65536)
+                    conn.sendall(b"SSH-2.0-not-an-engine\r\n")
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    if kind != "refused":
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join(timeout=5)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+@pytest.mark.parametrize("kind", ["refused", "hung", "garbage"])
+def test_no_engine_answering_skips_docker_and_native_is_unaffected(
+    project: Project, envassay_env: dict[str, str], kind: str
+) -> None:
+    sock = project.root / "engine.sock"
+    env = envassay_env | {"DOCKER_HOST": f"unix://{sock}"}
+    spec = project.spec("noengine", ["python=3.11", "pyyaml"])
+    project.settings('targets = ["native", "docker"]')
+    with fake_engine(sock, kind):
+        code, items, output, seconds = check(project, env, spec)
+        assert code == 0, output
+        outcome, message = items["docker", "create[docker]"]
+        assert outcome == "skipped" and f"no Docker engine answers at unix://{sock}" in message
+        for name in NATIVE_OK:
+            assert items["native", name][0] == "passed", (name, items)
+        assert "Traceback" not in output
+        assert seconds < 180, seconds  # a hung engine costs its connect timeout, no more
+
+        # Asked for explicitly, docker without an engine is one line, exit 2.
+        result = envassay("check", "--target", "docker", spec, env=env, cwd=project.root)
+        assert result.returncode == 2, result.describe()
+        (line,) = result.stderr.strip().splitlines()
+        assert f"no Docker engine answers at unix://{sock}" in line, line
+
+
+# --------------------------------------------------------------------- a real engine
+
+
+@pytest.fixture(scope="module")
+def real_engine() -> Engine:
+    reason = engine_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and the docker tests cannot run: {reason}", pytrace=False)
+        pytest.skip(reason)
+    return shared_engine()
+
+
+@pytest.fixture
+def no_leftovers(real_engine: Engine) -> Iterator[Engine]:
+    """No container is left behind (others' running work on a shared engine aside)."""
+    before = {c["Id"] for c in real_engine.containers()}
+    yield real_engine
+    left: list[dict[str, object]] = []
+    for _ in range(10):
+        left = [
+            c
+            for c in real_engine.containers()
+            if c["Id"] not in before and c.get("State") != "running"
+        ]
+        if not left:
+            return
+        time.sleep(1)
+    assert not left, f"containers left behind: {[(c['Id'], c['Names']) for c in left]}"
+
+
+@pytest.fixture(scope="module")
+def base(real_engine: Engine) -> str:
+    from envassay.testing.baseimage import ensure_base_image
+
+    return ensure_base_image(real_engine).ref
+
+
+@pytest.mark.docker
+def test_engine_stopped_mid_build_fails_docker_with_the_cause(
+    project: Project, envassay_env: dict[str, str], no_leftovers: Engine, base: str
+) -> None:
+    upstream = engine_address().removeprefix("unix://")
+    if not engine_address().startswith("unix://"):
+        pytest.skip(f"the proxy needs a unix socket engine, not {engine_address()}")
+    # A fresh spec (a new content hash): its image cannot exist, so a build starts.
+    spec = project.spec("midbuild", ["python=3.11", "pyyaml", f"six # {uuid.uuid4().hex}"])
+    project.settings(
+        f'targets = ["native", "docker"]\n[tool.envassay.envs.midbuild]\nbuilder-image = "{base}"'
+    )
+    proxy = EngineProxy(project.root / "proxy.sock", upstream, cut_after=b"Step 3/")
+    try:
+        env = envassay_env | {"DOCKER_HOST": proxy.address}
+        code, items, output, _ = check(project, env, spec)
+    finally:
+        proxy.stop()
+    assert proxy.cut.is_set(), "the build never reached its third step"
+    assert code == 1, output
+    outcome, message = items["docker", "create[docker]"]
+    assert outcome == "failure", items
+    assert f"the Docker engine at {proxy.address} stopped answering" in message, message
+    for name in NATIVE_OK:
+        assert items["native", name][0] == "passed", (name, items)
+    assert "Traceback" not in output, output
+
+
+@pytest.mark.docker
+def test_image_whose_python_crashes_fails_docker_items_with_the_signal(
+    project: Project,
+    envassay_env: dict[str, str],
+    no_leftovers: Engine,
+    base: str,
+    tmp_path: Path,
+) -> None:
+    context = tmp_path / "crashing"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM {base}\n"
+        # `python` segfaults for real (a signal sent to PID 1 would be ignored)
+        "RUN printf '#!/bin/sh\\nexec /opt/conda/bin/python3 -c \"import ctypes;"
+        " ctypes.string_at(0)\"\\n' > /usr/local/bin/python && chmod 755 /usr/local/bin/python\n"
+        "ENV PATH=/usr/local/bin:/usr/bin:/bin\n"
+        "USER 1000\n"
+    )
+    ref = f"envassay-test/crashing-python:{uuid.uuid4().hex[:8]}"
+    no_leftovers.build(context, ref)
+    spec = project.spec("crashing", ["python=3.11", "pyyaml"])
+    try:
+        code, items, output, _ = check(
+            project, envassay_env, "--target", "native", "--target", "docker", "--image", ref, spec
+        )
+    finally:
+        no_leftovers.remove_image(ref)
+    assert code == 1, output
+    outcome, message = items["docker", "probe[docker]"]
+    assert outcome == "failure", items
+    assert "exited 139 (killed by signal SIGSEGV)" in message, message
+    for name in ("image[entrypoint]", "image[clean]"):  # they need the python too
+        outcome, message = items["docker", name]
+        assert outcome == "failure" and "exit 139" in message, (name, message)
+    for name in NATIVE_OK:
+        assert items["native", name][0] == "passed", (name, items)
+    assert "Traceback" not in output, output
