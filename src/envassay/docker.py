@@ -298,9 +298,14 @@ class Engine:
         from docker.types import DeviceRequest
 
         argv = ("docker", "run", "--rm", "-i", "--network", network, image, *command)
+        # Least privilege: no network (unless asked), no setuid gains, and no capabilities,
+        # except for an explicit root run (the image scan reads every user's files).
+        privileged_scan = user in ("0", "root")
         host_config = self.api.create_host_config(
             network_mode=network,
             device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpus else None,
+            cap_drop=None if privileged_scan else ["ALL"],
+            security_opt=["no-new-privileges"],
         )
         name = f"envassay-{uuid.uuid4().hex[:12]}"
         try:
@@ -371,6 +376,8 @@ class Engine:
         finally:
             with contextlib.suppress(OSError):
                 attached.close()
+            with contextlib.suppress(OSError):
+                raw.close()  # closing the SocketIO alone leaves the socket open (a leak)
         stdout, stderr = _demux(data)
         if timed_out:
             with contextlib.suppress(docker.errors.APIError):

@@ -294,6 +294,7 @@ class EngineProxy:
         self.cut_after = cut_after
         self.cut = threading.Event()
         self.requests: list[bytes] = []
+        self._sent: dict[int, bytearray] = {}  # what each client connection sent
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -329,6 +330,7 @@ class EngineProxy:
                     break
                 if from_client:
                     self.requests.append(data.split(b"\r\n", 1)[0])
+                    self._sent.setdefault(id(source), bytearray()).extend(data)
                 elif self.cut_after is not None and self.cut_after in data:
                     self.stop()
                     return
@@ -338,6 +340,28 @@ class EngineProxy:
         finally:
             with contextlib.suppress(OSError):
                 dest.shutdown(2)
+
+    def calls(self) -> list[tuple[str, str, bytes]]:
+        """Every API call seen: (method, path, body), per connection in order; a
+        connection upgraded to a raw stream (attach) is followed no further."""
+        import re
+
+        found = []
+        for raw in list(self._sent.values()):
+            data = bytes(raw)
+            while match := re.match(rb"([A-Z]+) (\S+) HTTP/1\.1\r\n", data):
+                head_end = data.find(b"\r\n\r\n")
+                if head_end < 0:
+                    break
+                head = data[:head_end].decode("latin-1")
+                length = re.search(r"(?im)^content-length:\s*(\d+)", head)
+                size = int(length.group(1)) if length else 0
+                body = data[head_end + 4 : head_end + 4 + size]
+                found.append((match.group(1).decode(), match.group(2).decode(), body))
+                if re.search(r"(?im)^upgrade:", head):
+                    break
+                data = data[head_end + 4 + size :]
+        return found
 
     def stop(self) -> None:
         """The engine "stops": every connection is cut, the socket is gone."""
