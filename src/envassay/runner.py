@@ -74,17 +74,30 @@ def run_checks(
         args += ["--envassay-report-md", str(report_md)]
     if report_json:
         args += ["--envassay-report-json", str(report_json)]
-    code = run_pytest([*args, *pytest_args, *map(str, paths)])
+    watch = _InterruptWatch()
+    code = run_pytest([*args, *pytest_args, *map(str, paths)], plugins=[watch])
     if code == pytest.ExitCode.OK:
         return EXIT_OK
     if code == pytest.ExitCode.TESTS_FAILED:
         return EXIT_CHECK_FAILED
-    if code == pytest.ExitCode.INTERRUPTED:  # Ctrl-C: pytest has ended the run's commands
+    if watch.interrupted:  # Ctrl-C: pytest has ended the run's commands
         raise KeyboardInterrupt
-    return EXIT_USER_ERROR  # collection errors (bad specs), usage errors, no items
+    # pytest says INTERRUPTED for collection errors (bad specs) too; those, usage
+    # errors and a run with no items are the user's to fix.
+    return EXIT_USER_ERROR
 
 
-def run_pytest(args: Sequence[str]) -> int | pytest.ExitCode:
+class _InterruptWatch:
+    """Tells a real Ctrl-C from pytest's other INTERRUPTED exits (collection errors)."""
+
+    interrupted = False
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # Collection errors end the session with Session.Interrupted, a KeyboardInterrupt too.
+        self.interrupted = not isinstance(excinfo.value, pytest.Session.Interrupted)
+
+
+def run_pytest(args: Sequence[str], plugins: Sequence[object] = ()) -> int | pytest.ExitCode:
     """pytest with envassay's plugin and no auto-loaded third-party plugins.
 
     Some installed plugins cost seconds at start-up or at session end (hypothesis
@@ -94,7 +107,7 @@ def run_pytest(args: Sequence[str]) -> int | pytest.ExitCode:
     previous = os.environ.get(AUTOLOAD)
     os.environ[AUTOLOAD] = "1"
     try:
-        return pytest.main(["-p", "envassay.pytest_plugin", *args])
+        return pytest.main(["-p", "envassay.pytest_plugin", *args], plugins=list(plugins))
     finally:
         if previous is None:
             os.environ.pop(AUTOLOAD, None)
