@@ -14,7 +14,14 @@ from envassay.assay import Assay, probe_and_check
 from envassay.backends import Progress
 from envassay.checks import failed, passed, skipped
 from envassay.config import Config
-from envassay.docker import Engine, EngineUnavailable, ImageInfo, engine_address, shared_engine
+from envassay.docker import (
+    Engine,
+    EngineUnavailable,
+    ImageInfo,
+    engine_address,
+    kill_running,
+    shared_engine,
+)
 from envassay.errors import EnvassayError, UserError
 from envassay.image import (
     engine_platform,
@@ -90,8 +97,12 @@ def assay_docker(
     )
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         facts = pool.submit(gather_facts, engine, ref, info)
-        probe_and_check(assay, target, settings)
-        assay.results.extend(image_checks(facts.result(), spec, settings, expected_lock))
+        try:
+            probe_and_check(assay, target, settings)
+            assay.results.extend(image_checks(facts.result(), spec, settings, expected_lock))
+        except BaseException:  # Ctrl-C: the image checks' containers must not be waited for
+            kill_running()
+            raise
     return assay
 
 

@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import struct
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,23 @@ CONTAINER_LABEL = "io.envassay.run"
 # Connecting and the version handshake; builds and runs set their own limits.
 _CONNECT_TIMEOUT = 10
 _API_TIMEOUT = 600
+
+
+# Containers running now (id -> engine), so that an interrupted run can end them all,
+# whichever thread is waiting on each (kill_running).
+_RUNNING: dict[str, Engine] = {}
+_RUNNING_LOCK = threading.Lock()
+
+
+def kill_running() -> int:
+    """Kill every container envassay is running now; each run then ends and removes its
+    container as usual. Returns how many there were."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING.items())
+    for container, engine in running:
+        with contextlib.suppress(Exception):
+            engine.api.kill(container)
+    return len(running)
 
 
 class EngineUnavailable(UserError):
@@ -328,6 +346,8 @@ class Engine:
         except _lost_connection() as exc:  # as docker run says it: exit 125, the cause
             return CommandResult(argv, 125, "", f"cannot create a container: {_gone(exc)}\n")
         container = created["Id"]
+        with _RUNNING_LOCK:
+            _RUNNING[container] = self
         try:
             result = self._attach_and_run(container, argv, stdin, timeout)
         except _lost_connection() as exc:
@@ -336,6 +356,8 @@ class Engine:
             lost = (docker.errors.NotFound, docker.errors.APIError, *_lost_connection())
             with contextlib.suppress(*lost):
                 self.api.remove_container(container, force=True)
+            with _RUNNING_LOCK:
+                _RUNNING.pop(container, None)
         if gpus and result.returncode == 127 and "device driver" in result.stderr:
             # The host has GPUs but the engine cannot hand them out (no NVIDIA toolkit).
             again = self.run(

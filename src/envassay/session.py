@@ -66,6 +66,8 @@ class AssaySession:
         self.root = root
         self._entries: dict[tuple[Path, str], _Entry] = {}
         self._futures: dict[tuple[Path, str], concurrent.futures.Future[tuple[Assay, float]]] = {}
+        # Every future ever submitted: one being waited for is no longer in _futures.
+        self._submitted: list[concurrent.futures.Future[tuple[Assay, float]]] = []
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._stream: TextIO | None = None
@@ -88,6 +90,7 @@ class AssaySession:
                     max_workers=self.jobs, thread_name_prefix="envassay"
                 )
             self._futures[key] = self._pool.submit(_timed, work)
+            self._submitted.append(self._futures[key])
 
     def assay(self, path: Path, target: str, env: str, work: Work) -> Assay:
         """The assay of (path, target): the submitted one when there is one, else run now.
@@ -139,12 +142,14 @@ class AssaySession:
         """End the pool. Work nobody collected (an interrupted or aborted run) is cancelled,
         and the commands it is running are killed, so that the run ends now."""
         if self._pool is not None:
-            if any(not future.done() for future in self._futures.values()):
+            if any(not future.done() for future in self._submitted):
                 from envassay.command import kill_running
 
                 for future in self._futures.values():
                     future.cancel()
                 kill_running()
+                if (docker := sys.modules.get("envassay.docker")) is not None:
+                    docker.kill_running()  # the containers it is running, likewise
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         if self._stream is not None and self._stream is not sys.stderr:

@@ -213,3 +213,79 @@ def test_image_whose_python_crashes_fails_docker_items_with_the_signal(
     for name in NATIVE_OK:
         assert items["native", name][0] == "passed", (name, items)
     assert "Traceback" not in output, output
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_while_containers_run_is_prompt_and_removes_them(
+    project: Project,
+    envassay_env: dict[str, str],
+    no_leftovers: Engine,
+    base: str,
+    tmp_path: Path,
+    jobs: str,
+) -> None:
+    """An image whose python hangs at start: the probe and the image checks' containers
+    are all running when Ctrl-C comes; the run ends within seconds and removes them."""
+    import signal
+    import subprocess
+    import sys
+
+    context = tmp_path / "hanging"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM {base}\n"
+        # a .pth line runs at every start (Debian's own sitecustomize would shadow one)
+        'RUN python -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0],'
+        " 'zz-hang.pth').write_text('import time; time.sleep(3600)')\"\n"
+        "USER 1000\n"
+    )
+    ref = f"envassay-test/hanging-python:{uuid.uuid4().hex[:8]}"
+    no_leftovers.build(context, ref)
+    spec = project.spec("hanging", ["python=3.11", "pyyaml"])
+    ours = {"label": "io.envassay.run"}
+    try:
+        with (tmp_path / "check.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "envassay", "check", "-j", jobs, "--image", ref, spec],
+                cwd=project.root,
+                env=envassay_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # the probe and both image-check runs
+                running = [
+                    c
+                    for c in no_leftovers.api.containers(filters=ours)
+                    if ref in str(c.get("Image"))
+                ]
+                if len(running) >= 3:
+                    break
+                time.sleep(0.2)
+            assert len(running) >= 3, (tmp_path / "check.log").read_text()
+            sent = time.monotonic()
+            os.killpg(proc.pid, signal.SIGINT)
+            code = proc.wait(timeout=120)
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        output = (tmp_path / "check.log").read_text()
+        assert took < 15, f"Ctrl-C took {took:.1f}s\n{output}"
+        assert code == 130, output
+        assert "envassay: interrupted; nothing half-made is kept" in output, output
+        left = [
+            c
+            for c in no_leftovers.api.containers(all=True, filters=ours)
+            if ref in str(c.get("Image"))
+        ]
+        assert not left, left
+    finally:
+        for c in no_leftovers.api.containers(all=True, filters=ours):
+            if ref in str(c.get("Image")):
+                no_leftovers.api.remove_container(c["Id"], force=True)
+        no_leftovers.remove_image(ref)
