@@ -182,7 +182,9 @@ def test_interrupted_create_is_cleaned_up_and_the_next_run_succeeds(
             # code had run, and Python ends with its own words. Nothing was begun.
             assert code != 0 and not list(store.entries()), output
         else:
-            assert code == 130, output
+            # 130, or -SIGINT when the signal lands again while envassay is already
+            # leaving (seen once in ~20 runs at 0.30 s); a shell shows 130 for both.
+            assert code in (130, -signal.SIGINT), output
             assert "envassay: interrupted" in output and "Traceback" not in output, output
         # Ctrl-C keeps nothing half-made.
         assert all(e.complete for e in store.entries()), list(store.entries())
