@@ -200,9 +200,12 @@ def read_spec_header(path: str | Path) -> SpecHeader:
         raise SpecError("expected a mapping with `dependencies:`", where=path)
     parser = _Parser(path, lines)
     channels, _nodefaults = parser.channels(data.get("channels"))
+    dependencies = data.get("dependencies")
+    if dependencies is not None and not isinstance(dependencies, list):
+        raise parser.error(f"`dependencies` must be a list, got {_kind(dependencies)}")
     pip_lines = [
         line
-        for item in data.get("dependencies") or []
+        for item in dependencies or []
         if isinstance(item, dict) and isinstance(item.get("pip"), list)
         for line in item["pip"]
     ]

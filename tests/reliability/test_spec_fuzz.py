@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from envassay.errors import SpecError
@@ -79,7 +79,11 @@ documents = st.one_of(
     st.fixed_dictionaries(
         {},
         optional={key: values for key in KNOWN_KEYS}
-        | {"dependencies": st.lists(st.one_of(words, st.fixed_dictionaries({"pip": values})))},
+        | {
+            "dependencies": st.one_of(
+                values, st.lists(st.one_of(words, st.fixed_dictionaries({"pip": values})))
+            )
+        },
     ),
 )
 
@@ -113,6 +117,11 @@ def run_on(data: bytes) -> None:
 
 @SETTINGS
 @given(documents)
+# What it found before (kept, so a regression is always caught):
+@example({"dependencies": 1})  # read_spec_header iterated an int: a TypeError
+@example({"dependencies": True, "name": "x"})
+@example({"variables": {1: "x"}, "dependencies": ["numpy"]})
+@example({"name": 5, "dependencies": ["numpy"]})
 def test_random_yaml_documents(document: Any) -> None:
     run_on(yaml.safe_dump(document, allow_unicode=True, sort_keys=False).encode())
 
