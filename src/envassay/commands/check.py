@@ -1,0 +1,122 @@
+"""Checking commands: `check` (create each env, run the smoke checks) and `probe`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from envassay.commands.options import (
+    add_backend,
+    add_image_options,
+    add_json,
+    add_specs,
+    add_targets,
+    positive_int,
+)
+from envassay.errors import UserError
+
+if TYPE_CHECKING:
+    from envassay.commands.options import Subparsers
+
+
+def add_check(sub: Subparsers) -> None:
+    check = sub.add_parser("check", help="create each spec's env and run the smoke checks")
+    add_specs(check)
+    add_backend(check)
+    check.add_argument("--junitxml", type=Path, help="write JUnit XML here")
+    check.add_argument(
+        "--report-md",
+        type=Path,
+        metavar="PATH",
+        help="write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set)",
+    )
+    check.add_argument(
+        "--report-json", type=Path, metavar="PATH", help="write the JSON report here"
+    )
+    check.add_argument(
+        "-j",
+        "--jobs",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="create and probe up to N env targets at once (default 1)",
+    )
+    add_targets(check, "where to check (repeatable; default: [tool.envassay] targets, i.e. native)")
+    check.add_argument(
+        "--image", metavar="REF", help="check this existing image (suite + image checks), no build"
+    )
+    add_image_options(check)
+    check.add_argument(
+        "--gpu",
+        choices=["auto", "require", "skip"],
+        default="auto",
+        help="GPU items: auto (each env's gpu policy), require (optional becomes required: "
+        "no GPU fails; for GPU CI jobs), skip (skip them without touching the driver)",
+    )
+    check.set_defaults(handler=cmd_check)
+
+
+def add_probe(sub: Subparsers) -> None:
+    probe = sub.add_parser(
+        "probe", help="print the facts of an existing environment prefix or docker://IMAGE"
+    )
+    probe.add_argument("prefix", help="an env prefix, or docker://IMAGE")
+    add_json(probe, help_text="the probe's JSON document")
+    probe.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="PKG",
+        help="also import this conda package's or distribution's modules",
+    )
+    probe.set_defaults(handler=cmd_probe)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from envassay.runner import run_checks
+
+    extra = list(args.pytest_args)
+    return run_checks(
+        args.specs,
+        backend=args.backend,
+        junitxml=args.junitxml,
+        pytest_args=extra,
+        targets=args.targets,
+        image=args.image,
+        builder_image=args.builder_image,
+        runtime_image=args.runtime_image,
+        creator=args.creator,
+        gpu=args.gpu,
+        jobs=args.jobs,
+        report_md=args.report_md,
+        report_json=args.report_json,
+    )
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from envassay.probe import run_probe
+    from envassay.probe.render import render_report
+    from envassay.probe.report import PackageRequest, ProbeRequest
+    from envassay.targets import DockerTarget, NativeTarget, Target
+
+    request = ProbeRequest(packages=tuple(PackageRequest(name) for name in args.imports))
+    target: Target
+    if args.prefix.startswith("docker://"):
+        from envassay.container import existing_image
+        from envassay.docker import shared_engine
+        from envassay.image import image_python
+
+        image = args.prefix[len("docker://") :]
+        info = existing_image(shared_engine(), image)
+        target = DockerTarget(image, python=image_python(info))
+    else:
+        prefix = Path(args.prefix).expanduser().resolve()
+        if not (prefix / "bin" / "python").exists():
+            raise UserError(f"no bin/python in {prefix}", hint="give the prefix of an environment")
+        target = NativeTarget(prefix)
+    report = run_probe(target, request)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))
+    return 0

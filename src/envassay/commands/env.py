@@ -1,0 +1,171 @@
+"""Env and store commands: `spec`, `create`, `envs list|prune`, `backends`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from envassay.commands.options import add_backend, add_json
+from envassay.errors import UserError
+
+if TYPE_CHECKING:
+    from envassay.commands.options import Subparsers
+
+
+def add_spec(sub: Subparsers) -> None:
+    spec = sub.add_parser("spec", help="show a spec exactly as envassay reads it")
+    spec.add_argument("spec", type=Path)
+    add_json(spec)
+    spec.set_defaults(handler=cmd_spec)
+
+
+def add_create(sub: Subparsers) -> None:
+    create = sub.add_parser("create", help="create the environment of a spec (cached in the store)")
+    create.add_argument("spec", type=Path)
+    create.add_argument("--prefix", type=Path, help="create here instead of in the store")
+    add_backend(create)
+    create.set_defaults(handler=cmd_create)
+
+
+def add_envs(sub: Subparsers) -> None:
+    envs = sub.add_parser("envs", help="show or remove environments in the store")
+    envs_sub = envs.add_subparsers(dest="envs_command", required=True, metavar="ACTION")
+    envs_list = envs_sub.add_parser("list", help="list stored environments")
+    add_json(envs_list, help_text=None)
+    envs_list.set_defaults(handler=cmd_envs_list)
+    prune = envs_sub.add_parser("prune", help="remove environments no current spec uses")
+    prune.add_argument("--all", action="store_true", help="remove every stored environment")
+    prune.set_defaults(handler=cmd_envs_prune)
+
+
+def add_backends(sub: Subparsers) -> None:
+    backends = sub.add_parser("backends", help="show each backend: found where, which version")
+    add_json(backends)
+    backends.set_defaults(handler=cmd_backends)
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    from envassay.spec import load_spec
+
+    spec = load_spec(args.spec)
+    if args.json:
+        print(json.dumps(spec.to_dict(), indent=2))
+        return 0
+    print(f"name:     {spec.name}")
+    print(f"file:     {spec.path}")
+    nodefaults = "  (nodefaults)" if spec.nodefaults else ""
+    print(f"channels: {', '.join(spec.channels) or '(none)'}{nodefaults}")
+    print("conda:")
+    for dep in spec.conda:
+        print(f"  {dep.normalized:<40} # {dep.text}")
+    if spec.has_pip_section and not spec.declares_pip:
+        print(
+            "  pip                                      # added for the pip: section, as conda does"
+        )
+    if spec.pip:
+        print("pip:")
+        for req in spec.pip:
+            print(f"  {req.text:<40} # {req.kind}")
+    for key, value in spec.variables.items():
+        print(f"variable: {key}={value}")
+    print(f"hash:     {spec.content_hash}")
+    return 0
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from envassay.config import load_config
+    from envassay.create import create_at, create_env
+    from envassay.progress import ProgressLine
+    from envassay.spec import load_spec
+
+    spec = load_spec(args.spec)
+    config = load_config()
+    progress = ProgressLine()
+    try:
+        if args.prefix is not None:
+            create_at(spec, config, args.prefix, backend_name=args.backend, progress=progress)
+            print(f"created {spec.name} at {args.prefix.resolve()}")
+            return 0
+        ensured = create_env(spec, config, backend_name=args.backend, progress=progress)
+    finally:
+        progress.close()
+    if ensured.reused:
+        print(f"reused {spec.name} from the store (no solve, no link): {ensured.prefix}")
+    else:
+        print(f"created {spec.name} in {ensured.seconds:.1f}s: {ensured.prefix}")
+    return 0
+
+
+def cmd_envs_list(args: argparse.Namespace) -> int:
+    from envassay.config import load_config
+    from envassay.store import EnvStore
+
+    store = EnvStore(load_config().store_path())
+    entries = list(store.entries())
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {"key": e.key, "prefix": str(e.prefix), "complete": e.complete, **e.meta}
+                    for e in entries
+                ],
+                indent=2,
+                default=str,
+            )
+        )
+        return 0
+    if not entries:
+        print(f"the store at {store.root} is empty")
+    for entry in entries:
+        state = "complete" if entry.complete else "HALF-MADE (will be removed)"
+        size = entry.size_bytes() / 1e6
+        print(f"{entry.key:<60} {size:8.1f} MB  {state}  {entry.meta.get('spec', '')}")
+    return 0
+
+
+def cmd_envs_prune(args: argparse.Namespace) -> int:
+    from envassay.backends import concrete_name, resolve_backend
+    from envassay.config import load_config
+    from envassay.create import plan, store_key
+    from envassay.spec import load_spec
+    from envassay.store import EnvStore
+
+    config = load_config()
+    store = EnvStore(config.store_path())
+    keep: set[str] = set()
+    backend = concrete_name(resolve_backend(None, config.backend))
+    if not args.all:
+        for path in config.spec_paths():
+            try:
+                spec = load_spec(path)
+                keep.add(str(store_key(spec, backend, locked=plan(spec, config))))
+            except UserError:
+                continue  # a broken spec keeps nothing alive
+    removed = 0
+    for entry in store.entries():
+        if entry.key not in keep or not entry.complete:
+            store.remove(entry)
+            removed += 1
+            print(f"removed {entry.key}")
+    print(f"{removed} environment(s) removed")
+    return 0
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from envassay.backends import available, concrete_name, resolve_backend
+    from envassay.config import load_config
+
+    found = available()
+    chosen = resolve_backend(None, load_config().backend)
+    if args.json:
+        print(json.dumps({"in_force": chosen, "backends": [asdict(b) for b in found]}, indent=2))
+        return 0
+    for backend in found:
+        print(f"{backend.name:<11} {backend.version or '-':<10} {backend.where}")
+    picked = concrete_name(chosen)
+    print(f"in force here: {chosen}" + (f" (picks {picked})" if picked != chosen else ""))
+    return 0
