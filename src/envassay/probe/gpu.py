@@ -27,7 +27,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Any, Literal, cast, get_args
 
-from envassay.probe.report import ProbeError, _Fields, _load
+from envassay.probe.report import ProbeError, _Fields, parse_output, section_error
 from envassay.targets import Target
 
 GPU_PROBE_VERSION = 1
@@ -198,12 +198,7 @@ class GpuReport:
 
     @classmethod
     def from_json(cls, text: str) -> GpuReport:
-        try:
-            return _parse(_load(text))
-        except ProbeError as exc:
-            raise ProbeError(
-                f"malformed GPU probe output: {exc}; it began: {text[:500]!r}"
-            ) from None
+        return parse_output(text, _parse, "GPU probe output")
 
     @property
     def driver_release(self) -> str | None:
@@ -245,15 +240,15 @@ def _parse(doc: dict[str, Any]) -> GpuReport:
         raise ProbeError(f"the GPU probe failed inside the target: {doc['error']}")
     errors: dict[str, str] = {}
     driver_doc = doc.get("driver")
-    if _section_error(driver_doc) is not None:
-        errors["driver"] = cast(str, _section_error(driver_doc))
+    if section_error(driver_doc) is not None:
+        errors["driver"] = cast(str, section_error(driver_doc))
         driver = DriverFacts("error", None, (), None, None, (), errors["driver"], 0.0)
     else:
         driver = _driver(_Fields(driver_doc, "gpu.driver"))
     smi, smi_error = _smi(doc.get("nvidia_smi"))
     frameworks: dict[str, FrameworkFacts] = {}
     for name, value in _Fields(doc.get("frameworks"), "gpu.frameworks").data.items():
-        text = _section_error(value)
+        text = section_error(value)
         if text is not None:
             frameworks[name] = FrameworkFacts(name, "error", error=text)
         else:
@@ -268,12 +263,6 @@ def _parse(doc: dict[str, Any]) -> GpuReport:
         smi_error=smi_error,
         errors=errors,
     )
-
-
-def _section_error(value: object) -> str | None:
-    if isinstance(value, dict) and list(value) == ["error"] and isinstance(value["error"], str):
-        return value["error"]
-    return None
 
 
 def _driver(f: _Fields) -> DriverFacts:

@@ -21,16 +21,18 @@ it appears here in ``ProbeReport.errors``.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, TypeVar, cast, get_args, get_origin, get_type_hints
 
 from packaging.utils import canonicalize_name
 
 from envassay.errors import EnvassayError
 
 PROBE_VERSION = 1
+_T = TypeVar("_T")
 
 Manager = Literal["conda", "pip"]
 PackageStatus = Literal["python", "not-python", "missing", "skipped"]
@@ -167,10 +169,7 @@ class ProbeReport:
     @classmethod
     def from_json(cls, text: str) -> ProbeReport:
         """Parse the probe's stdout; ProbeError (with the start of ``text``) if malformed."""
-        try:
-            return _parse_report(_load(text))
-        except ProbeError as exc:
-            raise ProbeError(f"malformed probe output: {exc}; it began: {text[:500]!r}") from None
+        return parse_output(text, _parse_report, "probe output")
 
     def to_dict(self) -> dict[str, Any]:
         """The report in the probe's own JSON schema (``from_json`` reads it back)."""
@@ -192,6 +191,15 @@ class ProbeReport:
     def imports_of(self, package: str) -> tuple[ImportResult, ...]:
         """The import results attributed to one requested package."""
         return tuple(i for i in self.imports if i.package == package)
+
+
+def parse_output(text: str, parse: Callable[[dict[str, Any]], _T], what: str) -> _T:
+    """``parse`` of the JSON document a probe printed; a ProbeError naming ``what`` and
+    quoting the start of ``text`` if it is malformed."""
+    try:
+        return parse(_load(text))
+    except ProbeError as exc:
+        raise ProbeError(f"malformed {what}: {exc}; it began: {text[:500]!r}") from None
 
 
 def _load(text: str) -> dict[str, Any]:
@@ -254,13 +262,50 @@ class _Fields:
         items = self.value(key, list)
         return [_Fields(item, f"{self.where}.{key}[{i}]") for i, item in enumerate(items)]
 
+    def read(self, cls: type[_T], **given: Any) -> _T:
+        """The dataclass ``cls`` from this object: each field not ``given`` is read by its
+        declared type (``str``, ``str | None``, a ``Literal``, ...), in declaration order."""
+        values = [given[k] if k in given else read(self, k) for k, read in _readers(cls)]
+        return cls(*values)
+
+
+_Reader = Callable[[_Fields, str], Any]
+# A field's declared type -> how to read it; a Literal's reader is choice().
+_READERS: dict[object, _Reader] = {
+    str: _Fields.text,
+    str | None: _Fields.maybe_text,
+    float: _Fields.number,
+    int | None: _Fields.maybe_int,
+    tuple[str, ...]: _Fields.texts,
+}
+_READERS_OF: dict[type, list[tuple[str, _Reader]]] = {}
+
+
+def _readers(cls: type) -> list[tuple[str, _Reader]]:
+    """Each field of the dataclass ``cls``, in order, with the reader of its type."""
+    if (known := _READERS_OF.get(cls)) is None:
+        hints = get_type_hints(cls)
+        known = _READERS_OF[cls] = [(f.name, _reader(hints[f.name])) for f in fields(cls)]
+    return known
+
+
+def _reader(hint: object) -> _Reader:
+    if get_origin(hint) is Literal:
+        return functools.partial(_Fields.choice, allowed=get_args(hint))
+    return _READERS.get(hint, _no_reader)
+
+
+def _no_reader(f: _Fields, key: str) -> Any:
+    raise TypeError(f"{f.where}.{key}: no reader for its type; pass it to read()")
+
 
 def _kind_name(kinds: type | tuple[type, ...]) -> str:
     names = [k.__name__ for k in (kinds if isinstance(kinds, tuple) else (kinds,))]
     return " or ".join(names)
 
 
-def _section_error(value: object) -> str | None:
+def section_error(value: object) -> str | None:
+    """The traceback of a section the probe could not gather (``{"error": text}``), else None."""
     if isinstance(value, dict) and list(value) == ["error"] and isinstance(value["error"], str):
         return value["error"]
     return None
@@ -273,17 +318,17 @@ def _parse_report(doc: dict[str, Any]) -> ProbeReport:
         raise ProbeError(f"probe_version {version}, this envassay reads {PROBE_VERSION}")
     if "error" in doc:
         raise ProbeError(f"the probe failed inside the target: {doc['error']}")
-    errors = {s: e for s in SECTIONS if (e := _section_error(doc.get(s))) is not None}
+    errors = {s: e for s in SECTIONS if (e := section_error(doc.get(s))) is not None}
     # A failed section reads as empty, so the sections that did work stay usable.
     ok = _Fields(doc | {name: _EMPTY[name] for name in errors}, "report")
     return ProbeReport(
         probe_version=version,
         interpreter=None if "interpreter" in errors else _interpreter(doc.get("interpreter")),
         site_packages=ok.texts("site_packages"),
-        conda_records=tuple(_record(f) for f in ok.objects("conda_records")),
-        distributions=tuple(_distribution(f) for f in ok.objects("distributions")),
+        conda_records=tuple(f.read(CondaRecord) for f in ok.objects("conda_records")),
+        distributions=tuple(f.read(Distribution) for f in ok.objects("distributions")),
         packages=_packages(ok.data.get("packages")),
-        imports=tuple(_import(f) for f in ok.objects("imports")),
+        imports=tuple(f.read(ImportResult) for f in ok.objects("imports")),
         warnings=top.texts("warnings"),
         elapsed=top.number("elapsed"),
         errors=errors,
@@ -293,69 +338,15 @@ def _parse_report(doc: dict[str, Any]) -> ProbeReport:
 def _interpreter(data: object) -> Interpreter:
     f = _Fields(data, "report.interpreter")
     markers = _Fields(f.data.get("markers"), "report.interpreter.markers")
-    return Interpreter(
-        version=f.text("version"),
-        implementation=f.text("implementation"),
-        executable=f.text("executable"),
-        prefix=f.text("prefix"),
-        base_prefix=f.text("base_prefix"),
-        platform=f.text("platform"),
-        markers={k: markers.text(k) for k in markers.data},
-    )
-
-
-def _record(f: _Fields) -> CondaRecord:
-    return CondaRecord(
-        name=f.text("name"),
-        version=f.text("version"),
-        build=f.text("build"),
-        channel=f.maybe_text("channel"),
-        depends=f.texts("depends"),
-        subdir=f.maybe_text("subdir"),
-        url=f.maybe_text("url"),
-        requested_spec=f.maybe_text("requested_spec"),
-        python_modules=f.texts("python_modules"),
-    )
-
-
-def _distribution(f: _Fields) -> Distribution:
-    return Distribution(
-        name=f.text("name"),
-        version=f.text("version"),
-        requires=f.texts("requires"),
-        top_level=f.texts("top_level"),
-        installer=f.maybe_text("installer"),
-        location=f.text("location"),
-    )
+    return f.read(Interpreter, markers={k: markers.text(k) for k in markers.data})
 
 
 def _packages(data: object) -> dict[str, PackageResolution]:
     table = _Fields(data, "report.packages")
     return {
-        name: _package(name, _Fields(v, f"report.packages.{name}"))
+        name: _Fields(v, f"report.packages.{name}").read(PackageResolution, name=name)
         for name, v in table.data.items()
     }
-
-
-def _package(name: str, f: _Fields) -> PackageResolution:
-    return PackageResolution(
-        name=name,
-        manager=cast(Manager, f.choice("manager", get_args(Manager))),
-        status=cast(PackageStatus, f.choice("status", get_args(PackageStatus))),
-        modules=f.texts("modules"),
-        via=f.texts("via"),
-    )
-
-
-def _import(f: _Fields) -> ImportResult:
-    return ImportResult(
-        module=f.text("module"),
-        package=f.text("package"),
-        status=cast(ImportStatus, f.choice("status", get_args(ImportStatus))),
-        error=f.maybe_text("error"),
-        signal=f.maybe_int("signal"),
-        seconds=f.number("seconds"),
-    )
 
 
 def _plain(value: object) -> Any:
