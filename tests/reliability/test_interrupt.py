@@ -307,6 +307,31 @@ def test_ctrl_c_during_envassay_check_is_prompt_and_leaves_no_children(
     assert not wait_for_no_processes(box.tag, within=5.0)
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_killed_envassay_check_takes_its_probes_with_it(
+    tagged: Sandbox, test_channel: LocalChannel, jobs: str
+) -> None:
+    """The probe runs without command.py's guard process (it guards itself, for speed):
+    kill -9 of envassay mid-import must still end the probe and its import child."""
+    box = tagged
+    hanging_project(box, test_channel)
+    proc = start(box, "check", "-j", jobs, "envs/hang.yml")
+    try:
+        busy = wait_for(lambda: child_running(box.tag, "/envs/hang-"), 240)
+        assert busy, (box.root / "interrupted.log").read_text()
+        time.sleep(0.5)
+        probes = [cmd for _, cmd in processes_with_tag(box.tag) if "/envs/hang-" in cmd]
+        assert len(probes) >= 2, probes  # the probe and its import child
+        os.kill(proc.pid, signal.SIGKILL)  # envassay alone, as the OOM killer does
+        proc.wait(timeout=10)
+        left = wait_for_no_processes(box.tag, within=5.0)
+        assert not left, f"outlived a killed envassay: {left}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 @pytest.mark.skipif(shutil.which("nox") is None, reason="nox is not installed")
 def test_ctrl_c_during_nox_envs_is_prompt_and_leaves_no_children(
     tagged: Sandbox, test_channel: LocalChannel

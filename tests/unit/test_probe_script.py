@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -485,3 +486,31 @@ def test_native_target_keeps_the_host_setup_out(
     assert "VIRTUAL_ENV" not in env
     assert env["CONDA_PREFIX"] == str(probed.target.prefix)
     assert env["PATH"].split(":")[0] == str(probed.target.prefix / "bin")
+
+
+def test_a_probe_whose_host_is_already_gone_ends_itself() -> None:
+    """The self-guard's race: the host died before PR_SET_PDEATHSIG took effect (here: the
+    pid it names is not the probe's parent), so the probe kills its own process group."""
+    env = {"PATH": "/usr/bin:/bin", probe.GUARD_VARIABLE: "1"}
+    result = run(
+        [sys.executable, "-", "{}"],
+        input=probe_script(),
+        env=env,
+        timeout=60,
+        die_with_parent=False,
+    )
+    assert result.returncode == -9, result.describe()
+    assert result.stdout == ""
+
+
+def test_a_guarded_probe_with_its_host_alive_reports() -> None:
+    env = {"PATH": "/usr/bin:/bin", probe.GUARD_VARIABLE: str(os.getpid())}
+    result = run(
+        [sys.executable, "-", "{}"],
+        input=probe_script(),
+        env=env,
+        timeout=60,
+        die_with_parent=False,
+    )
+    assert result.ok, result.describe()
+    assert json.loads(result.stdout)["probe_version"] == probe.PROBE_VERSION

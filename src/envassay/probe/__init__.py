@@ -55,7 +55,7 @@ def run_probe(
 ) -> ProbeReport:
     """Run the probe in ``target`` and parse its report; ProbeError if it fails."""
     limit = default_timeout(request) if timeout is None else timeout
-    result = target.run_python(probe_script(), [request.to_json()], limit)
+    result = target.run_python(probe_script(), [request.to_json()], limit, self_guarded=True)
     tail = result.stderr.strip()[-2000:] or "(no stderr)"
     if result.timed_out:
         raise ProbeError(f"probe in {target.describe()} timed out after {limit:g}s; stderr: {tail}")

@@ -15,6 +15,41 @@ import time
 
 STARTED = time.perf_counter()
 
+# Set by the host (envassay.targets.NativeTarget) instead of running this script
+# under command.py's guard interpreter, whose start would cost more than the rest
+# of the probe's own work: the probe is its own guard.
+GUARD_VARIABLE = "ENVASSAY_GUARD_PARENT"
+
+
+def guard_against_orphaning():
+    """Die with envassay, even when it is killed by SIGKILL, taking the import child too.
+
+    As command.py's guard: the kernel sends SIGTERM when the parent dies
+    (PR_SET_PDEATHSIG; Linux), and the handler kills this process group, which
+    the host started for this probe alone. No-op unless the host asked for it.
+    """
+    parent = os.environ.pop(GUARD_VARIABLE, "")
+    if not parent.isdigit() or not sys.platform.startswith("linux"):
+        return
+    import signal
+
+    def end(*_):
+        os.killpg(0, signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, end)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # an interpreter without ctypes: the probe still works, unguarded
+        return
+    if os.getppid() != int(parent):  # the host died before prctl took effect
+        end()
+
+
+if __name__ == "__main__":
+    guard_against_orphaning()
+
 # The child that imports modules. It reads the whole module list from stdin
 # first (so a module that reads stdin cannot eat it), keeps a private copy of
 # the original stdout for the protocol and points fd 1 at stderr, so what an
