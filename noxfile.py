@@ -38,19 +38,7 @@ def _spec_path(name: str) -> str:
 @nox.parametrize("env", _env_names())
 def envs(session: nox.Session, env: str) -> None:
     """Create each env natively and run its smoke tests (after --: pytest args, --backend NAME)."""
-    from envassay.noxargs import pytest_args
-
-    session.run(
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "--rootdir",
-        str(ROOT),
-        _spec_path(env),
-        *pytest_args(session.posargs),
-    )
+    _pytest(session, ROOT, _spec_path(env))
 
 
 @nox.session(venv_backend="none")
@@ -61,21 +49,19 @@ def docker(session: nox.Session, env: str) -> None:
     Builder/runtime images: per env in [tool.envassay.envs.NAME], or pytest args after --
     (`nox -s docker -- --envassay-builder-image REF`).
     """
-    from envassay.noxargs import pytest_args
+    _pytest(session, ROOT, "--envassay-target", "docker", _spec_path(env))
 
-    session.run(
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "--rootdir",
-        str(ROOT),
-        "--envassay-target",
-        "docker",
-        _spec_path(env),
-        *pytest_args(session.posargs),
-    )
+
+def _pytest(
+    session: nox.Session, root: Path, *args: str, success_codes: tuple[int, ...] = (0,)
+) -> None:
+    """pytest as `envassay check` runs it (envassay.noxargs.pytest_flags), on ``args``,
+    with the session's posargs after them (envassay's short forms spelled out)."""
+    from envassay.noxargs import pytest_args, pytest_env, pytest_flags
+
+    argv = [sys.executable, "-m", "pytest", *pytest_flags(root), *args]
+    codes = list(success_codes)
+    session.run(*argv, *pytest_args(session.posargs), env=pytest_env(), success_codes=codes)
 
 
 @nox.session(venv_backend="none")
@@ -99,15 +85,11 @@ def matrix(session: nox.Session) -> None:
 @nox.session(venv_backend="none")
 def demo(session: nox.Session) -> None:
     """Build the local conda channel, then run the native pipeline on demo/envs."""
-    from envassay.noxargs import pytest_args
-
     demo_dir = ROOT / "demo"
     session.run(sys.executable, "-m", "envassay.testing.demo", "build-channel")
-    pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(demo_dir)]
-    posargs = pytest_args(session.posargs)
-    session.run(*pytest, str(demo_dir / "envs" / "good.yml"), *posargs)
+    _pytest(session, demo_dir, str(demo_dir / "envs" / "good.yml"))
     session.log("demo/envs/broken.yml must fail on exactly its three broken packages:")
-    session.run(*pytest, str(demo_dir / "envs" / "broken.yml"), *posargs, success_codes=[1])
+    _pytest(session, demo_dir, str(demo_dir / "envs" / "broken.yml"), success_codes=(1,))
 
 
 @nox.session(venv_backend="none")

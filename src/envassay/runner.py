@@ -10,9 +10,7 @@ import pytest
 
 from envassay.config import load_config
 from envassay.errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, UserError
-
-# Set while envassay runs pytest, so only the plugins named with -p load.
-AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+from envassay.noxargs import AUTOLOAD, pytest_flags
 
 
 def run_checks(
@@ -46,8 +44,7 @@ def run_checks(
     for path in paths:
         if not path.is_file():
             raise UserError("spec not found", where=path)
-    # The project's own pytest settings are for its test suite, not for this run.
-    args = ["-p", "no:cacheprovider", "-c", os.devnull, "--rootdir", str(config.root)]
+    args = pytest_flags(config.root)
     if backend:
         args += ["--envassay-backend", backend]
     if "docker" in targets or image:
@@ -98,16 +95,12 @@ class _InterruptWatch:
 
 
 def run_pytest(args: Sequence[str], plugins: Sequence[object] = ()) -> int | pytest.ExitCode:
-    """pytest with envassay's plugin and no auto-loaded third-party plugins.
-
-    Some installed plugins cost seconds at start-up or at session end (hypothesis
-    imports itself in its terminal summary: 2.7 s measured here), which would
-    dominate a warm run; a user who needs one adds it back with `-p NAME`.
-    """
+    """pytest with no auto-loaded third-party plugins (see noxargs.AUTOLOAD); ``args``
+    start with :func:`envassay.noxargs.pytest_flags`, which loads envassay's plugin."""
     previous = os.environ.get(AUTOLOAD)
     os.environ[AUTOLOAD] = "1"
     try:
-        return pytest.main(["-p", "envassay.pytest_plugin", *args], plugins=list(plugins))
+        return pytest.main(list(args), plugins=list(plugins))
     finally:
         if previous is None:
             os.environ.pop(AUTOLOAD, None)
