@@ -11,9 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from envassay.errors import SpecError
 from envassay.yamlload import read_yaml
 
@@ -68,6 +65,8 @@ class PipRequirement:
     def normalized(self) -> str:
         """The line as pip would understand it, names canonicalised for hashing."""
         if self.kind == "requirement":
+            from packaging.requirements import Requirement
+
             return str(Requirement(self.text))
         return self.text
 
@@ -453,6 +452,11 @@ def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequire
         return PipRequirement(text, "url", name=_egg_name(text), line=line)
     if text.startswith((".", "/", "~")):
         return PipRequirement(text, "path", line=line)
+    # Imported here: packaging's parsers cost ~40 ms of every start, and most specs
+    # have no pip: section.
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
@@ -469,6 +473,8 @@ def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequire
 
 def _egg_name(text: str) -> str | None:
     match = re.search(r"[#&]egg=([A-Za-z0-9_.-]+)", text)
+    from packaging.utils import canonicalize_name
+
     return canonicalize_name(match.group(1)) if match else None
 
 
