@@ -2,7 +2,9 @@
 
 The probe runs in the image through :class:`envassay.targets.DockerTarget` and is
 judged by the same checks as a native env; the image checks run side by side
-with it (their containers start while the probe's is running).
+with it (their containers start while the probe's is running). An image's facts
+are kept in the store under its id, so a warm check of an unchanged image runs
+one container: the probe's.
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ def assay_docker(
         ref, python=image_python(info), gpus=expects_gpu(spec, settings) and host_has_gpu()
     )
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        facts = pool.submit(gather_facts, engine, ref, info)
+        kept = config.store_path() / "cache" / "image-facts"
+        facts = pool.submit(gather_facts, engine, ref, info, keep=kept)
         try:
             probe_and_check(assay, target, settings)
             assay.results.extend(image_checks(facts.result(), spec, settings, expected_lock))

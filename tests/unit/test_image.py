@@ -3,6 +3,7 @@ the image checks as pure functions, and the Docker helpers that need no daemon."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import zipfile
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from envassay.command import CommandResult
 from envassay.config import Config, EnvSettings, parse_config
 from envassay.docker import ImageInfo, _build_error, _demux, connect, engine_address
 from envassay.errors import ConfigError, UserError
@@ -22,6 +24,7 @@ from envassay.image import (
     PlainRun,
     assemble_context,
     creator_for,
+    gather_facts,
     plan_image,
     repository_name,
     resolve_options,
@@ -283,6 +286,53 @@ def test_image_checks_name_what_is_wrong(tmp_path: Path, channel: Path) -> None:
 
     big = verdicts(facts(size=500_000_000, labels=labels_for(spec)), spec, size_budget_mb=400)
     assert big["image[size]"] == ("failed", "the image is 500.0 MB, over its budget of 400 MB")
+
+
+class FactsEngine:
+    """Answers the plain run and the image scan as a healthy image would; counts the runs."""
+
+    def __init__(self, plain_code: int = 0) -> None:
+        self.plain_code = plain_code
+        self.runs: list[tuple[str, ...]] = []
+
+    def run(self, image: str, command: list[str], **_options: object) -> CommandResult:
+        self.runs.append(tuple(command))
+        if command[0] == "python":  # the plain `python -c`
+            plain = {"uid": 1000, "user": "u", "home": "/home/u", "prefix": "/opt/env"}
+            out = json.dumps(plain | {"executable": "/opt/env/bin/python"})
+            return CommandResult(("docker",), self.plain_code, out, "boom")
+        scan = {"uid": 0, "caches": [], "dirs": [{"path": "/tmp", "exists": True, "bytes": 1}]}
+        return CommandResult(("docker",), 0, json.dumps(scan), "")
+
+
+def test_image_facts_are_kept_by_image_id_and_failures_are_not(tmp_path: Path) -> None:
+    info = facts().info
+    keep = tmp_path / "image-facts"
+    engine = FactsEngine()
+    first = gather_facts(engine, "t:1", info, keep=keep)  # type: ignore[arg-type]
+    assert len(engine.runs) == 2 and len(list(keep.iterdir())) == 1
+    again = gather_facts(engine, "t:1", info, keep=keep)  # type: ignore[arg-type]
+    assert len(engine.runs) == 2  # read back: no container
+    assert (again.plain, again.scan, again.prefix) == (first.plain, first.scan, first.prefix)
+    assert again.plain.ok and again.plain.uid == 1000
+
+    other = dataclasses.replace(info, id="sha256:y")  # another image: gathered afresh
+    gather_facts(engine, "t:2", other, keep=keep)  # type: ignore[arg-type]
+    assert len(engine.runs) == 4 and len(list(keep.iterdir())) == 2
+
+    for path in keep.iterdir():  # an unreadable kept file is gathered (and kept) again
+        path.write_text("{not json")
+    gather_facts(engine, "t:1", info, keep=keep)  # type: ignore[arg-type]
+    assert len(engine.runs) == 6
+    gather_facts(engine, "t:1", info, keep=keep)  # type: ignore[arg-type]
+    assert len(engine.runs) == 6
+
+    broken = FactsEngine(plain_code=139)  # a failed run is judged afresh every time
+    fresh = tmp_path / "fresh"
+    for _ in range(2):
+        failed = gather_facts(broken, "t:1", info, keep=fresh)  # type: ignore[arg-type]
+        assert not failed.plain.ok and "exit 139" in failed.plain.error
+    assert len(broken.runs) == 4 and not list(fresh.glob("*.json"))
 
 
 # --------------------------------------------------------------------------- docker helpers
