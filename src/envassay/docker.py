@@ -133,11 +133,19 @@ class Engine:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.api = client.api
+        self._architecture: str | None = None
 
     # --- facts --------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
         return dict(self.api.info())
+
+    def architecture(self) -> str:
+        """The engine's machine (`uname -m` there): asked once per connection, not per env
+        (`GET /info` is one of the engine's slower answers, ~10 ms)."""
+        if self._architecture is None:
+            self._architecture = str(self.info().get("Architecture", "x86_64"))
+        return self._architecture
 
     def image(self, ref: str) -> ImageInfo | None:
         """The image ``ref`` (tag or id) if the engine has it, else None."""

@@ -166,7 +166,7 @@ def usable_lock(spec: EnvSpec, config: Config, platform: str) -> tuple[Path | No
 
 
 def engine_platform(engine: Engine) -> str:
-    arch = str(engine.info().get("Architecture", "x86_64"))
+    arch = engine.architecture()
     return _ARCH_SUBDIRS.get(arch, f"linux-{arch}")
 
 
