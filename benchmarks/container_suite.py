@@ -1,17 +1,22 @@
 """What running the suite inside a container costs, against its floor and the usual way.
 
 For one env of ~20 packages from the local test channel, with its image already built
-(and its native env already created), median of N runs:
+(and its native env already created), median of N runs, the suites and the bare run
+taken in turn within each round (so a change in the machine's load hits them alike):
 
   container suite   `envassay check --target docker SPEC`: probe + checks + image checks
-                    in the image (reused, no build)
+                    in the image (reused, no build; its image facts kept from the first
+                    check: one container, the probe's)
+  first check       the same with the kept image facts removed first: the facts are
+                    gathered again (the plain `python -c` and the root scan, two more
+                    containers beside the probe's), as on the first check of an image
   native suite      `envassay check SPEC` on the same env, natively (reused)
   bare run          one `docker run --rm --network none IMAGE true`
   floor             native suite + bare run: what "the same suite, in a container" must pay
   per-package runs  one `docker run --rm --network none IMAGE python -c "import X"` per
                     package (jupyter/docker-stacks' way), all of them
 
-Target: container suite <= 1.3 x floor.
+Target: container suite <= 1.5 x floor (issue #9, target 4).
 
     python benchmarks/container_suite.py [--repeat 5] [--keep]
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -114,6 +120,10 @@ def main(argv: list[str]) -> int:
     def native_suite() -> CommandResult:
         return must(run([*envassay, "check", spec], env=env, cwd=root))
 
+    def first_check() -> CommandResult:
+        shutil.rmtree(store / "cache" / "image-facts", ignore_errors=True)
+        return container_suite()
+
     # Cold: build the image (or find it) and create the native env, untimed by the medians.
     began = time.perf_counter()
     built = must(run([*envassay, "build", spec, "--json"], env=env, cwd=root))
@@ -142,19 +152,24 @@ def main(argv: list[str]) -> int:
             code = f"import {', '.join(modules)}"
             must(run(["docker", "run", "--rm", "--network", "none", ref, "python", "-c", code]))
 
-    container = median_seconds(container_suite, args.repeat)
-    native = median_seconds(native_suite, args.repeat)
-    bare = median_seconds(bare_run, args.repeat)
+    rounds = [container_suite, first_check, native_suite, bare_run]
+    times: dict[Callable[[], object], list[float]] = {action: [] for action in rounds}
+    for _ in range(args.repeat):
+        for action in rounds:
+            times[action].append(median_seconds(action, 1))
+    container, first, native, bare = (statistics.median(times[a]) for a in rounds)
     per_pkg = median_seconds(per_package, max(1, args.repeat // 2))
     floor = native + bare
 
     print(f"packages       {len(PACKAGES)} declared, {len(imports)} with Python modules")
     print(f"container suite  {container:6.2f}s")
+    print(f"first check      {first:6.2f}s  (image facts gathered: 3 containers, not 1)")
     print(f"native suite     {native:6.2f}s")
     print(f"bare docker run  {bare:6.2f}s")
     print(f"floor            {floor:6.2f}s  (native suite + bare run)")
     print(f"per-package runs {per_pkg:6.2f}s  ({len(imports)} x docker run python -c 'import X')")
-    print(f"container / floor        {container / floor:5.2f}x  (target <= 1.3x)")
+    print(f"container / floor        {container / floor:5.2f}x  (target <= 1.5x)")
+    print(f"first check / floor      {first / floor:5.2f}x")
     print(f"per-package / container  {per_pkg / container:5.2f}x")
     one, five, _ = os.getloadavg()
     print(
@@ -162,10 +177,8 @@ def main(argv: list[str]) -> int:
         " absolute times: this machine only"
     )
     if not args.keep:
-        import shutil
-
         shutil.rmtree(root, ignore_errors=True)
-    return 0 if container <= 1.3 * floor else 1
+    return 0 if container <= 1.5 * floor else 1
 
 
 if __name__ == "__main__":
