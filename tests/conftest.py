@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from envassay.testing import LocalChannel, build_test_channel
+
+if TYPE_CHECKING:
+    from envassay.docker import Engine
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +36,50 @@ def envassay_env(store_home: Path) -> dict[str, str]:
     # On a CI runner the tests' runs must not append their reports to the job's summary.
     env.pop("GITHUB_STEP_SUMMARY", None)
     return env
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Engine:
+    """The Docker engine; tests skip without one, except in CI (CI=true), where that is
+    a failure."""
+    from envassay.docker import engine_reason, shared_engine
+
+    reason = engine_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and the docker tests cannot run: {reason}", pytrace=False)
+        pytest.skip(reason)
+    return shared_engine()
+
+
+@pytest.fixture
+def engine(docker_engine: Engine) -> Iterator[Engine]:
+    """The engine, and a guarantee: no container is left behind by the test.
+
+    The engine may be shared with other runs: a container that is still running, or
+    that goes away within seconds, is someone else's work in progress, not a leftover.
+    """
+    before = {c["Id"] for c in docker_engine.containers()}
+    yield docker_engine
+    left: list[dict[str, object]] = []
+    for _ in range(10):
+        left = [
+            c
+            for c in docker_engine.containers()
+            if c["Id"] not in before and c.get("State") != "running"
+        ]
+        if not left:
+            return
+        time.sleep(1)
+    assert not left, f"containers left behind: {[(c['Id'], c['Names']) for c in left]}"
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine: Engine) -> str:
+    """The local base image (debootstrap + docker import, cached): builder and runtime."""
+    from envassay.testing.baseimage import ensure_base_image
+
+    return ensure_base_image(docker_engine).ref
 
 
 @pytest.fixture

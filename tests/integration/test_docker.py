@@ -8,18 +8,15 @@ runtime, with envassay's own rattler backend as the creator: no registry is reac
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from envassay.command import run
-from envassay.docker import Engine, engine_reason, shared_engine
+from envassay.docker import Engine
 from envassay.image import builds
 from tests.conftest import Project
 from tests.integration.envassay_cli import envassay, junit_outcomes
@@ -28,46 +25,6 @@ GOOD = ["python=3.11", "numpy>=1.24,<2", "pyyaml", "beautifulsoup4", "nopython"]
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def session_engine() -> Engine:
-    """The engine; tests skip without one, except in CI (CI=true), where that is a failure."""
-    reason = engine_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and the docker tests cannot run: {reason}", pytrace=False)
-        pytest.skip(reason)
-    return shared_engine()
-
-
-@pytest.fixture
-def engine(session_engine: Engine) -> Iterator[Engine]:
-    """The engine, and a guarantee: no container is left behind by the test.
-
-    The engine may be shared with other runs: a container that is still running, or
-    that goes away within seconds, is someone else's work in progress, not a leftover.
-    """
-    before = {c["Id"] for c in session_engine.containers()}
-    yield session_engine
-    left: list[dict[str, object]] = []
-    for _ in range(6):
-        left = [
-            c
-            for c in session_engine.containers()
-            if c["Id"] not in before and c.get("State") != "running"
-        ]
-        if not left:
-            return
-        time.sleep(1)
-    assert not left, f"containers left behind: {[(c['Id'], c['Names']) for c in left]}"
-
-
-@pytest.fixture(scope="session")
-def base_image(session_engine: Engine) -> str:
-    from envassay.testing.baseimage import ensure_base_image
-
-    return ensure_base_image(session_engine).ref
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from envassay.docker import Engine, engine_address, engine_reason, shared_engine
+from envassay.docker import Engine, engine_address
 from tests.conftest import Project
 from tests.integration.envassay_cli import envassay
 from tests.reliability.harness import EngineProxy, junit_by_target
@@ -113,44 +113,9 @@ def test_no_engine_answering_skips_docker_and_native_is_unaffected(
 # --------------------------------------------------------------------- a real engine
 
 
-@pytest.fixture(scope="module")
-def real_engine() -> Engine:
-    reason = engine_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and the docker tests cannot run: {reason}", pytrace=False)
-        pytest.skip(reason)
-    return shared_engine()
-
-
-@pytest.fixture
-def no_leftovers(real_engine: Engine) -> Iterator[Engine]:
-    """No container is left behind (others' running work on a shared engine aside)."""
-    before = {c["Id"] for c in real_engine.containers()}
-    yield real_engine
-    left: list[dict[str, object]] = []
-    for _ in range(10):
-        left = [
-            c
-            for c in real_engine.containers()
-            if c["Id"] not in before and c.get("State") != "running"
-        ]
-        if not left:
-            return
-        time.sleep(1)
-    assert not left, f"containers left behind: {[(c['Id'], c['Names']) for c in left]}"
-
-
-@pytest.fixture(scope="module")
-def base(real_engine: Engine) -> str:
-    from envassay.testing.baseimage import ensure_base_image
-
-    return ensure_base_image(real_engine).ref
-
-
 @pytest.mark.docker
 def test_engine_stopped_mid_build_fails_docker_with_the_cause(
-    project: Project, envassay_env: dict[str, str], no_leftovers: Engine, base: str
+    project: Project, envassay_env: dict[str, str], engine: Engine, base_image: str
 ) -> None:
     upstream = engine_address().removeprefix("unix://")
     if not engine_address().startswith("unix://"):
@@ -158,7 +123,8 @@ def test_engine_stopped_mid_build_fails_docker_with_the_cause(
     # A fresh spec (a new content hash): its image cannot exist, so a build starts.
     spec = project.spec("midbuild", ["python=3.11", "pyyaml", f"six # {uuid.uuid4().hex}"])
     project.settings(
-        f'targets = ["native", "docker"]\n[tool.envassay.envs.midbuild]\nbuilder-image = "{base}"'
+        'targets = ["native", "docker"]\n'
+        f'[tool.envassay.envs.midbuild]\nbuilder-image = "{base_image}"'
     )
     proxy = EngineProxy(project.root / "proxy.sock", upstream, cut_after=b"Step 3/")
     try:
@@ -180,14 +146,14 @@ def test_engine_stopped_mid_build_fails_docker_with_the_cause(
 def test_image_whose_python_crashes_fails_docker_items_with_the_signal(
     project: Project,
     envassay_env: dict[str, str],
-    no_leftovers: Engine,
-    base: str,
+    engine: Engine,
+    base_image: str,
     tmp_path: Path,
 ) -> None:
     context = tmp_path / "crashing"
     context.mkdir()
     (context / "Dockerfile").write_text(
-        f"FROM {base}\n"
+        f"FROM {base_image}\n"
         # `python` segfaults for real (a signal sent to PID 1 would be ignored)
         "RUN printf '#!/bin/sh\\nexec /opt/conda/bin/python3 -c \"import ctypes;"
         " ctypes.string_at(0)\"\\n' > /usr/local/bin/python && chmod 755 /usr/local/bin/python\n"
@@ -195,14 +161,14 @@ def test_image_whose_python_crashes_fails_docker_items_with_the_signal(
         "USER 1000\n"
     )
     ref = f"envassay-test/crashing-python:{uuid.uuid4().hex[:8]}"
-    no_leftovers.build(context, ref)
+    engine.build(context, ref)
     spec = project.spec("crashing", ["python=3.11", "pyyaml"])
     try:
         code, items, output, _ = check(
             project, envassay_env, "--target", "native", "--target", "docker", "--image", ref, spec
         )
     finally:
-        no_leftovers.remove_image(ref)
+        engine.remove_image(ref)
     assert code == 1, output
     outcome, message = items["docker", "probe[docker]"]
     assert outcome == "failure", items
@@ -220,8 +186,8 @@ def test_image_whose_python_crashes_fails_docker_items_with_the_signal(
 def test_ctrl_c_while_containers_run_is_prompt_and_removes_them(
     project: Project,
     envassay_env: dict[str, str],
-    no_leftovers: Engine,
-    base: str,
+    engine: Engine,
+    base_image: str,
     tmp_path: Path,
     jobs: str,
 ) -> None:
@@ -234,14 +200,14 @@ def test_ctrl_c_while_containers_run_is_prompt_and_removes_them(
     context = tmp_path / "hanging"
     context.mkdir()
     (context / "Dockerfile").write_text(
-        f"FROM {base}\n"
+        f"FROM {base_image}\n"
         # a .pth line runs at every start (Debian's own sitecustomize would shadow one)
         'RUN python -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0],'
         " 'zz-hang.pth').write_text('import time; time.sleep(3600)')\"\n"
         "USER 1000\n"
     )
     ref = f"envassay-test/hanging-python:{uuid.uuid4().hex[:8]}"
-    no_leftovers.build(context, ref)
+    engine.build(context, ref)
     spec = project.spec("hanging", ["python=3.11", "pyyaml"])
     ours = {"label": "io.envassay.run"}
     try:
@@ -258,9 +224,7 @@ def test_ctrl_c_while_containers_run_is_prompt_and_removes_them(
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # the probe and both image-check runs
                 running = [
-                    c
-                    for c in no_leftovers.api.containers(filters=ours)
-                    if ref in str(c.get("Image"))
+                    c for c in engine.api.containers(filters=ours) if ref in str(c.get("Image"))
                 ]
                 if len(running) >= 3:
                     break
@@ -279,13 +243,11 @@ def test_ctrl_c_while_containers_run_is_prompt_and_removes_them(
         assert code == 130, output
         assert "envassay: interrupted; nothing half-made is kept" in output, output
         left = [
-            c
-            for c in no_leftovers.api.containers(all=True, filters=ours)
-            if ref in str(c.get("Image"))
+            c for c in engine.api.containers(all=True, filters=ours) if ref in str(c.get("Image"))
         ]
         assert not left, left
     finally:
-        for c in no_leftovers.api.containers(all=True, filters=ours):
+        for c in engine.api.containers(all=True, filters=ours):
             if ref in str(c.get("Image")):
-                no_leftovers.api.remove_container(c["Id"], force=True)
-        no_leftovers.remove_image(ref)
+                engine.api.remove_container(c["Id"], force=True)
+        engine.remove_image(ref)

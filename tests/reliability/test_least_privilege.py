@@ -6,17 +6,14 @@ removed; images envassay builds run as a non-root user.
 from __future__ import annotations
 
 import json
-import os
 import re
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from envassay.backends.conda import environment_file
-from envassay.docker import Engine, engine_address, engine_reason, shared_engine
+from envassay.docker import Engine, engine_address
 from envassay.spec import load_spec
 from envassay.store import EnvStore
 from envassay.testing import index_channel, make_generic_package, new_channel
@@ -109,45 +106,18 @@ def test_images_are_built_to_run_as_a_non_root_user() -> None:
 # --------------------------------------------------------------------- probe containers
 
 
-@pytest.fixture(scope="module")
-def real_engine() -> Engine:
-    reason = engine_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and the docker tests cannot run: {reason}", pytrace=False)
-        pytest.skip(reason)
-    return shared_engine()
-
-
-@pytest.fixture
-def no_leftovers(real_engine: Engine) -> Iterator[Engine]:
-    before = {c["Id"] for c in real_engine.containers()}
-    yield real_engine
-    left: list[dict[str, object]] = []
-    for _ in range(10):
-        left = [
-            c
-            for c in real_engine.containers()
-            if c["Id"] not in before and c.get("State") != "running"
-        ]
-        if not left:
-            return
-        time.sleep(1)
-    assert not left, f"containers left behind: {[(c['Id'], c['Names']) for c in left]}"
-
-
 @pytest.mark.docker
 @pytest.mark.channel
 def test_probe_containers_have_no_network_no_capabilities_and_are_removed(
-    tmp_path: Path, envassay_env: dict[str, str], no_leftovers: Engine
+    tmp_path: Path, envassay_env: dict[str, str], engine: Engine
 ) -> None:
     from envassay.testing.baseimage import ensure_base_image
 
     if not engine_address().startswith("unix://"):
         pytest.skip(f"the recording proxy needs a unix socket engine, not {engine_address()}")
-    base = ensure_base_image(no_leftovers).ref
+    base = ensure_base_image(engine).ref
     # What a container envassay starts can see: only the loopback interface.
-    seen = no_leftovers.run(
+    seen = engine.run(
         base, ["python", "-c", "import socket; print([n for _, n in socket.if_nameindex()])"]
     )
     assert seen.ok and seen.stdout.strip() == "['lo']", seen.describe()
