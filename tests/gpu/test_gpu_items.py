@@ -8,7 +8,6 @@ the machine has no driver, or the fake libcuda.so (CUDA 12.4, two devices).
 from __future__ import annotations
 
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from envassay.testing.channel import (
 )
 from tests.gpu.conftest import Machine
 from tests.gpu.standins import TORCH_CPU, stand_in
-from tests.integration.envassay_cli import envassay, junit_outcomes
+from tests.integration.envassay_cli import envassay, junit_messages, junit_outcomes
 
 pytestmark = pytest.mark.channel
 
@@ -65,16 +64,6 @@ def check(
     env = {**machine.variables(), "ENVASSAY_HOME": str(store)}
     result = envassay("check", "envs/gpuenv.yml", "--junitxml", xml, *args, env=env, cwd=project)
     return result, junit_outcomes(xml) if xml.exists() else {}
-
-
-def passed_messages(xml: Path) -> dict[str, str]:
-    """item name -> the envassay message recorded in its JUnit properties."""
-    messages = {}
-    for case in ET.parse(xml).getroot().iter("testcase"):
-        for prop in case.iter("property"):
-            if prop.get("name") == "envassay":
-                messages[case.get("name", "")] = prop.get("value", "")
-    return messages
 
 
 def gpu_items(items: Items) -> Items:
@@ -157,7 +146,7 @@ def test_a_visible_gpu_with_a_driver_new_enough(
     assert gpu["gpu[cuda-version]"][0] == "passed"
     assert gpu["gpu[torch]"][0] == "failure"  # still a CPU-only build
     # Passing items say what they found, in the JUnit XML's properties.
-    messages = passed_messages(gpu_project / "junit.xml")
+    messages = junit_messages(gpu_project / "junit.xml")
     assert messages["gpu[driver]"] == (
         f"driver supports CUDA 12.8 ({machine.variables()['ENVASSAY_LIBCUDA']}); 2 device(s): "
         "0: Fake H100 80GB (sm_90, 80 GiB); 1: Fake A10 (sm_86, 24 GiB)"

@@ -6,21 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from envassay.command import run
 from envassay.testing.wheels import make_wheel
 from tests.conftest import Project
-from tests.integration.envassay_cli import envassay, junit_outcomes
+from tests.integration.envassay_cli import check, envassay, pip_install
 
 pytestmark = pytest.mark.channel
-
-
-def check(
-    project: Project, env: dict[str, str], *specs: Path
-) -> tuple[int, dict[str, tuple[str, str]], str]:
-    xml = project.root / "junit.xml"
-    result = envassay("check", *specs, "--junitxml", xml, env=env, cwd=project.root)
-    outcomes = junit_outcomes(xml) if xml.exists() else {}
-    return result.returncode, outcomes, result.stdout + result.stderr
 
 
 def test_good_env_passes_every_item(project: Project, envassay_env: dict[str, str]) -> None:
@@ -90,18 +80,7 @@ def test_mutated_env_fails_its_pin_with_expected_and_found(
         next(line for line in output.splitlines() if "/envs/mutated-" in line).split()[-1]
     )
     # Someone "fixes" the env by hand after it was created.
-    upgrade = run(
-        [
-            prefix / "bin" / "python",
-            "-m",
-            "pip",
-            "install",
-            "--no-index",
-            "--find-links",
-            wheels,
-            "pinned-tool==2.0",
-        ]
-    )
+    upgrade = pip_install(prefix, "--no-index", "--find-links", wheels, "pinned-tool==2.0")
     assert upgrade.ok, upgrade.describe()
     code, items, output = check(project, envassay_env, spec)
     assert code == 1, output

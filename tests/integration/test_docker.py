@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from envassay.command import run
 from envassay.docker import Engine
 from envassay.image import builds
 from tests.conftest import Project
-from tests.integration.envassay_cli import envassay, junit_outcomes
+from tests.integration.envassay_cli import envassay, junit_messages, junit_outcomes
 
 GOOD = ["python=3.11", "numpy>=1.24,<2", "pyyaml", "beautifulsoup4", "nopython"]
 
@@ -39,21 +38,10 @@ def check(
     xml = project.root / f"junit-{uuid.uuid4().hex[:8]}.xml"
     result = envassay("check", *args, "--junitxml", xml, env=env, cwd=project.root)
     outcomes = junit_outcomes(xml) if xml.exists() else {}
-    for name, message in (full_messages(xml) if xml.exists() else {}).items():
+    for name, message in (junit_messages(xml) if xml.exists() else {}).items():
         if name in outcomes:
             outcomes[name] = (outcomes[name][0], message)
     return result.returncode, outcomes, result.stdout + result.stderr
-
-
-def full_messages(path: Path) -> dict[str, str]:
-    """item name -> envassay's whole message: a user property in the JUnit XML (newer
-    pytest versions cut a failure's `message` attribute to its first lines)."""
-    messages = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        for prop in case.iter("property"):
-            if prop.get("name") == "envassay":
-                messages[case.get("name", "")] = prop.get("value", "")
-    return messages
 
 
 def derive(engine: Engine, base: str, lines: list[str], tmp_path: Path) -> str:

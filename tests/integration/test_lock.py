@@ -25,7 +25,7 @@ from envassay.testing import (
 )
 from envassay.testing.wheels import make_wheel
 from tests.conftest import Project
-from tests.integration.envassay_cli import envassay, junit_outcomes
+from tests.integration.envassay_cli import check, envassay, pip_install
 
 pytestmark = pytest.mark.channel
 
@@ -49,14 +49,6 @@ def audited(*args: str | Path, env: Mapping[str, str], cwd: Path) -> tuple[Comma
     result = run([sys.executable, "-c", AUDITED, *map(str, args)], env=env, cwd=cwd, timeout=120)
     line = next(x for x in result.stderr.splitlines() if x.startswith("AUDIT "))
     return result, json.loads(line.removeprefix("AUDIT "))
-
-
-def check(project: Project, env: dict[str, str], spec: Path) -> tuple[int, dict, str]:
-    xml = project.root / "junit.xml"
-    xml.unlink(missing_ok=True)
-    result = envassay("check", spec, "--junitxml", xml, env=env, cwd=project.root)
-    items = junit_outcomes(xml) if xml.exists() else {}
-    return result.returncode, items, result.stdout + result.stderr
 
 
 def lock(project: Project, env: dict[str, str], *args: str | Path) -> CommandResult:
@@ -213,19 +205,7 @@ def test_mutated_env_fails_lock_match_with_a_diff(
     for path in json.loads(six_record.read_text())["files"]:
         (prefix / path).unlink(missing_ok=True)
     six_record.unlink()
-    upgrade = run(
-        [
-            prefix / "bin/python",
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-index",
-            "--find-links",
-            wheels,
-            "pinned-tool==2.0",
-        ]
-    )
+    upgrade = pip_install(prefix, "-q", "--no-index", "--find-links", wheels, "pinned-tool==2.0")
     assert upgrade.ok, upgrade.describe()
     code, items, output = check(project, envassay_env, spec)
     assert code == 1, output

@@ -268,18 +268,6 @@ def kill_tagged(tag: str) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def junit_messages(path: Path) -> dict[str, str]:
-    """item name -> envassay's message (the `envassay` property in the JUnit XML)."""
-    import xml.etree.ElementTree as ET
-
-    messages = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        for prop in case.iter("property"):
-            if prop.get("name") == "envassay":
-                messages[case.get("name", "")] = prop.get("value", "")
-    return messages
-
-
 class EngineProxy:
     """A unix socket in front of a real Docker engine that can "stop" it for envassay:
     once a response from the engine contains ``cut_after`` (e.g. b"Step 2/" of a build),

@@ -16,13 +16,8 @@ import pytest
 
 from envassay.store import EnvStore
 from tests.conftest import Project
-from tests.integration.envassay_cli import junit_outcomes
-from tests.reliability.harness import (
-    Sandbox,
-    junit_messages,
-    kill_tagged,
-    wait_for_no_processes,
-)
+from tests.integration.envassay_cli import junit_messages, junit_outcomes
+from tests.reliability.harness import Sandbox, kill_tagged, wait_for_no_processes
 
 pytestmark = [pytest.mark.channel, pytest.mark.slow]
 
