@@ -16,6 +16,7 @@ env (a file planted in it is gone), recreates it and succeeds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -260,8 +261,11 @@ def hanging_project(box: Sandbox, channel: LocalChannel) -> None:
     )
 
 
-def ctrl_c_while_probing(box: Sandbox, argv: list[str]) -> tuple[int, float, str]:
-    """Start ``argv``, wait for the probe's import child, send Ctrl-C; (exit, seconds, output)."""
+def ctrl_c_while_probing(
+    box: Sandbox, argv: list[str], presses: int = 1, gap: float = 0.05
+) -> tuple[int, float, str]:
+    """Start ``argv``, wait for the probe's import child, send Ctrl-C (``presses`` times,
+    ``gap`` seconds apart); (exit, seconds, output)."""
     log = box.root / "ctrl-c.log"
     with log.open("wb") as handle:
         proc = subprocess.Popen(
@@ -279,7 +283,11 @@ def ctrl_c_while_probing(box: Sandbox, argv: list[str]) -> tuple[int, float, str
         assert busy, log.read_text()
         time.sleep(1.0)  # well inside the hanging import
         sent = time.monotonic()
-        os.killpg(proc.pid, signal.SIGINT)
+        for press in range(presses):
+            if press:
+                time.sleep(gap)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
         code = proc.wait(timeout=60)
         took = time.monotonic() - sent
     finally:
@@ -300,6 +308,22 @@ def test_ctrl_c_during_envassay_check_is_prompt_and_leaves_no_children(
         box,
         [sys.executable, "-m", "envassay", "check", "-j", jobs, "envs/hang.yml", "envs/hang2.yml"],
     )
+    assert took < PROMPT_SECONDS, f"{took:.1f}s\n{output}"
+    assert code == 130, output
+    assert "envassay: interrupted; nothing half-made is kept" in output.splitlines(), output
+    assert "Traceback" not in output, output
+    assert not wait_for_no_processes(box.tag, within=5.0)
+
+
+def test_a_second_ctrl_c_does_not_cut_the_clean_up_short(
+    tagged: Sandbox, test_channel: LocalChannel
+) -> None:
+    """An impatient user presses Ctrl-C three times: envassay still ends with its message
+    and 130 (not by the signal), promptly, leaving nothing running."""
+    box = tagged
+    hanging_project(box, test_channel)
+    argv = [sys.executable, "-m", "envassay", "check", "envs/hang.yml"]
+    code, took, output = ctrl_c_while_probing(box, argv, presses=20, gap=0.01)
     assert took < PROMPT_SECONDS, f"{took:.1f}s\n{output}"
     assert code == 130, output
     assert "envassay: interrupted; nothing half-made is kept" in output.splitlines(), output
