@@ -77,11 +77,15 @@ class NativeTarget:
         )
 
     def env(self) -> dict[str, str]:
-        """The host environment without its Python setup, with the prefix's bin first on PATH."""
+        """The host environment without its Python setup (user site included), with the
+        prefix's bin first on PATH."""
         env = {k: v for k, v in os.environ.items() if k not in _HOST_VARIABLES}
         bin_dir = self.python.parent
         env["PATH"] = os.pathsep.join(p for p in (str(bin_dir), env.get("PATH", "")) if p)
         env["CONDA_PREFIX"] = str(self.prefix)
+        # Not ~/.local's site-packages: a module there would pass an import on this
+        # machine that fails on every other (inherited by the probe's import child too).
+        env["PYTHONNOUSERSITE"] = "1"
         return env
 
 

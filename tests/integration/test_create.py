@@ -140,3 +140,33 @@ def test_kill_9_mid_create_is_never_used_and_recreated(
     assert [e.complete for e in store.entries()] == [True]
     meta = json.loads((prefix / MARKER).read_text())
     assert meta["name"] == "killed"
+
+
+def test_the_users_site_packages_do_not_leak_into_the_probe(
+    project: Project, envassay_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module in ~/.local's site-packages would make an import pass on one machine that
+    fails on every other: the env is judged on its own contents, in the probe and in its
+    import child (a conda env, unlike a venv, has the user site on sys.path)."""
+    from envassay.probe import PackageRequest, ProbeRequest, run_probe
+    from envassay.targets import NativeTarget
+
+    spec = project.spec("usersite", ["python=3.11", "six"])
+    made = envassay("create", spec, env=envassay_env, cwd=project.root)
+    assert made.ok, made.describe()
+    prefix = Path(made.stdout.strip().rsplit(": ", 1)[1])
+    home = tmp_path / "home"
+    user_site = home / ".local" / "lib" / "python3.11" / "site-packages"
+    user_site.mkdir(parents=True)
+    (user_site / "onlyinhome.py").write_text("")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("PYTHONUSERBASE", raising=False)
+    monkeypatch.delenv("PYTHONNOUSERSITE", raising=False)
+    leaks = run([prefix / "bin" / "python", "-c", "import onlyinhome"])
+    assert leaks.ok, "the env's python sees the user site: this test would prove nothing"
+
+    request = ProbeRequest(packages=(PackageRequest("six"),), modules={"six": ("onlyinhome",)})
+    report = run_probe(NativeTarget(prefix), request)
+    (result,) = [r for r in report.imports if r.module == "onlyinhome"]
+    assert result.status == "error" and "No module named" in (result.error or ""), result
+    assert all(r.status == "ok" for r in report.imports if r.module == "six"), report.imports
