@@ -127,7 +127,10 @@ def test_probe_containers_have_no_network_no_capabilities_and_are_removed(
     spec.write_text("name: probed\nchannels: [conda-forge]\ndependencies: [python, pyyaml]\n")
     proxy = EngineProxy(tmp_path / "proxy.sock", engine_address().removeprefix("unix://"))
     try:
-        env = envassay_env | {"DOCKER_HOST": proxy.address}
+        # A store of its own: image facts kept by an earlier test's check of the same
+        # base image would spare two of the three containers this test inspects.
+        store = str(tmp_path / "store")
+        env = envassay_env | {"DOCKER_HOST": proxy.address, "ENVASSAY_HOME": store}
         # An existing image, checked: the probe and the image checks run in containers.
         result = envassay("check", "--image", base, spec, env=env, cwd=tmp_path)
         assert result.returncode in (0, 1) and "Traceback" not in result.stdout, result.describe()
