@@ -37,7 +37,7 @@ class RattlerBackend:
             "platform": request.platform,
         }
         outcome = run_worker(payload, progress)
-        compile_bytecode(request.prefix, progress)
+        compile_bytecode(request.prefix, progress, request.cache_dir)
         pip_seconds = install_pip_section(spec, request.prefix, progress)
         return CreateResult(
             records=outcome["records"],
@@ -75,7 +75,7 @@ class RattlerBackend:
             "cache_dir": str(request.cache_dir),
         }
         outcome = run_worker(payload, progress)
-        compile_bytecode(request.prefix, progress)
+        compile_bytecode(request.prefix, progress, request.cache_dir)
         if locked.pip_resolved:
             pip_seconds = install_locked_pip(spec, locked.pip, request.prefix, progress)
         else:
