@@ -105,19 +105,31 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         reason = engine_reason()
         if reason is not None:
             raise pytest.UsageError(reason)
+    # The specs named on the command line start now, in order, before collection and
+    # while pytest makes and reports the items of those before them.
+    for arg in session.config.args:
+        path = Path(arg.split("::")[0])
+        if _looks_like_spec(path) and path.is_file():
+            _submit(session.config, path)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.suffix not in SPEC_SUFFIXES or file_path.name.endswith(LOCK_SUFFIX):
+    if not _looks_like_spec(file_path) or not _is_spec(file_path, parent.config):
         return None
-    if not _is_spec(file_path, parent.config):
-        return None
-    session = _session(parent.config)
-    if session.parallel:  # start creating and probing now; each target's collector waits
-        for target in _targets(parent.config, file_path.parent):
-            work = functools.partial(_assay_path, parent.config, file_path, target, session)
-            session.submit(file_path, target, work)
+    _submit(parent.config, file_path)  # a spec found in a directory starts now
     return SpecFile.from_parent(parent, path=file_path)
+
+
+def _looks_like_spec(path: Path) -> bool:
+    return path.suffix in SPEC_SUFFIXES and not path.name.endswith(LOCK_SUFFIX)
+
+
+def _submit(config: pytest.Config, path: Path) -> None:
+    """Start creating and probing ``path`` on each of its targets (each target's collector
+    waits for its own); a target already started is left alone."""
+    session = _session(config)
+    for target in _targets(config, path.parent):
+        session.submit(path, target, functools.partial(_assay_path, config, path, target, session))
 
 
 def _is_spec(path: Path, config: pytest.Config) -> bool:
@@ -186,7 +198,7 @@ class TargetCollector(pytest.Collector):
 def _assay_path(
     pytest_config: pytest.Config, path: Path, target: str, session: AssaySession
 ) -> Assay:
-    """A parallel run's work for one target: read the spec, then as :func:`_assay_of`."""
+    """A target's work in the background: read the spec, then as :func:`_assay_of`."""
     from envassay.spec import load_spec
 
     spec = load_spec(path)
@@ -201,7 +213,7 @@ def _assay_of(
 ) -> Assay:
     """Create (or build) and probe ``spec`` on ``target``, and judge it.
 
-    ``progress``: where a parallel run's lines go (labelled); None: this process's stderr.
+    ``progress``: where a background run's lines go; None: this process's stderr.
     """
     from envassay.assay import assay_native
 

@@ -1,11 +1,14 @@
-"""What one pytest session of envassay items keeps: the assays (run ahead in parallel with
-``-j N``), what ran, and the reports written at the end.
+"""What one pytest session of envassay items keeps: the assays (run ahead, in the
+background, up to ``jobs`` at once), what ran, and the reports written at the end.
 
 The expensive part of a target is creating the env and probing it — subprocesses —
-so threads suffice to run several at once. With ``jobs > 1`` the plugin submits each
-(spec, target) as soon as its spec file is collected; each target's collector then
-waits for its own result, so items are still made and reported in collection order,
-one whole report at a time. The store's file locks make concurrent creates safe.
+so threads suffice to run several at once. The plugin submits every (spec, target)
+it knows of when the session starts (and any other as its spec file is collected);
+each target's collector then waits for its own result, so items are still made and
+reported in collection order, one whole report at a time. Even with ``jobs == 1``
+the work runs ahead in one background thread: the next env is probed while pytest
+makes and reports the items of the last one. The store's file locks make
+concurrent creates safe.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class AssaySession:
 
     @property
     def parallel(self) -> bool:
+        """More than one env target at once (their progress lines are labelled)."""
         return self.jobs > 1
 
     def submit(self, path: Path, target: str, work: Work) -> None:
@@ -110,8 +114,10 @@ class AssaySession:
         return assay
 
     def progress(self, label: str) -> Callable[[str], None]:
-        """A progress sink for one target in a parallel run: whole lines, labelled, never
-        captured by pytest (they go to a copy of the real stderr)."""
+        """A progress sink for one target run in the background: whole lines, never
+        captured by pytest (they go to a copy of the real stderr), labelled when several
+        targets run at once."""
+        prefix = f"envassay: [{label}] " if self.parallel else "envassay: "
 
         def write(message: str) -> None:
             message = message.strip()
@@ -119,7 +125,7 @@ class AssaySession:
                 return
             with self._lock:
                 stream = self._stderr()
-                stream.write(f"envassay: [{label}] {message}\n")
+                stream.write(f"{prefix}{message}\n")
                 stream.flush()
 
         return write
@@ -135,8 +141,7 @@ class AssaySession:
 
     def open_stderr(self) -> None:
         """Copy the real stderr now, before pytest's capture can stand in for it."""
-        if self.parallel:
-            self._stderr()
+        self._stderr()
 
     def close(self) -> None:
         """End the pool. Work nobody collected (an interrupted or aborted run) is cancelled,
