@@ -13,6 +13,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# For a child that guards itself (the probe, the rattler worker) instead of running under
+# _GUARD: the pid of the envassay process it must die with. A child that reads it after
+# envassay has already died sees another parent, and leaves at once.
+GUARD_VARIABLE = "ENVASSAY_GUARD_PARENT"
+
+
+def self_guarded_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's) with :data:`GUARD_VARIABLE` set to this process."""
+    return {**(os.environ if env is None else env), GUARD_VARIABLE: str(os.getpid())}
+
+
 # Children running now, so that an interrupted parallel run can end them (kill_running).
 _RUNNING: set[subprocess.Popen[str]] = set()
 _RUNNING_LOCK = threading.Lock()

@@ -514,3 +514,13 @@ def test_a_guarded_probe_with_its_host_alive_reports() -> None:
     )
     assert result.ok, result.describe()
     assert json.loads(result.stdout)["probe_version"] == probe.PROBE_VERSION
+
+
+def test_every_self_guarded_child_reads_the_same_variable() -> None:
+    """The probe and the rattler worker guard themselves (no guard interpreter around
+    them); each names the variable command.py sets, without importing it."""
+    from envassay.backends import rattler_worker
+    from envassay.command import GUARD_VARIABLE
+    from envassay.probe import script
+
+    assert rattler_worker.GUARD_VARIABLE == script.GUARD_VARIABLE == GUARD_VARIABLE

@@ -100,6 +100,11 @@ def run_worker(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
         [sys.executable, "-m", "envassay.backends.rattler_worker"],
         input=json.dumps(payload),
         on_stderr_line=progress,
+        # The worker dies with envassay by itself (PR_SET_PDEATHSIG, see its
+        # _die_with_parent) and starts no process (link scripts never run), so the
+        # guard interpreter command.py would put around it is one start too many.
+        env=command.self_guarded_env(),
+        die_with_parent=False,
     )
     return _parse(result)
 

@@ -99,17 +99,22 @@ async def _install(request: dict[str, Any]) -> dict[str, Any]:
 
 
 OPS = {"create": _create, "solve": _solve, "install": _install}
+# envassay.command.GUARD_VARIABLE (a test holds them equal), not imported from there:
+# this module's start is on every create's path, and command.py's imports are not needed.
+GUARD_VARIABLE = "ENVASSAY_GUARD_PARENT"
 
 
 def _die_with_parent() -> None:
-    """Linux: be killed when the parent dies, so a killed `create` leaves no linker behind."""
+    """Linux: be killed when the parent dies, so a killed `create` leaves no linker behind
+    (the worker starts no process of its own, so killing it alone is enough)."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
     import signal
 
     pr_set_pdeathsig = 1
-    parent = os.getppid()
+    named = os.environ.pop(GUARD_VARIABLE, "")
+    parent = int(named) if named.isdigit() else os.getppid()
     ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)

@@ -15,9 +15,9 @@ import time
 
 STARTED = time.perf_counter()
 
-# Set by the host (envassay.targets.NativeTarget) instead of running this script
-# under command.py's guard interpreter, whose start would cost more than the rest
-# of the probe's own work: the probe is its own guard.
+# Set by the host (envassay.command.GUARD_VARIABLE, through NativeTarget) instead of
+# running this script under command.py's guard interpreter, whose start would cost
+# more than the rest of the probe's own work: the probe is its own guard.
 GUARD_VARIABLE = "ENVASSAY_GUARD_PARENT"
 
 
