@@ -1,6 +1,6 @@
 """The one place envassay calls py-rattler's solver and installer.
 
-These functions run inside a worker process (see ``backends/rattler_worker.py``):
+These functions run inside a worker process (see ``rattler_worker.py``):
 processes that exit right after a rattler ``await`` crash in a few per cent of
 runs (PyO3 finalisation, see shared/notes/py-rattler.md), so the worker controls
 its own exit and the main process never awaits rattler itself.

@@ -64,7 +64,7 @@ class Point:
 # The create below takes ~2-4 s warm: solve + link (rattler worker), compileall, pip.
 DELAYS = (0.1, 0.3, 0.6, 1.0, 1.5, 2.1, 2.8)
 PHASES = {
-    "worker": "envassay.backends.rattler_worker",
+    "worker": "envassay.rattler_worker",
     "compileall": "-m compileall",
     "pip": "-m pip install",
 }

@@ -519,7 +519,7 @@ def test_a_guarded_probe_with_its_host_alive_reports() -> None:
 def test_every_self_guarded_child_reads_the_same_variable() -> None:
     """The probe and the rattler worker guard themselves (no guard interpreter around
     them); each names the variable command.py sets, without importing it."""
-    from envassay.backends import rattler_worker
+    from envassay import rattler_worker
     from envassay.command import GUARD_VARIABLE
     from envassay.probe import script
 

@@ -97,7 +97,7 @@ class RattlerBackend:
 def run_worker(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Run one request in the rattler worker process and return its result (errors raised)."""
     result = command.stream(
-        [sys.executable, "-m", "envassay.backends.rattler_worker"],
+        [sys.executable, "-m", "envassay.rattler_worker"],
         input=json.dumps(payload),
         on_stderr_line=progress,
         # The worker dies with envassay by itself (PR_SET_PDEATHSIG, see its
