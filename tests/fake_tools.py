@@ -328,7 +328,7 @@ def _create_from_lock(source: Path, prefix: Path, cache: Path) -> None:
 
 def _create_from_explicit(source: Path, prefix: Path, cache: Path) -> None:
     """Link the listed archives (md5 checked), nothing else: conda's explicit install."""
-    from envassay.backends.rattler import run_worker
+    from envassay.rattler_client import run_worker
 
     records = []
     for line in source.read_text().splitlines():

@@ -88,19 +88,7 @@ def run(
     no pip writing into a prefix that the next creator removes.
     """
     argv = tuple(str(a) for a in args)
-    with (
-        subprocess.Popen(
-            _launched(argv, env, cwd, die_with_parent),
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            start_new_session=True,
-        ) as proc,
-        _tracked(proc),
-    ):
+    with _spawn(argv, env, cwd, die_with_parent, stdin=input is not None) as proc, _tracked(proc):
         try:
             out, err = proc.communicate(input=input, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -111,6 +99,28 @@ def run(
             _kill_group(proc)
             raise
     return CommandResult(argv, proc.returncode, out, err)
+
+
+def _spawn(
+    argv: tuple[str, ...],
+    env: Mapping[str, str] | None,
+    cwd: str | Path | None,
+    die_with_parent: bool,
+    *,
+    stdin: bool,
+) -> subprocess.Popen[str]:
+    """``argv`` started with text pipes, in a session of its own (so that its whole
+    process group can be killed), under the guard unless ``die_with_parent`` is False."""
+    return subprocess.Popen(
+        _launched(argv, env, cwd, die_with_parent),
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        start_new_session=True,
+    )
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
@@ -135,28 +145,51 @@ def stream(
     the child is killed when this process dies, even by SIGKILL, so a killed creator
     leaves no tool writing into a prefix that the next creator removes.
     """
+    started = start(args, env=env, cwd=cwd, die_with_parent=die_with_parent)
+    return started.stream(input=input, on_stderr_line=on_stderr_line, on_stdout_line=on_stdout_line)
+
+
+def start(
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    die_with_parent: bool = True,
+) -> Started:
+    """Start ``args`` now and give it its input later (:meth:`Started.stream`): a child
+    whose own start-up (an interpreter, its imports) can overlap the caller's work.
+    Its stdin is a pipe, which it may read (and wait on) at once."""
     argv = tuple(str(a) for a in args)
-    err_lines: list[str] = []
-    with (
-        subprocess.Popen(
-            _launched(argv, env, cwd, die_with_parent),
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            start_new_session=True,
-        ) as proc,
-        _tracked(proc),
-    ):
+    proc = _spawn(argv, env, cwd, die_with_parent, stdin=True)
+    with _RUNNING_LOCK:
+        _RUNNING.add(proc)
+    return Started(argv, proc)
+
+
+class Started:
+    """A command :func:`start` started: stream it to its end once, or abandon it."""
+
+    def __init__(self, argv: tuple[str, ...], proc: subprocess.Popen[str]) -> None:
+        self.argv = argv
+        self._proc = proc
+
+    def stream(
+        self,
+        *,
+        input: str | None = None,
+        on_stderr_line: Callable[[str], None],
+        on_stdout_line: Callable[[str], None] | None = None,
+    ) -> CommandResult:
+        """Write ``input`` and close stdin, then read to the end as :func:`stream` does."""
+        proc = self._proc
         assert proc.stderr is not None
+        err_lines: list[str] = []
         out: list[str] = []
-        reader = threading.Thread(
-            target=lambda: out.append(_feed_and_read(proc, input, on_stdout_line))
-        )
-        reader.start()
         try:
+            reader = threading.Thread(
+                target=lambda: out.append(_feed_and_read(proc, input or "", on_stdout_line))
+            )
+            reader.start()
             for line in proc.stderr:
                 err_lines.append(line)
                 on_stderr_line(line.rstrip("\n"))
@@ -165,7 +198,20 @@ def stream(
         except BaseException:
             _kill_group(proc)
             raise
-    return CommandResult(argv, proc.returncode, "".join(out), "".join(err_lines))
+        finally:
+            self._close()
+        return CommandResult(self.argv, proc.returncode, "".join(out), "".join(err_lines))
+
+    def abandon(self) -> None:
+        """Not needed after all: kill its process group and reap it."""
+        _kill_group(self._proc)
+        self._close()
+
+    def _close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._proc.__exit__(None, None, None)  # closes the pipes, waits for it
+        with _RUNNING_LOCK:
+            _RUNNING.discard(self._proc)
 
 
 def _feed_and_read(

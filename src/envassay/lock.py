@@ -286,9 +286,9 @@ def make_lock(
     progress: Progress = lambda _line: None,
 ) -> LockResult:
     """Solve ``spec`` for every platform (rattler worker) and its pip: section (pip)."""
-    from envassay.backends.rattler import run_worker
     from envassay.create import current_platform, resolve_channels
     from envassay.piplock import lock_pip
+    from envassay.rattler_client import run_worker
     from envassay.store import EnvStore
 
     started = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -170,3 +171,38 @@ def test_the_users_site_packages_do_not_leak_into_the_probe(
     (result,) = [r for r in report.imports if r.module == "onlyinhome"]
     assert result.status == "error" and "No module named" in (result.error or ""), result
     assert all(r.status == "ok" for r in report.imports if r.module == "six"), report.imports
+
+
+# `envassay ARGS` that also says, last on stderr, how many rattler workers it started.
+COUNTING_WORKERS = """
+import atexit, runpy, sys
+started = []
+def hook(event, args):
+    if event == "subprocess.Popen" and "envassay.rattler_worker" in map(str, args[1] or ()):
+        started.append(args)
+sys.addaudithook(hook)
+atexit.register(lambda: sys.stderr.write(f"workers started: {len(started)}\\n"))
+sys.argv = ["envassay", *sys.argv[1:]]
+runpy.run_module("envassay", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_the_worker_started_ahead_serves_the_create_and_a_reuse_ends_it(
+    project: Project, envassay_env: dict[str, str]
+) -> None:
+    """`envassay create` starts the rattler worker before reading the spec (its start-up
+    overlaps ours): the create uses that worker (one started in all), and a reuse,
+    which needs none, ends it before envassay exits."""
+    from tests.reliability.harness import processes_with_tag
+
+    spec = project.spec("ahead", ["python=3.11", "six"])
+    tag = os.urandom(6).hex()
+    env = envassay_env | {"ENVASSAY_TEST_TAG": tag}
+    argv = [sys.executable, "-c", COUNTING_WORKERS, "create", spec]
+    made = run(argv, env=env, cwd=project.root, timeout=600)
+    assert made.ok and "created ahead" in made.stdout, made.describe()
+    assert made.stderr.splitlines()[-1] == "workers started: 1", made.stderr[-2000:]
+    again = run(argv, env=env, cwd=project.root, timeout=600)
+    assert again.ok and "reused ahead" in again.stdout, again.describe()
+    assert again.stderr.splitlines()[-1] == "workers started: 1", again.stderr[-2000:]
+    assert processes_with_tag(tag) == []

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from typing import Any
-
-from envassay import command
 from envassay.backends.base import CreateRequest, CreateResult, LockedEnv, Progress
 from envassay.backends.bytecode import compile_bytecode
 from envassay.backends.pip_stage import install_locked_pip, install_pip_section
-from envassay.errors import CreateError, SolveError, UserError
+from envassay.rattler_client import run_worker
 
 
 class RattlerBackend:
@@ -92,43 +87,3 @@ class RattlerBackend:
             pip_seconds=pip_seconds,
             notes=notes,
         )
-
-
-def run_worker(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
-    """Run one request in the rattler worker process and return its result (errors raised)."""
-    result = command.stream(
-        [sys.executable, "-m", "envassay.rattler_worker"],
-        input=json.dumps(payload),
-        on_stderr_line=progress,
-        # The worker dies with envassay by itself (PR_SET_PDEATHSIG, see its
-        # _die_with_parent) and starts no process (link scripts never run), so the
-        # guard interpreter command.py would put around it is one start too many.
-        env=command.self_guarded_env(),
-        die_with_parent=False,
-    )
-    return _parse(result)
-
-
-def _parse(result: command.CommandResult) -> dict[str, Any]:
-    try:
-        outcome = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        raise CreateError(f"the rattler worker died: {result.describe()}") from None
-    if outcome.get("ok"):
-        return dict(outcome)
-    kind, message = outcome.get("kind"), str(outcome.get("message"))
-    if kind == "solve":
-        raise SolveError(f"cannot solve: {message}")
-    if kind == "channel":
-        raise UserError(
-            message,
-            hint="point at a mirror in ~/.rattler/config.toml [mirrors] or use a file:// channel",
-        )
-    if kind == "config":
-        raise UserError(message)
-    if kind == "integrity":
-        raise UserError(
-            f"a package failed its hash check; nothing was installed: {message}",
-            hint="the archive is not the one the lock or the channel records; fix it or re-lock",
-        )
-    raise CreateError(f"rattler failed: {message}")
