@@ -21,7 +21,7 @@ import pytest
 from envassay.checks import CheckResult
 from envassay.config import LOCK_SUFFIX, Config, load_config
 from envassay.errors import UserError
-from envassay.session import AssaySession
+from envassay.session import AssaySession, parse_jobs
 
 if TYPE_CHECKING:
     from envassay.assay import Assay
@@ -61,10 +61,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--envassay-jobs",
-        type=int,
+        type=parse_jobs,
         default=1,
         metavar="N",
-        help="create and probe up to N env targets at once (default 1)",
+        help="create and probe up to N env targets at once; auto: one per usable CPU (default 1)",
     )
     group.addoption(
         "--envassay-report-md",

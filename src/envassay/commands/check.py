@@ -13,7 +13,6 @@ from envassay.commands.options import (
     add_json,
     add_specs,
     add_targets,
-    positive_int,
 )
 from envassay.errors import UserError
 
@@ -38,10 +37,10 @@ def add_check(sub: Subparsers) -> None:
     check.add_argument(
         "-j",
         "--jobs",
-        type=positive_int,
+        type=_jobs,
         default=1,
         metavar="N",
-        help="create and probe up to N env targets at once (default 1)",
+        help="create and probe up to N env targets at once; auto: one per usable CPU (default 1)",
     )
     add_targets(check, "where to check (repeatable; default: [tool.envassay] targets, i.e. native)")
     check.add_argument(
@@ -120,3 +119,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     report = run_probe(target, request)
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))
     return 0
+
+
+def _jobs(text: str) -> int:
+    from envassay.session import parse_jobs
+
+    return parse_jobs(text)

@@ -62,13 +62,3 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
         choices=["conda", "mamba", "micromamba", "envassay"],
         help="what creates the env in the builder (default: implied by the builder image)",
     )
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
