@@ -8,27 +8,26 @@ YAML file is left alone, so the plugin is inert in ordinary test runs.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
-import sys
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from envassay.checks import CheckResult
-from envassay.config import LOCK_SUFFIX, Config, load_config
+from envassay.config import LOCK_SUFFIX
 from envassay.errors import UserError
-from envassay.session import AssaySession, parse_jobs
+from envassay.session import AssaySession, SessionHandoff, parse_jobs
+from envassay.work import RunOptions, assay_spec, project_config, submit, targets_for
 
 if TYPE_CHECKING:
-    from envassay.assay import Assay
-    from envassay.spec import EnvSpec
+    pass
 
 SPEC_SUFFIXES = (".yml", ".yaml")
 _SESSION = pytest.StashKey[AssaySession]()
+_OPTIONS = pytest.StashKey[RunOptions]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -81,7 +80,8 @@ def pytest_configure(config: pytest.Config) -> None:
     jobs = config.getoption("envassay_jobs", 1) or 1
     if jobs < 1:
         raise pytest.UsageError(f"--envassay-jobs must be at least 1, got {jobs}")
-    session = AssaySession(jobs=jobs, root=config.rootpath)
+    handed = [p for p in config.pluginmanager.get_plugins() if isinstance(p, SessionHandoff)]
+    session = handed[0].session if handed else AssaySession(jobs=jobs, root=config.rootpath)
     session.open_stderr()
     config.stash[_SESSION] = session
 
@@ -127,9 +127,7 @@ def _looks_like_spec(path: Path) -> bool:
 def _submit(config: pytest.Config, path: Path) -> None:
     """Start creating and probing ``path`` on each of its targets (each target's collector
     waits for its own); a target already started is left alone."""
-    session = _session(config)
-    for target in _targets(config, path.parent):
-        session.submit(path, target, functools.partial(_assay_path, config, path, target, session))
+    submit(_session(config), _options(config), [path])
 
 
 def _is_spec(path: Path, config: pytest.Config) -> bool:
@@ -140,14 +138,9 @@ def _is_spec(path: Path, config: pytest.Config) -> bool:
 @functools.lru_cache(maxsize=32)
 def _configured_specs(directory: Path) -> frozenset[Path]:
     try:
-        return frozenset(p.resolve() for p in _project_config(directory).spec_paths())
+        return frozenset(p.resolve() for p in project_config(directory).spec_paths())
     except UserError:
         return frozenset()
-
-
-@functools.lru_cache(maxsize=32)
-def _project_config(directory: Path) -> Config:
-    return load_config(directory)
 
 
 class SpecFile(pytest.File):
@@ -167,16 +160,24 @@ class SpecFile(pytest.File):
 
 
 def _targets(config: pytest.Config, directory: Path) -> list[str]:
-    """--envassay-target, else docker alone for --envassay-image, else the configured ones."""
-    explicit: list[str] | None = config.getoption("envassay_target")
-    if explicit:
-        return list(dict.fromkeys(explicit))
-    if config.getoption("envassay_image"):
-        return ["docker"]
-    try:
-        return list(_project_config(directory).targets)
-    except UserError:
-        return ["native"]
+    return targets_for(_options(config), directory)
+
+
+def _options(config: pytest.Config) -> RunOptions:
+    """The run's --envassay-* options, read once."""
+    options = config.stash.get(_OPTIONS, None)
+    if options is None:
+        get = config.getoption
+        options = config.stash[_OPTIONS] = RunOptions(
+            targets=tuple(get("envassay_target") or ()),
+            backend=get("envassay_backend"),
+            gpu=get("envassay_gpu"),
+            image=get("envassay_image"),
+            builder_image=get("envassay_builder_image"),
+            runtime_image=get("envassay_runtime_image"),
+            creator=get("envassay_creator"),
+        )
+    return options
 
 
 class TargetCollector(pytest.Collector):
@@ -185,7 +186,7 @@ class TargetCollector(pytest.Collector):
     def collect(self) -> Iterator[pytest.Item]:
         parent = self.parent
         assert isinstance(parent, SpecFile)
-        work = functools.partial(_assay_of, self.config, parent.spec, self.name, None)
+        work = functools.partial(assay_spec, _options(self.config), parent.spec, self.name, None)
         try:
             assay = _session(self.config).assay(parent.path, self.name, parent.spec.name, work)
         except UserError as exc:  # details: e.g. what micromamba printed, before the line
@@ -193,72 +194,6 @@ class TargetCollector(pytest.Collector):
             raise self.CollectError(details + exc.render()) from None
         for result in assay.results:
             yield CheckItem.from_parent(self, name=result.name, result=result)
-
-
-def _assay_path(
-    pytest_config: pytest.Config, path: Path, target: str, session: AssaySession
-) -> Assay:
-    """A target's work in the background: read the spec, then as :func:`_assay_of`."""
-    from envassay.spec import load_spec
-
-    spec = load_spec(path)
-    return _assay_of(pytest_config, spec, target, session.progress(f"{spec.name}/{target}"))
-
-
-def _assay_of(
-    pytest_config: pytest.Config,
-    spec: EnvSpec,
-    target: str,
-    progress: Callable[[str], None] | None,
-) -> Assay:
-    """Create (or build) and probe ``spec`` on ``target``, and judge it.
-
-    ``progress``: where a background run's lines go; None: this process's stderr.
-    """
-    from envassay.assay import assay_native
-
-    config = _project_config(spec.path.parent)
-    gpu_mode = pytest_config.getoption("envassay_gpu")
-    if gpu_mode != config.gpu_mode:
-        config = dataclasses.replace(config, gpu_mode=gpu_mode)
-    if target == "docker":
-        return _assay_docker(pytest_config, spec, config, progress)
-    return assay_native(
-        spec,
-        config,
-        backend=pytest_config.getoption("envassay_backend"),
-        progress=progress or _progress_line,
-    )
-
-
-def _assay_docker(
-    pytest_config: pytest.Config,
-    spec: EnvSpec,
-    config: Config,
-    progress: Callable[[str], None] | None,
-) -> Assay:
-    from envassay.container import DockerOptions, assay_docker_or_skip
-    from envassay.progress import ProgressLine
-
-    get = pytest_config.getoption
-    options = DockerOptions(
-        image=get("envassay_image"),
-        builder_image=get("envassay_builder_image"),
-        runtime_image=get("envassay_runtime_image"),
-        creator=get("envassay_creator"),
-    )
-    if progress is not None:
-        return assay_docker_or_skip(spec, config, options, progress=progress)
-    # Build output: one live line on a terminal, every line otherwise (the log has all).
-    line = ProgressLine(sys.stderr)
-    try:
-        return assay_docker_or_skip(spec, config, options, progress=line)
-    finally:
-        line.close()
-
-
-def _progress_line(message: str) -> None:
-    sys.stderr.write(f"envassay: {message}\n")
 
 
 class CheckFailed(Exception):

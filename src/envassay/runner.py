@@ -1,16 +1,25 @@
-"""`envassay check`: the same run as `nox -s envs`, through pytest and the plugin, without nox."""
+"""`envassay check`: the same run as `nox -s envs`, through pytest and the plugin, without nox.
+
+The envs' work (create, probe, judge) starts before pytest is even imported, in the
+background (see session.py): a warm run's first probes overlap pytest's start-up
+(about 0.4 s here), and pytest's collectors then take the results in order.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pytest
-
-from envassay.config import load_config
+from envassay.config import GpuMode, load_config
 from envassay.errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, UserError
 from envassay.noxargs import AUTOLOAD, pytest_flags
+from envassay.session import AssaySession, SessionHandoff
+from envassay.work import RunOptions, submit
+
+if TYPE_CHECKING:
+    import pytest
 
 
 def run_checks(
@@ -24,7 +33,7 @@ def run_checks(
     builder_image: str | None = None,
     runtime_image: str | None = None,
     creator: str | None = None,
-    gpu: str = "auto",
+    gpu: GpuMode = "auto",
     jobs: int = 1,
     report_md: Path | None = None,
     report_json: Path | None = None,
@@ -71,8 +80,26 @@ def run_checks(
         args += ["--envassay-report-md", str(report_md)]
     if report_json:
         args += ["--envassay-report-json", str(report_json)]
+    options = RunOptions(
+        targets=tuple(targets),
+        backend=backend,
+        gpu=gpu,
+        image=image,
+        builder_image=builder_image,
+        runtime_image=runtime_image,
+        creator=creator,
+    )
+    session = AssaySession(jobs=jobs, root=config.root)
+    session.open_stderr()
     watch = _InterruptWatch()
-    code = run_pytest([*args, *pytest_args, *map(str, paths)], plugins=[watch])
+    try:
+        submit(session, options, paths)
+        import pytest
+
+        plugins = [watch, SessionHandoff(session)]
+        code = run_pytest([*args, *pytest_args, *map(str, paths)], plugins=plugins)
+    finally:
+        session.close()  # pytest's unconfigure closed it already, unless pytest never ran
     if code == pytest.ExitCode.OK:
         return EXIT_OK
     if code == pytest.ExitCode.TESTS_FAILED:
@@ -90,6 +117,8 @@ class _InterruptWatch:
     interrupted = False
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        import pytest
+
         # Collection errors end the session with Session.Interrupted, a KeyboardInterrupt too.
         self.interrupted = not isinstance(excinfo.value, pytest.Session.Interrupted)
 
@@ -97,6 +126,8 @@ class _InterruptWatch:
 def run_pytest(args: Sequence[str], plugins: Sequence[object] = ()) -> int | pytest.ExitCode:
     """pytest with no auto-loaded third-party plugins (see noxargs.AUTOLOAD); ``args``
     start with :func:`envassay.noxargs.pytest_flags`, which loads envassay's plugin."""
+    import pytest
+
     previous = os.environ.get(AUTOLOAD)
     os.environ[AUTOLOAD] = "1"
     try:

@@ -80,6 +80,14 @@ class _Entry:
         )
 
 
+class SessionHandoff:
+    """Given to pytest as a plugin object by `envassay check`, which made the session and
+    started its work before pytest ran: the envassay plugin then uses this session."""
+
+    def __init__(self, session: AssaySession) -> None:
+        self.session = session
+
+
 class AssaySession:
     """Assays by (spec path, target), in collection order, and what became of them."""
 
