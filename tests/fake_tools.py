@@ -307,7 +307,7 @@ def _create_from_lock(source: Path, prefix: Path, cache: Path) -> None:
     """Install a conda-lock file's packages for this platform, pip entries too, no solve."""
     from envassay.backends.base import CreateRequest, LockedEnv
     from envassay.backends.rattler import RattlerBackend
-    from envassay.create import current_platform
+    from envassay.lock import current_platform
     from envassay.lockfile import read_lock
     from envassay.spec import load_spec
 

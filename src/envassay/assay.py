@@ -11,10 +11,16 @@ from pathlib import Path
 from envassay.backends import Progress
 from envassay.checks import CheckResult, declared_packages, failed, passed, run_all
 from envassay.config import Config, EnvSettings
-from envassay.create import create_env, current_platform
+from envassay.create import create_env
 from envassay.errors import EnvassayError, UserError
 from envassay.gpu import gpu_checks
-from envassay.lock import LockStatus, check_lock_fresh, check_lock_match, lock_status
+from envassay.lock import (
+    LockStatus,
+    check_lock_fresh,
+    check_lock_match,
+    current_platform,
+    lock_status,
+)
 from envassay.probe import run_probe
 from envassay.probe.report import PackageRequest, ProbeReport, ProbeRequest
 from envassay.spec import EnvSpec

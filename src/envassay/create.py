@@ -13,6 +13,7 @@ from envassay.backends import Progress, get_backend, resolve_backend
 from envassay.backends.base import CreateRequest, LockedEnv
 from envassay.config import Config
 from envassay.errors import SpecError, UserError
+from envassay.lock import current_platform
 from envassay.spec import EnvSpec
 from envassay.store import Ensured, EnvStore, StoreKey
 
@@ -28,12 +29,6 @@ def naming(spec: EnvSpec) -> Iterator[None]:
             exc.where = str(spec.path)
             exc.args = (exc.render(),)
         raise
-
-
-def current_platform() -> str:
-    from rattler import Subdir
-
-    return str(Subdir.current())
 
 
 def resolve_channels(spec: EnvSpec, config: Config) -> tuple[str, ...]:

@@ -107,7 +107,6 @@ def configured_platforms(
 
 def lock_platforms(spec: EnvSpec, config: Config, requested: Sequence[str] = ()) -> tuple[str, ...]:
     """The platforms `envassay lock` solves: `--platform`, else configured, else this one."""
-    from envassay.create import current_platform
 
     chosen = requested or configured_platforms(spec.platforms, config, spec.name)
     return validate_platforms(chosen or (current_platform(),))
@@ -230,6 +229,13 @@ def lock_status(spec_path: Path, config: Config, spec: EnvSpec | None = None) ->
     return LockStatus(spec_path, lock_path, "stale" if reasons else "fresh", tuple(reasons), lock)
 
 
+def current_platform() -> str:
+    """This machine's conda platform, e.g. ``linux-64``."""
+    from rattler import Subdir
+
+    return str(Subdir.current())
+
+
 def lock_for_create(spec: EnvSpec, config: Config, platform: str) -> LockStatus:
     """The lock status `create` acts on; a fresh lock without ``platform`` is an error."""
     status = lock_status(spec.path, config, spec)
@@ -286,7 +292,7 @@ def make_lock(
     progress: Progress = lambda _line: None,
 ) -> LockResult:
     """Solve ``spec`` for every platform (rattler worker) and its pip: section (pip)."""
-    from envassay.create import current_platform, resolve_channels
+    from envassay.create import resolve_channels
     from envassay.piplock import lock_pip
     from envassay.rattler_client import run_worker
     from envassay.store import EnvStore

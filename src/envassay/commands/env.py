@@ -13,6 +13,8 @@ from envassay.errors import UserError
 
 if TYPE_CHECKING:
     from envassay.commands.options import Subparsers
+    from envassay.config import Config
+    from envassay.spec import EnvSpec
 
 
 def add_spec(sub: Subparsers) -> None:
@@ -77,25 +79,29 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 def cmd_create(args: argparse.Namespace) -> int:
     from envassay import rattler_client
-
-    # The default backend's worker starts first: its start-up and its import of rattler
-    # overlap ours (half of a small create's time, measured). Ended unused on a reuse.
-    if (args.backend or os.environ.get("ENVASSAY_BACKEND") or "rattler") == "rattler":
-        rattler_client.prestart()
-    try:
-        return _create(args)
-    finally:
-        rattler_client.release()
-
-
-def _create(args: argparse.Namespace) -> int:
     from envassay.config import load_config
-    from envassay.create import create_at, create_env
-    from envassay.progress import ProgressLine
+    from envassay.lock import current_platform, lock_for_create
     from envassay.spec import load_spec
 
     spec = load_spec(args.spec)
     config = load_config()
+    lock_for_create(spec, config, current_platform())  # a bad lock: exit 2 here, too
+    # Bad input starts nothing; from here the default backend's worker starts at once, so
+    # that its start-up and its import of rattler overlap ours (the rest of envassay's
+    # imports, the store lookup): a third of a small create's time, measured. A reused
+    # env needs none, and it is ended unused.
+    if (args.backend or os.environ.get("ENVASSAY_BACKEND") or config.backend) == "rattler":
+        rattler_client.prestart()
+    try:
+        return _create(args, spec, config)
+    finally:
+        rattler_client.release()
+
+
+def _create(args: argparse.Namespace, spec: EnvSpec, config: Config) -> int:
+    from envassay.create import create_at, create_env
+    from envassay.progress import ProgressLine
+
     progress = ProgressLine()
     try:
         if args.prefix is not None:
