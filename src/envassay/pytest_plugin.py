@@ -12,18 +12,22 @@ import functools
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from envassay.checks import CheckResult
+from envassay.commands.options import GPU_MODES, HELP
 from envassay.config import LOCK_SUFFIX
 from envassay.errors import UserError
 from envassay.session import AssaySession, SessionHandoff, parse_jobs
-from envassay.work import RunOptions, assay_spec, project_config, submit, targets_for
-
-if TYPE_CHECKING:
-    pass
+from envassay.work import (
+    RunOptions,
+    assay_spec,
+    project_config,
+    submit,
+    targets_for,
+)
 
 SPEC_SUFFIXES = (".yml", ".yaml")
 _SESSION = pytest.StashKey[AssaySession]()
@@ -51,29 +55,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=["conda", "mamba", "micromamba", "envassay"],
         help="docker target: what creates the env in the builder (default: from the image)",
     )
-    group.addoption(
-        "--envassay-gpu",
-        choices=["auto", "require", "skip"],
-        default="auto",
-        help="GPU items: auto (each env's gpu policy), require (optional becomes required: "
-        "no GPU fails), skip (skip them without touching the driver)",
-    )
+    group.addoption("--envassay-gpu", choices=GPU_MODES, default="auto", help=HELP["gpu"])
     group.addoption(
         "--envassay-jobs",
         type=parse_jobs,
         default=1,
         metavar="N",
-        help="create and probe up to N env targets at once; auto: one per usable CPU (default 1)",
+        help=HELP["jobs"],
     )
-    group.addoption(
-        "--envassay-report-md",
-        type=Path,
-        metavar="PATH",
-        help="write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set)",
-    )
-    group.addoption(
-        "--envassay-report-json", type=Path, metavar="PATH", help="write the JSON report here"
-    )
+    group.addoption("--envassay-report-md", type=Path, metavar="PATH", help=HELP["report_md"])
+    group.addoption("--envassay-report-json", type=Path, metavar="PATH", help=HELP["report_json"])
 
 
 def pytest_configure(config: pytest.Config) -> None:

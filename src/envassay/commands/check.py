@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envassay.commands.options import (
+    GPU_MODES,
+    HELP,
     add_backend,
     add_image_options,
     add_json,
@@ -25,35 +27,22 @@ def add_check(sub: Subparsers) -> None:
     add_specs(check)
     add_backend(check)
     check.add_argument("--junitxml", type=Path, help="write JUnit XML here")
-    check.add_argument(
-        "--report-md",
-        type=Path,
-        metavar="PATH",
-        help="write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set)",
-    )
-    check.add_argument(
-        "--report-json", type=Path, metavar="PATH", help="write the JSON report here"
-    )
+    check.add_argument("--report-md", type=Path, metavar="PATH", help=HELP["report_md"])
+    check.add_argument("--report-json", type=Path, metavar="PATH", help=HELP["report_json"])
     check.add_argument(
         "-j",
         "--jobs",
         type=_jobs,
         default=1,
         metavar="N",
-        help="create and probe up to N env targets at once; auto: one per usable CPU (default 1)",
+        help=HELP["jobs"],
     )
     add_targets(check, "where to check (repeatable; default: [tool.envassay] targets, i.e. native)")
     check.add_argument(
         "--image", metavar="REF", help="check this existing image (suite + image checks), no build"
     )
     add_image_options(check)
-    check.add_argument(
-        "--gpu",
-        choices=["auto", "require", "skip"],
-        default="auto",
-        help="GPU items: auto (each env's gpu policy), require (optional becomes required: "
-        "no GPU fails; for GPU CI jobs), skip (skip them without touching the driver)",
-    )
+    check.add_argument("--gpu", choices=GPU_MODES, default="auto", help=HELP["gpu"])
     check.set_defaults(handler=cmd_check)
 
 

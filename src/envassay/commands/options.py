@@ -62,3 +62,15 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
         choices=["conda", "mamba", "micromamba", "envassay"],
         help="what creates the env in the builder (default: implied by the builder image)",
     )
+
+
+# Help for the options `envassay check` and the pytest plugin (--envassay-*) share; here,
+# because the CLI's modules import nothing heavy at start-up.
+HELP = {
+    "jobs": "create and probe up to N env targets at once; auto: one per usable CPU (default 1)",
+    "report_md": "write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set)",
+    "report_json": "write the JSON report here",
+    "gpu": "GPU items: auto (each env's gpu policy), require (optional becomes required: "
+    "no GPU fails; for GPU CI jobs), skip (skip them without touching the driver)",
+}
+GPU_MODES = ("auto", "require", "skip")
