@@ -182,3 +182,26 @@ def test_place_never_writes_through_an_existing_link(tmp_path: Path) -> None:
     _place(str(source), str(target))
     assert target.read_text() == "new" and elsewhere.read_text() == "keep me"
     assert target.stat().st_ino == source.stat().st_ino
+
+
+def test_prune_removes_what_killed_creators_left_in_the_pyc_cache(tmp_path: Path) -> None:
+    """`.tmp-*` (an entry being built) and `.trash-*` (one being deleted) are never used;
+    an old one is removed, a recent one (a creator may be at work) and entries are kept."""
+    from envassay.backends.bytecode import remove_leftovers
+
+    root = tmp_path / "pyc" / "v1" / "python-3.11.7-h0-abc"
+    old_tmp, old_trash, fresh_tmp, entry = (
+        root / ".tmp-pkg-1",
+        root / ".trash-2",
+        root / ".tmp-pkg-3",
+        root / "pkg-1.0-0-def",
+    )
+    for folder in (old_tmp, old_trash, fresh_tmp, entry):
+        folder.mkdir(parents=True)
+        (folder / "0.pyc").write_bytes(b"")
+    for folder in (old_tmp, old_trash, entry):
+        os.utime(folder, (1, 1))
+    assert remove_leftovers(tmp_path) == 2
+    assert not old_tmp.exists() and not old_trash.exists()
+    assert fresh_tmp.is_dir() and entry.is_dir()
+    assert remove_leftovers(tmp_path / "nothing-here") == 0

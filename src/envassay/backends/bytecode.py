@@ -188,6 +188,22 @@ def _store_entry(root: Path, package: _Package, prefix: Path, tag: str) -> None:
             shutil.rmtree(building, ignore_errors=True)
 
 
+def remove_leftovers(cache_dir: Path, older_than: float = 3600.0) -> int:
+    """Delete what creators killed mid-way left in the pyc cache (``.tmp-*`` entries being
+    built, ``.trash-*`` being deleted), once older than ``older_than`` seconds: never
+    used, but never removed by anyone else. Returns how many went."""
+    removed = 0
+    cutoff = time.time() - older_than
+    for leftover in sorted((cache_dir / "pyc").glob("*/*/.*")):
+        if not leftover.name.startswith((".tmp-", ".trash-")):
+            continue
+        with contextlib.suppress(OSError):
+            if leftover.is_dir() and leftover.stat().st_mtime < cutoff:
+                shutil.rmtree(leftover)
+                removed += 1
+    return removed
+
+
 def _discard(entry: Path, root: Path) -> None:
     """Move ``entry`` aside (atomically), then delete it."""
     trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=root))

@@ -170,6 +170,10 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
             removed += 1
             print(f"removed {entry.key}")
     print(f"{removed} environment(s) removed")
+    from envassay.backends.bytecode import remove_leftovers
+
+    if leftovers := remove_leftovers(store.cache_dir):
+        print(f"{leftovers} leftover(s) of killed creators removed from the pyc cache")
     return 0
 
 
