@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import nox
+from nox.command import CommandFailed
 
 nox.options.sessions = ["envs"]
 nox.options.reuse_existing_virtualenvs = True
@@ -55,13 +56,18 @@ def docker(session: nox.Session, env: str) -> None:
 def _pytest(
     session: nox.Session, root: Path, *args: str, success_codes: tuple[int, ...] = (0,)
 ) -> None:
-    """pytest as `envassay check` runs it (envassay.noxargs.pytest_flags), on ``args``,
-    with the session's posargs after them (envassay's short forms spelled out)."""
-    from envassay.noxargs import pytest_args, pytest_env, pytest_flags
+    """pytest as `envassay check` runs it (envassay.noxargs.pytest_flags) on ``args`` and
+    the session's posargs (envassay's short forms spelled out), in nox's own interpreter:
+    no Python and pytest start-up per env session, so a warm `nox -s envs` costs about
+    what one `envassay check` over the same specs does."""
+    from envassay.noxargs import pytest_args, pytest_flags
+    from envassay.runner import run_pytest
 
-    argv = [sys.executable, "-m", "pytest", *pytest_flags(root), *args]
-    codes = list(success_codes)
-    session.run(*argv, *pytest_args(session.posargs), env=pytest_env(), success_codes=codes)
+    argv = [*pytest_flags(root), *args, *pytest_args(session.posargs)]
+    session.log(f"pytest {' '.join(argv)}")
+    code = run_pytest(argv)
+    if code not in success_codes:  # reported as a failed command, as session.run does
+        raise CommandFailed(f"pytest returned code {code}")
 
 
 @nox.session(venv_backend="none")

@@ -59,8 +59,3 @@ def pytest_flags(root: Path) -> list[str]:
         *("-p", "no:unraisableexception", "-p", "no:threadexception"),
         *("-c", os.devnull, "--rootdir", str(root)),
     ]
-
-
-def pytest_env() -> dict[str, str]:
-    """The environment additions for those runs (third-party plugins are not auto-loaded)."""
-    return {AUTOLOAD: "1"}

@@ -21,6 +21,8 @@ from envassay.work import RunOptions, submit
 if TYPE_CHECKING:
     import pytest
 
+PYTEST_OK, PYTEST_FAILED = 0, 1  # pytest.ExitCode.OK and TESTS_FAILED
+
 
 def run_checks(
     specs: Sequence[Path],
@@ -91,21 +93,16 @@ def run_checks(
     )
     session = AssaySession(jobs=jobs, root=config.root)
     session.open_stderr()
-    watch = _InterruptWatch()
     try:
         submit(session, options, paths)
-        import pytest
-
-        plugins = [watch, SessionHandoff(session)]
-        code = run_pytest([*args, *pytest_args, *map(str, paths)], plugins=plugins)
+        argv = [*args, *pytest_args, *map(str, paths)]
+        code = run_pytest(argv, plugins=[SessionHandoff(session)])
     finally:
         session.close()  # pytest's unconfigure closed it already, unless pytest never ran
-    if code == pytest.ExitCode.OK:
+    if code == PYTEST_OK:
         return EXIT_OK
-    if code == pytest.ExitCode.TESTS_FAILED:
+    if code == PYTEST_FAILED:
         return EXIT_CHECK_FAILED
-    if watch.interrupted:  # Ctrl-C: pytest has ended the run's commands
-        raise KeyboardInterrupt
     # pytest says INTERRUPTED for collection errors (bad specs) too; those, usage
     # errors and a run with no items are the user's to fix.
     return EXIT_USER_ERROR
@@ -123,17 +120,24 @@ class _InterruptWatch:
         self.interrupted = not isinstance(excinfo.value, pytest.Session.Interrupted)
 
 
-def run_pytest(args: Sequence[str], plugins: Sequence[object] = ()) -> int | pytest.ExitCode:
-    """pytest with no auto-loaded third-party plugins (see noxargs.AUTOLOAD); ``args``
-    start with :func:`envassay.noxargs.pytest_flags`, which loads envassay's plugin."""
+def run_pytest(args: Sequence[str], plugins: Sequence[object] = ()) -> int:
+    """pytest in this process with no auto-loaded third-party plugins (see
+    noxargs.AUTOLOAD); ``args`` start with :func:`envassay.noxargs.pytest_flags`, which
+    loads envassay's plugin. Returns pytest's exit code; a real Ctrl-C, which pytest
+    also returns as INTERRUPTED, is raised again once pytest has ended the run's
+    commands. Used by `envassay check` and by the noxfile's env sessions."""
     import pytest
 
+    watch = _InterruptWatch()
     previous = os.environ.get(AUTOLOAD)
     os.environ[AUTOLOAD] = "1"
     try:
-        return pytest.main(list(args), plugins=list(plugins))
+        code = int(pytest.main(list(args), plugins=[watch, *plugins]))
     finally:
         if previous is None:
             os.environ.pop(AUTOLOAD, None)
         else:
             os.environ[AUTOLOAD] = previous
+    if watch.interrupted:
+        raise KeyboardInterrupt
+    return code
