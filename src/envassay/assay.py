@@ -64,7 +64,7 @@ def assay_native(
     assay.lock = lock_status(spec.path, config, spec)  # an unreadable lock: exit 2
     assay.platform = current_platform()
     try:
-        ensured = create_env(spec, config, backend_name=backend, progress=progress)
+        ensured = create_env(spec, config, backend_name=backend, progress=progress, lock=assay.lock)
     except UserError:
         raise  # the user's to fix: reported once, as a collection error
     except EnvassayError as exc:

@@ -13,7 +13,7 @@ from envassay.backends import Progress, get_backend, resolve_backend
 from envassay.backends.base import CreateRequest, LockedEnv
 from envassay.config import Config
 from envassay.errors import SpecError, UserError
-from envassay.lock import current_platform
+from envassay.lock import LockStatus, current_platform
 from envassay.spec import EnvSpec
 from envassay.store import Ensured, EnvStore, StoreKey
 
@@ -54,16 +54,19 @@ def store_key(
     return StoreKey(spec.name, spec.content_hash, backend, platform)
 
 
-def plan(spec: EnvSpec, config: Config, platform: str | None = None) -> LockedEnv | None:
+def plan(
+    spec: EnvSpec, config: Config, platform: str | None = None, lock: LockStatus | None = None
+) -> LockedEnv | None:
     """What `create` will do: install a fresh lock's records (returned), or solve (None).
 
     A stale or missing lock means solving the spec; an unreadable lock, or a fresh one
-    without ``platform``, is the user's to fix (LockError, exit 2).
+    without ``platform``, is the user's to fix (LockError, exit 2). ``lock``: the spec's
+    lock status when the caller has read it already (it is not read again).
     """
     from envassay.lock import lock_for_create, locked_env
 
     platform = platform or current_platform()
-    return locked_env(lock_for_create(spec, config, platform), platform)
+    return locked_env(lock_for_create(spec, config, platform, lock), platform)
 
 
 def create_env(
@@ -72,12 +75,15 @@ def create_env(
     *,
     backend_name: str | None = None,
     progress: Progress = lambda _line: None,
+    lock: LockStatus | None = None,
 ) -> Ensured:
-    """Return a complete prefix for ``spec`` from the store, creating it if needed."""
+    """Return a complete prefix for ``spec`` from the store, creating it if needed.
+
+    ``lock``: the spec's lock status when the caller has read it already."""
     backend = get_backend(resolve_backend(backend_name, config.backend))
     channels = resolve_channels(spec, config)
     store = EnvStore(config.store_path())
-    locked = plan(spec, config)
+    locked = plan(spec, config, lock=lock)
     key = store_key(spec, backend.name, locked=locked)
 
     def build(prefix: Path) -> dict[str, Any]:
@@ -106,15 +112,17 @@ def create_at(
     *,
     backend_name: str | None = None,
     progress: Progress = lambda _line: None,
+    lock: LockStatus | None = None,
 ) -> None:
-    """Create ``spec`` at an explicit prefix outside the store (`envassay create --prefix`)."""
+    """Create ``spec`` at an explicit prefix outside the store (`envassay create --prefix`);
+    ``lock`` as for :func:`create_env`."""
     backend = get_backend(resolve_backend(backend_name, config.backend))
     channels = resolve_channels(spec, config)
     prefix = prefix.expanduser().resolve()
     if prefix.exists() and any(prefix.iterdir()):
         raise SpecError(f"prefix {prefix} exists and is not empty", hint="choose a new path")
     cache = EnvStore(config.store_path()).cache_dir
-    locked = plan(spec, config)
+    locked = plan(spec, config, lock=lock)
     existed = prefix.exists()
     try:
         with naming(spec):

@@ -236,9 +236,14 @@ def current_platform() -> str:
     return str(Subdir.current())
 
 
-def lock_for_create(spec: EnvSpec, config: Config, platform: str) -> LockStatus:
-    """The lock status `create` acts on; a fresh lock without ``platform`` is an error."""
-    status = lock_status(spec.path, config, spec)
+def lock_for_create(
+    spec: EnvSpec, config: Config, platform: str, status: LockStatus | None = None
+) -> LockStatus:
+    """The lock status `create` acts on; a fresh lock without ``platform`` is an error.
+
+    ``status``: the spec's lock status when the caller has read it already."""
+    if status is None:
+        status = lock_status(spec.path, config, spec)
     if status.fresh and status.lock is not None and platform not in status.lock.platforms:
         has = ", ".join(status.lock.platforms)
         raise LockError(

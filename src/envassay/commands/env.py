@@ -14,6 +14,7 @@ from envassay.errors import UserError
 if TYPE_CHECKING:
     from envassay.commands.options import Subparsers
     from envassay.config import Config
+    from envassay.lock import LockStatus
     from envassay.spec import EnvSpec
 
 
@@ -85,7 +86,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     config = load_config()
-    lock_for_create(spec, config, current_platform())  # a bad lock: exit 2 here, too
+    lock = lock_for_create(spec, config, current_platform())  # a bad lock: exit 2 here, too
     # Bad input starts nothing; from here the default backend's worker starts at once, so
     # that its start-up and its import of rattler overlap ours (the rest of envassay's
     # imports, the store lookup): a third of a small create's time, measured. A reused
@@ -93,22 +94,24 @@ def cmd_create(args: argparse.Namespace) -> int:
     if (args.backend or os.environ.get("ENVASSAY_BACKEND") or config.backend) == "rattler":
         rattler_client.prestart()
     try:
-        return _create(args, spec, config)
+        return _create(args, spec, config, lock)
     finally:
         rattler_client.release()
 
 
-def _create(args: argparse.Namespace, spec: EnvSpec, config: Config) -> int:
+def _create(args: argparse.Namespace, spec: EnvSpec, config: Config, lock: LockStatus) -> int:
     from envassay.create import create_at, create_env
     from envassay.progress import ProgressLine
 
     progress = ProgressLine()
     try:
         if args.prefix is not None:
-            create_at(spec, config, args.prefix, backend_name=args.backend, progress=progress)
+            create_at(
+                spec, config, args.prefix, backend_name=args.backend, progress=progress, lock=lock
+            )
             print(f"created {spec.name} at {args.prefix.resolve()}")
             return 0
-        ensured = create_env(spec, config, backend_name=args.backend, progress=progress)
+        ensured = create_env(spec, config, backend_name=args.backend, progress=progress, lock=lock)
     finally:
         progress.close()
     if ensured.reused:
