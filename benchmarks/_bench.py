@@ -7,13 +7,15 @@ this machine's only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,3 +121,17 @@ def python_ok(python: Path, *args: str, env: Mapping[str, str] | None = None) ->
     result = run([python, *args], env=dict(env) if env else None, timeout=600)
     if not result.ok:
         sys.exit(result.describe())
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str, keep: bool) -> Iterator[Path]:
+    """A temporary directory for one benchmark run: removed at the end, or kept (and said
+    so) with the scripts' --keep."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield root
+    finally:
+        if keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)

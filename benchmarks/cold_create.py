@@ -28,12 +28,11 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import FIVE_ENVS, Envassay, load, python_ok, timed, write_project
+from _bench import FIVE_ENVS, Envassay, load, python_ok, scratch_dir, timed, write_project
 
 from envassay.backends.bytecode import compile_bytecode
 from envassay.spec import load_spec
@@ -67,10 +66,9 @@ def main() -> int:
     import json
 
     channel = build_test_channel()
-    root = Path(tempfile.mkdtemp(prefix="envassay-cold-"))
-    envassay = Envassay(root, root / "store")
-    bare_root = root / "bare"
-    try:
+    with scratch_dir("envassay-cold-", args.keep) as root:
+        envassay = Envassay(root, root / "store")
+        bare_root = root / "bare"
         specs = write_project(root, FIVE_ENVS, [channel.url])
         print(f"{len(specs)} specs: {', '.join(FIVE_ENVS)}; {load()}")
         for spec in specs:  # fill the package cache (untimed)
@@ -117,11 +115,6 @@ def main() -> int:
         print(f"no pyc cache: envassay / bare              {cold / bare:5.2f}x")
         print(f"no pyc cache: envassay / (bare + compile)  {cold / (bare + compiled):5.2f}x")
         print(f"after: {load()}  (absolute times: this machine only)")
-    finally:
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -15,21 +15,16 @@ after: on a shared machine other work changes the figures.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
-import tempfile
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-try:
-    import envassay  # noqa: F401
-except ImportError:  # run from a checkout without installing it
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from envassay.command import run
+from _bench import Envassay, load, scratch_dir, timed, write_project
+
 from envassay.testing.channel import build_test_channel
 
 ENVS = {
@@ -48,15 +43,6 @@ ENVS = {
 }
 
 
-def write_project(root: Path, channel_url: str) -> None:
-    (root / "envs").mkdir(parents=True)
-    (root / "pyproject.toml").write_text("[tool.envassay]\n")
-    for name, deps in ENVS.items():
-        lines = [f"name: {name}", f"channels: [{channel_url}]", "dependencies:"]
-        lines += [f'  - "{dep}"' for dep in deps]
-        (root / "envs" / f"{name}.yml").write_text("\n".join(lines) + "\n")
-
-
 def outcomes(xml: Path) -> dict[str, str]:
     result = {}
     for case in ET.parse(xml).getroot().iter("testcase"):
@@ -70,28 +56,17 @@ def outcomes(xml: Path) -> dict[str, str]:
 
 def check(root: Path, jobs: int, label: str) -> tuple[float, int, dict[str, str]]:
     """One cold `envassay check -j JOBS` in ``root`` with a fresh store."""
-    store = root / f"store-{label}"
-    shutil.rmtree(store, ignore_errors=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "GITHUB_"))}
-    env["ENVASSAY_HOME"] = str(store)
+    envassay = Envassay(root, root / f"store-{label}")
+    shutil.rmtree(envassay.store, ignore_errors=True)
     xml = root / f"junit-{label}.xml"
-    started = time.perf_counter()
-    result = run(
-        [sys.executable, "-m", "envassay", "check", "-j", str(jobs), "--junitxml", xml],
-        env=env,
-        cwd=root,
-        timeout=1800,
+    result = []
+    seconds = timed(
+        lambda: result.append(envassay("check", "-j", str(jobs), "--junitxml", xml, ok=(0, 1)))
     )
-    seconds = time.perf_counter() - started
-    if result.returncode not in (0, 1) or not xml.is_file():
-        sys.exit(f"`envassay check -j {jobs}` did not run: {result.describe()}")
-    shutil.rmtree(store, ignore_errors=True)
-    return seconds, result.returncode, outcomes(xml)
-
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min) on {os.cpu_count()} CPU(s)"
+    if not xml.is_file():
+        sys.exit(f"`envassay check -j {jobs}` wrote no report: {result[0].describe()}")
+    shutil.rmtree(envassay.store, ignore_errors=True)
+    return seconds, result[0].returncode, outcomes(xml)
 
 
 def main() -> int:
@@ -102,10 +77,9 @@ def main() -> int:
     args = parser.parse_args()
 
     channel = build_test_channel()
-    root = Path(tempfile.mkdtemp(prefix="envassay-parallel-"))
-    try:
-        write_project(root, channel.url)
-        print(f"load average before: {load()}")
+    with scratch_dir("envassay-parallel-", args.keep) as root:
+        write_project(root, ENVS, [channel.url])
+        print(f"before: {load()}")
         check(root, 1, "warmup")
         serial_times, parallel_times = [], []
         for i in range(args.repeat):
@@ -123,16 +97,11 @@ def main() -> int:
             serial_times.append(serial)
             parallel_times.append(parallel)
         serial, parallel = statistics.median(serial_times), statistics.median(parallel_times)
-        print(f"load average after:  {load()}")
+        print(f"after:  {load()}")
         print(
             f"{len(ENVS)} envs, cold: -j 1 {serial:.1f}s, -j {args.jobs} {parallel:.1f}s, "
             f"ratio {serial / parallel:.2f}x"
         )
-    finally:
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -23,14 +23,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import Envassay, load, write_project
+from _bench import Envassay, load, scratch_dir, write_project
 
 from envassay.testing.channel import (
     build_test_channel,
@@ -90,8 +89,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the directory")
     args = parser.parse_args()
 
-    base = Path(tempfile.mkdtemp(prefix="envassay-scale-"))
-    try:
+    with scratch_dir("envassay-scale-", args.keep) as base:
         started = time.perf_counter()
         channels = [build_test_channel().url, synthetic_channel(base / "channel", SYNTHETIC)]
         print(f"channel of {SYNTHETIC} synthetic packages in {time.perf_counter() - started:.1f}s")
@@ -139,11 +137,6 @@ def main() -> int:
                 f"   {solve:7.2f} {link:7.2f} {imports:9.2f}   {max(cold_mb, warm_mb):6.0f}"
             )
         print(f"after: {load()}  (absolute times: this machine only)")
-    finally:
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

@@ -23,13 +23,12 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import FIVE_ENVS, Envassay, best_of, load, python_ok, timed, write_project
+from _bench import FIVE_ENVS, Envassay, best_of, load, python_ok, scratch_dir, timed, write_project
 
 from envassay.session import parse_jobs
 from envassay.targets import NativeTarget
@@ -44,9 +43,8 @@ def main() -> int:
     args = parser.parse_args()
 
     channel = build_test_channel()
-    root = Path(tempfile.mkdtemp(prefix="envassay-warm-"))
-    envassay = Envassay(root, root / "store")
-    try:
+    with scratch_dir("envassay-warm-", args.keep) as root:
+        envassay = Envassay(root, root / "store")
         write_project(root, FIVE_ENVS, [channel.url])
         print(f"{len(FIVE_ENVS)} envs: {', '.join(FIVE_ENVS)}; {load()}")
         envassay("check")  # untimed: fills the OS page cache for the channel and the host
@@ -92,11 +90,6 @@ def main() -> int:
         print(f"warm -j auto / cold       {best['warm -j auto'] / cold:7.1%}")
         print(f"warm -j auto / floor      {best['warm -j auto'] / floor:7.2f}x")
         print(f"after: {load()}  (absolute times: this machine only)")
-    finally:
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
