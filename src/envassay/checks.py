@@ -137,7 +137,7 @@ def check_conda_pins(deps: Iterable[CondaDependency], report: ProbeReport) -> It
         found = f"{record.name} {record.version} {record.build} from {record.channel}"
         if not MatchSpec(dep.normalized).matches(_package_record(record)):
             yield failed("pin", dep.text, f"expected {dep.normalized}; found {found}")
-        elif dep.channel and not _same_channel(dep.channel, record.channel or ""):
+        elif dep.channel and not _same_channel(dep.channel, record.channel_url):
             yield failed("pin", dep.text, f"expected channel {dep.channel}; found {found}")
         else:
             yield passed("pin", dep.text, f"found {found}")
@@ -156,7 +156,8 @@ def _package_record(record: CondaRecord) -> Any:
 
 
 def _same_channel(wanted: str, found: str) -> bool:
-    """`pytorch::x` matches a record from .../pytorch, whatever the mirror or URL form."""
+    """`pytorch::x` matches a record from .../pytorch, whatever the mirror or URL form
+    (``found`` is the record's channel without conda's subdir: CondaRecord.channel_url)."""
     if not found:
         return False
     return found.rstrip("/").rsplit("/", 1)[-1] == wanted.rstrip("/").rsplit("/", 1)[-1]

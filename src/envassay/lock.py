@@ -530,7 +530,7 @@ def installed_entries(report: ProbeReport) -> list[Entry]:
     from packaging.utils import canonicalize_name
 
     conda = [
-        Entry("conda", r.name, r.version, r.build, r.channel or "") for r in report.conda_records
+        Entry("conda", r.name, r.version, r.build, r.channel_url) for r in report.conda_records
     ]
     conda_versions = {canonicalize_name(r.name): r.version for r in report.conda_records}
     pip = [

@@ -26,6 +26,7 @@ from envassay.lockfile import LockedPackage
 from envassay.spec import EnvSpec, load_spec
 
 CONDA = Tool("conda", Path("/opt/conda/bin/conda"), "24.7.1")
+CONDA26 = Tool("conda", Path("/opt/conda/bin/conda"), "26.7.1")
 MAMBA1 = Tool("mamba", Path("/opt/forge/bin/mamba"), "1.5.8")
 MAMBA2 = Tool("mamba", Path("/opt/forge/bin/mamba"), "2.0.5")
 MICROMAMBA = Tool("micromamba", Path("/usr/local/bin/micromamba"), "2.0.5")
@@ -82,6 +83,12 @@ def request(spec: EnvSpec, tmp: Path, locked: LockedEnv | None = None) -> Create
             CONDA_ENV,
         ),
         (
+            CONDA26,  # its `env create` fetches `nodefaults`: `conda create` reads the file
+            ["/opt/conda/bin/conda", "create", "-y", "-p", "{prefix}", "--file", "{file}",
+             "--override-channels", "-c", "conda-forge", "-c", "bioconda"],
+            CONDA_ENV,
+        ),
+        (
             MAMBA1,
             ["/opt/forge/bin/mamba", "env", "create", "-p", "{prefix}", "-f", "{file}"],
             CONDA_ENV,
@@ -99,7 +106,7 @@ def request(spec: EnvSpec, tmp: Path, locked: LockedEnv | None = None) -> Create
             PIP_ENV,
         ),
     ],
-    ids=["conda", "mamba1", "mamba2", "micromamba"],
+    ids=["conda", "conda26", "mamba1", "mamba2", "micromamba"],
 )  # fmt: skip
 def test_spec_command_line(
     spec: EnvSpec, tmp_path: Path, tool: Tool, argv: list[str], env: dict[str, str]
@@ -112,9 +119,9 @@ def test_spec_command_line(
     assert invocation == Invocation(tuple(expected), spec.path.parent, env)
     assert env_file.read_text() == inputs[env_file]
     data = yaml.safe_load(inputs[env_file])
-    if tool.style == "conda":  # conda env create takes no channel options: the file has them
+    if "env" in argv:  # conda env create takes no channel options: the file has them
         assert data["channels"] == ["conda-forge", "bioconda", "nodefaults"]
-    else:  # libmamba reads `nodefaults` as a channel's name; --override-channels says it
+    else:  # conda 26 and libmamba read `nodefaults` as a channel's name; -c says it
         assert data["channels"] == ["conda-forge", "bioconda"]
     assert data["dependencies"][:4] == [
         "python=3.11",

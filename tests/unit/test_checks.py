@@ -180,6 +180,22 @@ def test_channel_pin(tmp_path: Path) -> None:
     assert got["pin[conda-forge::python]"][0] == "passed"
 
 
+def test_channel_pin_against_condas_records(tmp_path: Path) -> None:
+    """conda writes a record's channel with its subdir (`.../conda-forge/noarch`); rattler
+    without. Both are the same channel; a channel named like a subdir still counts."""
+    path = tmp_path / "env.yml"
+    path.write_text("dependencies: ['conda-forge::six', 'pytorch::attrs', 'noarch::idna']\n")
+    records = [
+        record("six", "1.16.0", channel="https://mirror.invalid/conda-forge/noarch"),
+        record("attrs", "23.2.0", channel="https://mirror.invalid/conda-forge/noarch"),
+        record("idna", "3.7", channel="https://mirror.invalid/noarch/noarch"),
+    ]
+    got = verdicts(run_all(load_spec(path), report(conda_records=records), EnvSettings()))
+    assert got["pin[conda-forge::six]"][0] == "passed", got
+    assert got["pin[pytorch::attrs]"][0] == "failed", got
+    assert got["pin[noarch::idna]"][0] == "passed", got
+
+
 def test_import_failures_are_described(spec_path: Path) -> None:
     imports = [
         {

@@ -3,17 +3,19 @@
 Two argument styles (see :attr:`envassay.backends.tools.Tool.style`):
 
 - conda style (conda, mamba 1.x):
-  spec: ``TOOL env create -p PREFIX -f ENV.yml``;
+  spec: ``TOOL env create -p PREFIX -f ENV.yml`` (conda < 26, mamba 1.x), or
+  ``conda create -y -p PREFIX --file ENV.yml --override-channels -c CH [-c CH...]``
+  (conda >= 26, see :func:`spec_via_create`);
   lock: ``TOOL create -y -p PREFIX --file EXPLICIT.txt``
 - libmamba style (micromamba, mamba 2.x):
   spec: ``TOOL create -y -p PREFIX -f ENV.yml --override-channels -c CH [-c CH...]``;
   lock: ``TOOL create -y -p PREFIX -f NAME.conda-lock.yml``
 
 ``ENV.yml`` is generated from the spec (:func:`envassay.backends.conda.environment_file`)
-and lists the resolved channels (:func:`file_channels`); for conda style with
-``nodefaults`` (``conda env create`` takes no channel options), for libmamba style
-the same channels are on the command line too, where ``--override-channels`` keeps
-the user's rc channels out: both solve against exactly the spec's channels. A lock is
+and lists the resolved channels (:func:`file_channels`); for ``conda env create``
+with ``nodefaults`` (it takes no channel options), otherwise the same channels are
+on the command line too, where ``--override-channels`` keeps the user's rc channels
+out: every version solves against exactly the spec's channels. A lock is
 given to micromamba as the conda-lock file itself (it installs that file's pip
 entries too); conda reads no conda-lock file without the conda-lock plugin, so
 it gets an ``@EXPLICIT`` file rendered from the lock, and envassay installs the
@@ -55,14 +57,30 @@ def version_command(path: Path) -> list[str]:
     return [str(path), "--version"]
 
 
+# The first conda whose `conda env create` runs `conda create`'s code path: it merges
+# .condarc's channels with the file's and fetches `nodefaults` as a channel named so
+# (24.7.1-25.11.1 read it as "no default channels"). From this version on, `conda create`
+# reads environment files itself and takes --override-channels.
+CONDA_CREATE_READS_ENV_FILES = 26
+
+
+def spec_via_create(tool: Tool) -> bool:
+    """Whether a spec goes to ``conda create --file ENV.yml --override-channels -c ...``
+    rather than ``conda env create`` (conda >= 26; mamba 1.x wraps an older conda)."""
+    return tool.flavour == "conda" and tool.major >= CONDA_CREATE_READS_ENV_FILES
+
+
 def file_channels(tool: Tool, channels: Sequence[str]) -> list[str]:
     """The ``channels:`` of the generated environment file.
 
-    conda style: the channels and ``nodefaults``, the only way to keep .condarc's
-    channels out of `conda env create`. libmamba style: the channels (it reads
-    ``nodefaults`` as a channel name); ``--override-channels -c`` say the same.
+    ``conda env create`` (conda < 26, mamba 1.x): the channels and ``nodefaults``, the
+    only way to keep .condarc's channels out. Otherwise the channels alone (conda 26 and
+    micromamba read ``nodefaults`` as a channel name); ``--override-channels -c`` say
+    the same on the command line.
     """
-    return [*channels, "nodefaults"] if tool.style == "conda" else list(channels)
+    if tool.style == "conda" and not spec_via_create(tool):
+        return [*channels, "nodefaults"]
+    return list(channels)
 
 
 def create_from_spec(
@@ -70,11 +88,12 @@ def create_from_spec(
 ) -> Invocation:
     """Create ``prefix`` from a generated environment file, solving against ``channels``."""
     argv: list[str | os.PathLike[str]]
-    if tool.style == "conda":
+    if tool.style == "conda" and not spec_via_create(tool):
         argv = [tool.path, "env", "create", "-p", prefix, "-f", env_file]
     else:
         options = [arg for channel in channels for arg in ("-c", channel)]
-        argv = [tool.path, "create", "-y", "-p", prefix, "-f", env_file]
+        file_flag = "--file" if tool.style == "conda" else "-f"
+        argv = [tool.path, "create", "-y", "-p", prefix, file_flag, env_file]
         argv += ["--override-channels", *options]
     return _invocation(tool, argv, cwd)
 

@@ -10,6 +10,7 @@ as for every backend.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import tempfile
 import time
@@ -329,7 +330,7 @@ def tool_failure(
         )
     if kind == "channel":
         return UserError(
-            f"{who} cannot read the channel(s) {', '.join(request.channels)}: {summary}",
+            f"{who} cannot read {_channels_named(result, request.channels)}: {summary}",
             where=where,
             hint="check the channel, or point at a mirror in the tool's own config "
             "(.condarc / .mambarc)",
@@ -344,6 +345,34 @@ def tool_failure(
     if kind == "solve":
         return SolveError(f"cannot solve ({who}): {summary}", where=where, details=details)
     return CreateError(f"{tool.describe()} failed (exit {result.returncode}): {summary}\n{details}")
+
+
+# A URL the tool says it failed to read: `<URL>` (conda's CondaHTTPError and
+# UnavailableInvalidChannel), and the channel it belongs to once the subdir and the
+# repodata file are cut off.
+_FAILED_URL = re.compile(r"<([a-z][a-z0-9+.-]*://[^>\s]+)>")
+_REPODATA_TAIL = re.compile(r"/(?:noarch|[a-z0-9]+-[a-z0-9_]+)/[^/]*repodata[^/]*$")
+
+
+def failed_channels(output: str) -> list[str]:
+    """The channels whose repodata the tool's output says it could not read, in order."""
+    found: list[str] = []
+    for url in _FAILED_URL.findall(output):
+        channel = _REPODATA_TAIL.sub("", url).rstrip("/")
+        if channel not in found:
+            found.append(channel)
+    return found
+
+
+def _channels_named(result: command.CommandResult, channels: Sequence[str]) -> str:
+    """Which channel failed: the one the tool names when it does (said plainly when it is
+    not one of the spec's, as conda 26's `nodefaults` was), else all of them."""
+    failed = failed_channels(result.stdout + "\n" + result.stderr)
+    if not failed:
+        return f"the channel(s) {', '.join(channels)}"
+    ours = {c.rstrip("/") for c in channels}
+    named = [c if c in ours else f"{c} (not one of the spec's channels)" for c in failed]
+    return f"the channel {', '.join(named)}"
 
 
 def transcript(

@@ -110,6 +110,15 @@ class CondaRecord:
     requested_spec: str | None
     python_modules: tuple[str, ...]
 
+    @property
+    def channel_url(self) -> str:
+        """The channel without the subdir that conda appends to a record's ``channel``
+        (`.../conda-forge/noarch`; rattler and conda-lock write `.../conda-forge`)."""
+        channel = (self.channel or "").rstrip("/")
+        if self.subdir and channel.endswith(f"/{self.subdir}"):
+            return channel[: -len(self.subdir) - 1]
+        return channel
+
 
 @dataclass(frozen=True)
 class Distribution:
