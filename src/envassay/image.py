@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -243,10 +244,12 @@ def assemble_context(plan: ImagePlan, dest: Path, wheel_cache: Path) -> dict[str
     (dest / ".dockerignore").write_text(_asset("dockerignore"))
     (ctx / "create.sh").write_text(_asset("create.sh"))
     (ctx / "env" / "environment.yml").write_text(_context_spec(plan, ctx))
+    # The channels a conda >= 26 gets as `--override-channels -c ...` (create.sh).
+    (ctx / "env" / "channels.txt").write_text("".join(f"{url}\n" for url in plan.channels))
     channel_urls = list(plan.channels)
     if plan.lock_path is not None:
         shutil.copyfile(plan.lock_path, ctx / "env" / "environment.conda-lock.yml")
-        explicit, pip_lines, lock_channels = _explicit_files(plan)
+        explicit, pip_lines, lock_channels = _explicit_files(plan, ctx)
         (ctx / "env" / "explicit.txt").write_text(explicit)
         (ctx / "env" / "pip-lock.txt").write_text(pip_lines)
         channel_urls += [c for c in lock_channels if c not in channel_urls]
@@ -273,7 +276,11 @@ def _context_spec(plan: ImagePlan, ctx: Path) -> str:
     spec = plan.spec
     data = yaml.safe_load(spec.path.read_text(encoding="utf-8"))
     data["name"] = spec.name
-    data["channels"] = [*plan.channels, *(["nodefaults"] if spec.nodefaults else [])]
+    # conda and mamba read `nodefaults` as "no default channels" (create.sh gives conda
+    # >= 26 the channels instead): always there, as the native conda backend never lets
+    # default channels in either.
+    nodefaults = spec.nodefaults or plan.options.creator in ("conda", "mamba")
+    data["channels"] = [*plan.channels, *(["nodefaults"] if nodefaults else [])]
     data.pop("prefix", None)
     for item in data.get("dependencies") or []:
         if isinstance(item, dict) and isinstance(item.get("pip"), list):
@@ -315,8 +322,9 @@ def _copy_pip_path(target: str, spec: EnvSpec, ctx: Path) -> str:
     return f"/envassay-ctx/pip/{index}/{source.name}"
 
 
-def _explicit_files(plan: ImagePlan) -> tuple[str, str, list[str]]:
-    """The lock as conda/mamba read it: an @EXPLICIT list, and pinned pip URLs."""
+def _explicit_files(plan: ImagePlan, ctx: Path) -> tuple[str, str, list[str]]:
+    """The lock as conda/mamba read it: an @EXPLICIT list, and pinned pip URLs (a local
+    ``file://`` one is copied into the context, which the builder can see)."""
     from envassay.lockfile import read_lock
 
     assert plan.lock_path is not None
@@ -331,7 +339,11 @@ def _explicit_files(plan: ImagePlan) -> tuple[str, str, list[str]]:
                 channels.append(package.channel)
         else:
             suffix = f"#sha256={package.sha256}" if package.sha256 else ""
-            pip_lines.append(f"{package.name} @ {package.url.split('#', 1)[0]}{suffix}")
+            url = package.url.split("#", 1)[0]
+            if url.startswith("file://"):
+                local = urllib.parse.unquote(url[len("file://") :])
+                url = "file://" + _copy_pip_path(local, plan.spec, ctx)
+            pip_lines.append(f"{package.name} @ {url}{suffix}")
     return "\n".join(explicit) + "\n", "".join(f"{line}\n" for line in pip_lines), channels
 
 

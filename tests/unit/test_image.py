@@ -155,7 +155,11 @@ def test_context_carries_spec_channel_and_local_pip_paths(tmp_path: Path, channe
     assert (context / ".dockerignore").is_file()
     written = yaml.safe_load((context / "envassay" / "env" / "environment.yml").read_text())
     assert written["name"] == "demo" and "prefix" not in written
-    assert written["channels"] == [channel.as_uri()]  # as on the host: mounted there
+    # As on the host (mounted there), and never conda's default channels: `nodefaults` for
+    # conda < 26's env create, the channels alone for conda >= 26's create.
+    assert written["channels"] == [channel.as_uri(), "nodefaults"]
+    channels = (context / "envassay" / "env" / "channels.txt").read_text()
+    assert channels == f"{channel.as_uri()}\n"
     pip = written["dependencies"][-1]["pip"]
     assert pip[1] == "--find-links /envassay-ctx/pip/0/wheels"
     assert (context / "envassay" / "pip" / "0" / "wheels" / "tool-1.0-py3-none-any.whl").is_file()

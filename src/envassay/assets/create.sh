@@ -10,6 +10,27 @@ prefix="${ENV_PREFIX:?}"
 started=$(date +%s)
 say() { echo "envassay-create: [$(( $(date +%s) - started ))s] $*"; }
 die() { echo "envassay-create: error: $*" >&2; exit 1; }
+tab=$(printf '\t')
+
+# Run a creator's command with its output shown as it comes; when it fails, die naming
+# the cause it printed: its first exception (conda's are CamelCase names before a colon:
+# CondaHTTPError, ResolvePackageNotFound, ...), pip's ERROR, and the lines that follow.
+attempt() {
+    what=$1
+    shift
+    out=/tmp/envassay-attempt.out
+    say "running $*"
+    { if "$@" 2>&1; then rc=0; else rc=$?; fi; echo "$rc" > "$out.rc"; } | tee "$out"
+    rc=$(cat "$out.rc")
+    [ "$rc" != 0 ] || return 0
+    cause=$(awk '
+        /^(Pip subprocess error|ERROR:|[A-Z][a-z]+[A-Z][A-Za-z]*:|[A-Za-z]*(Error|Exception)([:(]|$))/ {
+            on = 1
+        }
+        on && NF { n++; printf "%s%s", (n > 1 ? " | " : ""), $0; if (n == 8) exit }
+    ' "$out")
+    die "$what failed (exit $rc): ${cause:-see its output above}"
+}
 
 if [ -n "${CONDA_OVERRIDE_CUDA:-}" ]; then export CONDA_OVERRIDE_CUDA; else unset CONDA_OVERRIDE_CUDA; fi
 export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -17,7 +38,6 @@ export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # Local file:// channels are mounted at their host paths, so the spec, the lock and the
 # package URLs recorded in conda-meta stay exactly what they are on the host.
 if [ -f "$ctx/channels.txt" ]; then
-    tab=$(printf '\t')
     while IFS="$tab" read -r dir path; do
         [ -n "$dir" ] || continue
         [ ! -e "$path" ] || die "channel path $path already exists in the builder image"
@@ -54,15 +74,58 @@ envassay)
     ;;
 conda | mamba)
     command -v "$CREATOR" >/dev/null 2>&1 || die "$CREATOR is not on PATH in the builder image"
+    # "conda 26.7.1"; mamba 1.x prints "mamba 1.5.8" and then its conda's version.
+    versions=$("$CREATOR" --version 2>&1) || die "\`$CREATOR --version\` failed: $versions"
+    conda_version=$(printf '%s\n' "$versions" | sed -n 's/^conda \([0-9][0-9.]*\).*/\1/p' | head -n 1)
+    major=${conda_version%%.*}
+    case "$major" in '' | *[!0-9]*) major=0 ;; esac
+    say "$(printf '%s' "$versions" | tr '\n' ' ')"
+    label=$CREATOR
+    if [ "$CREATOR" = conda ] && [ -n "$conda_version" ]; then label="conda $conda_version"; fi
     if [ "$from" = lock ]; then
-        "$CREATOR" create --yes --quiet --prefix "$prefix" --file "$ctx/env/explicit.txt"
+        # An @EXPLICIT list names every package by URL: no channel, no solve.
+        attempt "$label create --file explicit.txt" \
+            "$CREATOR" create --yes --quiet --prefix "$prefix" --file "$ctx/env/explicit.txt"
         if [ -s "$ctx/env/pip-lock.txt" ]; then
-            "$prefix/bin/python" -m pip install --no-deps -r "$ctx/env/pip-lock.txt"
+            attempt "pip install -r pip-lock.txt" \
+                "$prefix/bin/python" -m pip install --no-deps -r "$ctx/env/pip-lock.txt"
         fi
+    elif [ "$CREATOR" = conda ] && [ "$major" -ge 26 ]; then
+        # conda 26's `env create` fetches `nodefaults` as a channel; its `create --file`
+        # reads the environment file (pip: section included) and takes the channels
+        # exactly as given: the spec's resolved channels, no default ones.
+        set --
+        while IFS= read -r channel; do
+            if [ -n "$channel" ]; then set -- "$@" --channel "$channel"; fi
+        done < "$ctx/env/channels.txt"
+        [ "$#" -gt 0 ] || die "no channels in $ctx/env/channels.txt"
+        attempt "$label create --file environment.yml" \
+            conda create --yes --quiet --prefix "$prefix" --file "$spec" --override-channels "$@"
     else
-        "$CREATOR" env create --quiet --prefix "$prefix" --file "$spec"
+        # `env create` takes its channels from the file, which ends in `nodefaults` (no
+        # default channels). Before 26, conda reads `URL::pkg` there as the channel's name
+        # under channel_alias: custom_channels maps each local channel's name back to it.
+        # (conda reads $CONDARC besides its own .condarc when the file is named condarc.)
+        condarc=/tmp/envassay-condarc/condarc
+        mkdir -p "$(dirname "$condarc")"
+        : > "$condarc"
+        if [ -f "$ctx/channels.txt" ]; then
+            names=$(cut -f2 "$ctx/channels.txt" | sed 's|.*/||' | sort | uniq -d)
+            while IFS="$tab" read -r dir path; do
+                [ -n "$dir" ] || continue
+                name=${path##*/}
+                if printf '%s\n' "$names" | grep -qxF "$name"; then continue; fi
+                [ -s "$condarc" ] || echo "custom_channels:" > "$condarc"
+                printf "  '%s': 'file://%s'\n" "$name" "${path%/*}" >> "$condarc"
+            done < "$ctx/channels.txt"
+        fi
+        (
+            if [ -s "$condarc" ]; then export CONDARC="$condarc"; fi
+            attempt "$label env create" \
+                "$CREATOR" env create --quiet --prefix "$prefix" --file "$spec"
+        )
     fi
-    "$CREATOR" clean --all --force-pkgs-dirs --yes
+    attempt "$label clean" "$CREATOR" clean --all --force-pkgs-dirs --yes
     ;;
 micromamba)
     mm=$(command -v micromamba || echo "${MAMBA_EXE:-}")
