@@ -279,6 +279,8 @@ FAILURES: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "LibMambaUnsatisfiableError",
             "PackagesNotFoundError",
+            "PackagesNotFoundInChannelsError",  # conda >= 25
+            "PackagesNotFoundInPrefixError",
             "ResolvePackageNotFound",
             "UnsatisfiableError",
             "SpecsConfigurationConflictError",
