@@ -13,8 +13,8 @@ Differences between conda versions that these tests pin down:
 - A package that no channel has: ``ResolvePackageNotFound`` (24.x) or
   ``PackagesNotFoundInChannelsError`` (25.x, 26.x); both are "cannot solve", exit 2.
 - ``URL::pkg`` in an environment file: conda < 26 keeps only the channel's name and
-  looks it up under ``channel_alias`` (so the tests point the alias at the local
-  channel's parent folder, as a user points it at a mirror); 26.x uses the URL.
+  looks it up under ``channel_alias``; envassay maps the name back with a
+  ``custom_channels`` rc file ($CONDARC); 26.x uses the URL as it is.
 - A record's ``channel`` in conda-meta carries the subdir (``.../channel/noarch``), in
   every version; rattler and the lock write the channel alone.
 """
@@ -65,8 +65,8 @@ class CondaProject:
         (root / "pyproject.toml").write_text("[tool.envassay]\n")
         self.env = conda.environ(os.environ, pkgs)
         self.env["ENVASSAY_HOME"] = str(root / "store")
-        # conda < 26 reads `URL::pkg` in an env file as the channel's name under the alias.
-        self.env["CONDA_CHANNEL_ALIAS"] = Path(channel.path).parent.as_uri()
+        # Nothing leaves the machine: a name conda looks up under the alias finds a closed port.
+        self.env["CONDA_CHANNEL_ALIAS"] = "http://127.0.0.1:9"
         self.env.pop("GITHUB_STEP_SUMMARY", None)
 
     def spec(self, name: str, text: str) -> Path:

@@ -249,3 +249,25 @@ def test_style_follows_the_version() -> None:
         "libmamba",
         "libmamba",
     ]
+
+
+@pytest.mark.parametrize("tool", [CONDA, CONDA26], ids=["conda", "conda26"])
+def test_url_channel_pins_mapped_back_for_conda_env_create(tmp_path: Path, tool: Tool) -> None:
+    """conda < 26 reads `URL::pkg` in an env file as the channel's name under its alias:
+    an rc file ($CONDARC) maps that name back to the URL. conda 26 needs none."""
+    path = tmp_path / "env.yml"
+    path.write_text(
+        "channels: [https://mirror.invalid/private/chan]\n"
+        "dependencies: ['https://mirror.invalid/private/chan::six', python]\n"
+    )
+    spec = load_spec(path)
+    req = CreateRequest(spec, tmp_path / "p", spec.channels, tmp_path / "cache", None, None)
+    invocation, inputs = backend(tool).plan(req, tmp_path)
+    condarc = tmp_path / "condarc"
+    if tool is CONDA26:
+        assert condarc not in inputs and "CONDARC" not in invocation.env
+        return
+    assert invocation.env["CONDARC"] == str(condarc)
+    assert yaml.safe_load(inputs[condarc]) == {
+        "custom_channels": {"chan": "https://mirror.invalid/private"}
+    }

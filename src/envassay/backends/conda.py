@@ -9,6 +9,7 @@ as for every backend.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -97,7 +98,15 @@ class CondaBackend:
             invocation = commands.create_from_spec(
                 tool, request.prefix, env_file, request.channels, spec.path.parent.resolve()
             )
-            return invocation, {env_file: text}
+            inputs = {env_file: text}
+            by_name = tool.style == "conda" and not commands.spec_via_create(tool)
+            if by_name and (condarc := channel_names_condarc(spec, invocation)):
+                path = tmp / "condarc"  # conda reads $CONDARC only under this name
+                path.write_text(condarc, encoding="utf-8")
+                env = {**invocation.env, "CONDARC": str(path)}
+                invocation = dataclasses.replace(invocation, env=env)
+                inputs[path] = condarc
+            return invocation, inputs
         lock_dir = locked.lock_path.parent.resolve()
         if tool.style == "libmamba":
             lock_file = locked.lock_path.resolve()
@@ -163,6 +172,27 @@ def environment_file(spec: EnvSpec, channels: Sequence[str]) -> str:
 
 
 PATH_OPTIONS = ("--find-links", "-f", "--constraint", "-c")
+
+
+def channel_names_condarc(spec: EnvSpec, invocation: Invocation) -> str | None:
+    """A .condarc that maps each ``URL::pkg`` channel's name back to its URL, or None.
+
+    ``conda env create`` before 26 keeps only the name of a ``URL::pkg`` channel and
+    looks it up under ``channel_alias``; ``custom_channels`` (name -> the URL's parent)
+    sends it back to the URL. conda reads $CONDARC besides its other rc files, so the
+    user's own settings still apply; a $CONDARC the user set is left alone (None).
+    """
+    if "CONDARC" in invocation.environ():
+        return None
+    custom: dict[str, str] = {}
+    for dep in spec.conda:
+        channel, sep, _ = dep.text.rpartition("::")
+        if sep and "://" in channel:
+            parent, _, name = channel.rstrip("/").rpartition("/")
+            custom.setdefault(name, parent)
+    if not custom:
+        return None
+    return yaml.safe_dump({"custom_channels": custom}, sort_keys=True)
 
 
 def pip_lines(spec: EnvSpec) -> list[str]:
