@@ -382,7 +382,7 @@ def tool_failure(
 # A URL the tool says it failed to read: `<URL>` (conda's CondaHTTPError and
 # UnavailableInvalidChannel), and the channel it belongs to once the subdir and the
 # repodata file are cut off.
-_FAILED_URL = re.compile(r"<([a-z][a-z0-9+.-]*://[^>\s]+)>")
+_FAILED_URL = re.compile(r"<([a-z][a-z0-9+.-]*://[^<>\s]+)>")
 _REPODATA_TAIL = re.compile(r"/(?:noarch|[a-z0-9]+-[a-z0-9_]+)/[^/]*repodata[^/]*$")
 
 
