@@ -118,6 +118,7 @@ def bench(session: nox.Session) -> None:
     Docker engine answers. Slow (minutes) and meant for a quiet machine.
     """
     scripts = ["warm_check", "cold_create", "probe_imports", "scale", "container_suite"]
+    scripts.append("handwritten")  # needs a conda: see its --conda
     chosen = session.posargs or scripts
     for name in chosen:
         if name == "container_suite" and not session.posargs and not _docker_answers():
