@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -54,3 +55,13 @@ def junit_messages(path: Path) -> dict[str, str]:
             if prop.get("name") == "envassay":
                 messages[case.get("name", "")] = prop.get("value", "")
     return messages
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie, not yet reaped by init, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))

@@ -23,7 +23,7 @@ from envassay.store import MARKER
 from envassay.testing.wheels import make_wheel
 from tests.conftest import Project
 from tests.fake_tools import RECORDED_FAILURES, FakeTool, install_fake_tool
-from tests.integration.envassay_cli import envassay, junit_outcomes
+from tests.integration.envassay_cli import envassay, junit_outcomes, process_alive
 
 # Where a real tool could be found besides PATH: cleared, so only the stand-ins are seen.
 TOOL_VARIABLES = ("MAMBA_EXE", "CONDA_EXE", "ENVASSAY_BACKEND")
@@ -328,9 +328,9 @@ def test_killed_envassay_takes_the_tool_with_it(
         creator.send_signal(signal.SIGKILL)
         creator.wait()
         deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(pid), "the tool outlived the killed envassay"
+        assert not process_alive(pid), "the tool outlived the killed envassay"
     finally:
         creator.kill()
 
@@ -342,16 +342,6 @@ def _wait_for_create(fake: FakeTool) -> int:
             return int(creates[0]["pid"])
         time.sleep(0.05)
     raise AssertionError("the stand-in was never asked to create")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (not yet reaped by init) no longer runs.
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
 
 
 def test_nox_env_sessions_translate_backend() -> None:

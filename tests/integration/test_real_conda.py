@@ -35,7 +35,7 @@ from envassay.command import run
 from envassay.store import MARKER
 from envassay.testing import LocalChannel, index_channel, make_generic_package, new_channel
 from envassay.testing.wheels import make_wheel
-from tests.integration.envassay_cli import envassay, junit_outcomes
+from tests.integration.envassay_cli import envassay, junit_outcomes, process_alive
 from tests.realconda import MATRIX_VARIABLE, RealConda, params, real_conda_from
 
 pytestmark = [pytest.mark.channel, pytest.mark.slow]
@@ -244,9 +244,9 @@ def test_kill_9_mid_create_leaves_nothing_used(project: CondaProject) -> None:
         creator.send_signal(signal.SIGKILL)
         creator.wait()
         deadline = time.monotonic() + 15
-        while any(_alive(p) for p in conda_pids) and time.monotonic() < deadline:
+        while any(process_alive(p) for p in conda_pids) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not any(_alive(p) for p in conda_pids), "conda outlived the killed envassay"
+        assert not any(process_alive(p) for p in conda_pids), "conda outlived the killed envassay"
     finally:
         creator.kill()
         creator.wait()
@@ -268,15 +268,6 @@ def _wait_for_children(pid: int) -> list[int]:
             return found
         time.sleep(0.02)
     raise AssertionError("envassay never started conda")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
 
 
 # ------------------------------------------------------------------ the version matrix
