@@ -200,6 +200,11 @@ def check_pip_health(report: ProbeReport) -> CheckResult:
     problems: list[str] = []
     for dist in report.distributions:
         for text in dist.requires:
+            if not text.strip():
+                # whl2conda writes an empty `Requires-Dist:`. pip's pkg_resources reader
+                # (pip's default below Python 3.11) skips it and says healthy; its
+                # importlib reader reports a parse error. It requires nothing: healthy.
+                continue
             try:
                 req = Requirement(text)
             except InvalidRequirement:

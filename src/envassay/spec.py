@@ -16,7 +16,10 @@ from envassay.yamlload import read_yaml
 
 # conda's own keys (conda/env/env.py VALID_KEYS) plus conda-lock's `platforms`.
 KNOWN_KEYS = ("name", "channels", "dependencies", "variables", "prefix", "platforms")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+# conda refuses these in an environment name (conda.base.constants.PREFIX_NAME_DISALLOWED_CHARS)
+# because it makes a directory of the name. envassay only labels the env with it (store paths
+# and image tags use a slug), so it refuses only the path separators, and control characters.
+NAME_REFUSED = re.compile(r"[/\\\x00-\x1f\x7f]")
 VARIABLE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A `-r file` in the pip: section is read (its bytes are part of the content hash).
 MAX_REQUIREMENTS_FILE_BYTES = 1024 * 1024
@@ -36,7 +39,21 @@ PIP_OPTIONS_WITH_VALUE = (
     "--constraint",
     "-c",
 )
-PIP_FLAG_OPTIONS = ("--no-index", "--pre", "--prefer-binary", "--only-binary", "--no-binary")
+PIP_FLAG_OPTIONS = (
+    "--no-index",
+    "--pre",
+    "--prefer-binary",
+    "--only-binary",
+    "--no-binary",
+    "--require-hashes",
+    "--use-feature",
+)
+# pip's ARCHIVE_EXTENSIONS (utils/filetypes.py).
+ARCHIVE_SUFFIXES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz", ".tar.xz")
+ARCHIVE_SUFFIXES += (".txz", ".tlz", ".tar.lz", ".tar.lzma")
+# pip's COMMENT_RE: `#` at the start or after whitespace (a URL's `#egg=` stays).
+PIP_COMMENT = re.compile(r"(^|\s+)#.*$")
+PIP_REQUIREMENT_OPTIONS = re.compile(r"\s+(?=--(?:hash|config-settings|global-option)\b)")
 
 
 @dataclass(frozen=True)
@@ -67,7 +84,8 @@ class PipRequirement:
         if self.kind == "requirement":
             from packaging.requirements import Requirement
 
-            return str(Requirement(self.text))
+            requirement, *options = PIP_REQUIREMENT_OPTIONS.split(self.text, maxsplit=1)
+            return " ".join([str(Requirement(requirement)), *options])
         return self.text
 
 
@@ -256,11 +274,11 @@ class _Parser:
     def name(self, value: Any) -> str:
         if value is None:
             value = self.path.name.split(".")[0]
-        if not isinstance(value, str) or not NAME_PATTERN.match(value) or ".." in value:
+        if not isinstance(value, str) or not value.strip() or NAME_REFUSED.search(value):
             raise self.error(
                 f"`name` {value!r} is not a valid environment name",
                 value,
-                "use letters, digits, '.', '_', '-' and '+', no path separators",
+                "a name is a one-line label without '/' or '\\' (conda refuses '/' too)",
             )
         return value
 
@@ -431,16 +449,27 @@ class _Parser:
 
 
 def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequirement:
-    """Classify one `pip:` entry the way pip would read it from a requirements file."""
+    """Classify one `pip:` entry the way pip reads a line of a requirements file.
+
+    conda writes the `pip:` lines into a requirements file next to the spec and runs pip
+    there, so pip's rules apply (pip/_internal/req: a comment after whitespace is dropped;
+    a line with a path separator or a leading `.` is a local path; options after a
+    requirement, such as `--hash`, belong to that requirement).
+    """
     where = f"{path}:{line}" if line else str(path)
+    text = PIP_COMMENT.sub("", text).strip()
     if not text:
         raise SpecError("empty pip requirement", where=where)
     head, _, rest = text.partition(" ")
-    if head in ("-r", "--requirement"):
+    flag, equals, value = head.partition("=")
+    if equals and flag in ("-r", "--requirement", "-e", "--editable"):
+        text = f"{flag} {value} {rest}".strip()  # the same line to pip, one form for us
+        head, _, rest = text.partition(" ")
+    if flag in ("-r", "--requirement"):
         return PipRequirement(text, "requirements-file", line=line)
-    if head in ("-e", "--editable"):
+    if flag in ("-e", "--editable"):
         return PipRequirement(text, "editable", name=_egg_name(rest), line=line)
-    if head.split("=")[0] in PIP_OPTIONS_WITH_VALUE + PIP_FLAG_OPTIONS:
+    if flag in PIP_OPTIONS_WITH_VALUE + PIP_FLAG_OPTIONS:
         return PipRequirement(text, "option", line=line)
     if text.startswith("-"):
         raise SpecError(
@@ -448,9 +477,11 @@ def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequire
             where=where,
             hint=f"supported: {', '.join(PIP_OPTIONS_WITH_VALUE + PIP_FLAG_OPTIONS)}",
         )
-    if text.startswith(VCS_PREFIXES) or text.startswith(URL_SCHEMES):
-        return PipRequirement(text, "url", name=_egg_name(text), line=line)
-    if text.startswith((".", "/", "~")):
+    # The requirement itself ends where its per-requirement options (`--hash=...`) begin.
+    requirement = PIP_REQUIREMENT_OPTIONS.split(text, maxsplit=1)[0].strip()
+    if requirement.startswith(VCS_PREFIXES) or requirement.startswith(URL_SCHEMES):
+        return PipRequirement(text, "url", name=_egg_name(requirement), line=line)
+    if _looks_like_path(requirement):
         return PipRequirement(text, "path", line=line)
     # Imported here: packaging's parsers cost ~40 ms of every start, and most specs
     # have no pip: section.
@@ -458,17 +489,28 @@ def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequire
     from packaging.utils import canonicalize_name
 
     try:
-        req = Requirement(text)
+        req = Requirement(requirement)
     except InvalidRequirement as exc:
         first = str(exc).splitlines()[0]
         raise SpecError(
             f"invalid pip requirement {text!r}: {first}",
             where=where,
-            hint="use PEP 508, e.g. requests>=2.31",
+            hint="use PEP 508 (requests>=2.31), a URL, or a path (./pkg)",
         ) from None
     kind: PipKind = "url" if req.url else "requirement"
     marker = str(req.marker) if req.marker else None
     return PipRequirement(text, kind, canonicalize_name(req.name), str(req.specifier), marker, line)
+
+
+def _looks_like_path(requirement: str) -> bool:
+    """pip's test (req/constructors.py `_looks_like_path`, `_get_url_from_path`): a path
+    separator or a leading `.` or `~`, unless it is PEP 508's `name @ url`."""
+    before_at, at, _ = requirement.partition("@")
+    if at and not _looks_like_path(before_at.strip()) and before_at.strip():
+        return False
+    if requirement.lower().endswith(ARCHIVE_SUFFIXES):
+        return True  # pip installs `pkg.whl` / `pkg.tar.gz` as a file, present or not
+    return "/" in requirement or requirement.startswith((".", "~"))
 
 
 def _egg_name(text: str) -> str | None:

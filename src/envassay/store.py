@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +34,12 @@ class StoreKey:
     platform: str
 
     def __str__(self) -> str:
-        return f"{self.name}-{self.digest[:16]}-{self.backend}-{self.platform}"
+        return f"{path_label(self.name)}-{self.digest[:16]}-{self.backend}-{self.platform}"
+
+
+def path_label(name: str) -> str:
+    """A spec name as one path component: a name is a label and may hold spaces or ':'."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-.") or "env"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from envassay.errors import SpecError
-from envassay.spec import load_spec
+from envassay.spec import load_spec, parse_pip_line
+from envassay.store import path_label
 
 
 def write(tmp_path: Path, text: str, name: str = "env.yml") -> Path:
@@ -181,3 +182,49 @@ def test_billion_laughs_is_refused_quickly(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="file not found"):
         load_spec(tmp_path / "nope.yml")
+
+
+@pytest.mark.parametrize(
+    ("line", "kind", "name"),
+    [
+        # pip's rules for a requirements-file line (pip/_internal/req/constructors.py).
+        ("submodules/diff-gaussian-rasterization", "path", None),  # a path separator
+        ("./pkg", "path", None),
+        ("../sibling", "path", None),
+        (".", "path", None),
+        ("dist/pkg-1.0-py3-none-any.whl", "path", None),
+        ("pkg-1.0.tar.gz", "path", None),  # an archive name: a file to pip, present or not
+        ("pkg @ https://example.invalid/pkg-1.0-py3-none-any.whl", "url", "pkg"),
+        ("pkg @ file:///opt/wheels/pkg-1.0-py3-none-any.whl", "url", "pkg"),
+        ("git+https://example.invalid/x/y.git#egg=Foo_Bar", "url", "foo-bar"),
+        ("requests>=2  # why we pin", "requirement", "requests"),
+        ("numpy==1.26.4 --hash=sha256:" + "0" * 64, "requirement", "numpy"),
+        ("a.b", "requirement", "a-b"),
+        ("-e .", "editable", None),
+        ("--editable=git+https://example.invalid/x.git#egg=x", "editable", "x"),
+        ("--index-url https://example.invalid/simple", "option", None),
+        ("--extra-index-url=https://example.invalid/simple", "option", None),
+        ("--require-hashes", "option", None),
+    ],
+)
+def test_pip_lines_are_read_as_pip_reads_them(line: str, kind: str, name: str | None) -> None:
+    req = parse_pip_line(line, Path("env.yml"))
+    assert (req.kind, req.name) == (kind, name)
+
+
+def test_requirement_file_forms_are_one(tmp_path: Path) -> None:
+    (tmp_path / "req.txt").write_text("requests\n")
+    spaced = load_spec(write(tmp_path, "dependencies:\n  - pip:\n    - -r req.txt\n"))
+    joined = load_spec(write(tmp_path, "dependencies:\n  - pip:\n    - --requirement=req.txt\n"))
+    assert joined.pip[0].text == "--requirement req.txt"
+    assert spaced.meaning()["pip_files"] != {}
+    assert joined.meaning()["pip_files"] == {
+        "--requirement req.txt": spaced.meaning()["pip_files"]["-r req.txt"]
+    }
+
+
+@pytest.mark.parametrize("name", ["test env with spaces", "a..b", "team:ml #1", "ünïcode"])
+def test_a_name_is_a_label(tmp_path: Path, name: str) -> None:
+    spec = load_spec(write(tmp_path, f"name: {name!r}\ndependencies: [numpy]\n"))
+    assert spec.name == name
+    assert "/" not in path_label(name) and " " not in path_label(name)

@@ -30,6 +30,7 @@ from envassay.backends.tools import Flavour, Tool, search, tool_version
 from envassay.errors import CreateError, EnvassayError, SolveError, UserError
 from envassay.lockfile import LockedPackage
 from envassay.spec import EnvSpec
+from envassay.store import path_label
 
 PIP_NOTE = "added `pip` to the conda dependencies for the pip: section, as conda does"
 
@@ -111,7 +112,7 @@ class CondaBackend:
         if tool.style == "libmamba":
             lock_file = locked.lock_path.resolve()
             return commands.create_from_lock(tool, request.prefix, lock_file, lock_dir), {}
-        explicit = tmp / f"{spec.name}-{locked.platform}.explicit.txt"
+        explicit = tmp / f"{path_label(spec.name)}-{locked.platform}.explicit.txt"
         text = explicit_file(locked)
         explicit.write_text(text, encoding="utf-8")
         return commands.create_from_explicit(tool, request.prefix, explicit, lock_dir), {

@@ -180,7 +180,7 @@ STARTUP_SECONDS = 30.0
 EXIT_SECONDS = 5.0
 SITE_PACKAGES = re.compile(r"^(?:lib/(?:python|pypy)\d+\.\d+t?|Lib)/site-packages/(.+)$")
 DEPENDS_NAME = re.compile(r"[^\s\[=<>!~,]+")
-HEADER = re.compile(r"^(name|version|requires-dist)[ \t]*:(.*)$", re.MULTILINE | re.IGNORECASE)
+HEADER = re.compile(r"^(name|version|requires-dist)[ \t]*:(.*)$", re.IGNORECASE)
 TIMEOUT = "timeout"
 
 
@@ -390,12 +390,22 @@ def metadata_headers(text):
     """Name, Version and Requires-Dist from METADATA, by lower-cased field name.
 
     Only the header block is searched: the body (a long description) can be most
-    of the file. These fields are never folded over several lines in practice.
+    of the file. A line starting with whitespace continues the field above it, as
+    in email (a writer such as Python's email generator folds long values, and
+    whl2conda rewrites METADATA with it); pip reads the unfolded value, stripped.
     """
     headers = collections.defaultdict(list)
     head = (text or "").split("\n\n", 1)[0].split("\r\n\r\n", 1)[0]
-    for key, value in HEADER.findall(head):
-        headers[key.lower()].append(value.strip())
+    key = None
+    for line in head.splitlines():
+        if line[:1] in (" ", "\t"):
+            if key is not None:
+                headers[key][-1] = (headers[key][-1] + " " + line.strip()).strip()
+            continue
+        match = HEADER.match(line)
+        key = match.group(1).lower() if match else None
+        if match:
+            headers[key].append(match.group(2).strip())
     return headers
 
 
