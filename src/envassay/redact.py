@@ -1,0 +1,147 @@
+"""The one place that knows what a secret looks like: every string envassay shows or
+writes passes through :func:`mask`, every key it hashes through :func:`neutral`, and
+lock files hold :func:`placeholders` instead of credentials.
+
+Credentials live in URLs, as conda and pip take them: ``scheme://USER:PASSWORD@host/``
+(masked ``USER:****@``, as pip prints it) and anaconda-style token paths
+``/t/TOKEN/`` (masked ``/t/<TOKEN>/``, as conda prints it). A ``${VAR}`` placeholder
+(conda-lock's convention) names a secret without holding it, so it is shown as is.
+Secrets met in a spec are also :func:`remember`-ed, so a tool that repeats one outside
+a URL (decoded, or in another shape) is masked too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Mapping
+
+PASSWORD_MASK = "****"
+TOKEN_MASK = "<TOKEN>"
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()\[\],]*")
+_USERINFO = re.compile(r"^(?P<scheme>[^:]+://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@")
+_TOKEN = re.compile(r"/t/(?P<token>[^/]+)(?=/|$)")
+PLACEHOLDER = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}$")
+_PLACEHOLDER_ANYWHERE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_MIN_REMEMBERED = 4  # shorter strings would mask ordinary text
+
+_known: set[str] = set()
+_known_lock = threading.Lock()
+
+
+def remember(secret: str) -> None:
+    """Mask ``secret`` wherever it appears from now on (in this process)."""
+    if len(secret) >= _MIN_REMEMBERED and not PLACEHOLDER.match(secret):
+        with _known_lock:
+            _known.add(secret)
+
+
+def mask(text: str) -> str:
+    """``text`` with every credential replaced: the one filter for output and files."""
+    if "://" in text:
+        text = _URL.sub(lambda m: _mask_url(m.group(0), keep_placeholders=True), text)
+    with _known_lock:
+        known = sorted(_known, key=len, reverse=True)
+    for secret in known:
+        if secret in text:
+            text = text.replace(secret, PASSWORD_MASK)
+    return text
+
+
+def neutral(url: str) -> str:
+    """``url`` keyed by meaning: any credential, placeholder or not, masked, so that
+    rotating a password or token changes no hash while a host or channel does."""
+    return _mask_url(url, keep_placeholders=False)
+
+
+def _mask_url(url: str, *, keep_placeholders: bool) -> str:
+    def keep(value: str) -> bool:
+        return keep_placeholders and bool(PLACEHOLDER.match(value))
+
+    def userinfo(m: re.Match[str]) -> str:
+        password = m["password"] if keep(m["password"]) else PASSWORD_MASK
+        return f"{m['scheme']}{m['user']}:{password}@"
+
+    def token(m: re.Match[str]) -> str:
+        return m.group(0) if keep(m["token"]) or m["token"] == TOKEN_MASK else f"/t/{TOKEN_MASK}"
+
+    url = _USERINFO.sub(userinfo, url, count=1)
+    return url if url.startswith("file:") else _TOKEN.sub(token, url)
+
+
+def secrets_in(url: str) -> list[str]:
+    """The literal credentials (passwords, tokens) in ``url``; placeholders are not."""
+    found = []
+    m = _USERINFO.match(url)
+    if m and m["password"] and not PLACEHOLDER.match(m["password"]):
+        found.append(m["password"])
+    if not url.startswith("file:"):  # a local directory named t/ is no token
+        found += [t["token"] for t in _TOKEN.finditer(url) if not PLACEHOLDER.match(t["token"])]
+    return found
+
+
+def has_credentials(url: str) -> bool:
+    """Whether ``url`` carries a password or token (literal or placeholder)."""
+    return neutral(url) != url
+
+
+def placeholders(url: str, environ: Mapping[str, str] | None = None) -> str:
+    """``url`` with each literal credential replaced by a ``${VAR}`` placeholder, as
+    conda-lock writes locks: the variable that holds that value, when one does, else
+    ``ENVASSAY_<HOST>_<USER>_PASSWORD`` / ``ENVASSAY_<HOST>_TOKEN``."""
+    env = os.environ if environ is None else environ
+    host = re.sub(r"[^A-Za-z0-9]+", "_", _host(url)).strip("_").upper()
+
+    def var_for(value: str, default: str) -> str:
+        named = sorted(k for k, v in env.items() if v == value and PLACEHOLDER.match(f"${{{k}}}"))
+        return "${" + (named[0] if named else default) + "}"
+
+    def userinfo(m: re.Match[str]) -> str:
+        password = m["password"]
+        if password and not PLACEHOLDER.match(password):
+            user = re.sub(r"[^A-Za-z0-9]+", "_", m["user"]).upper()
+            password = var_for(password, f"ENVASSAY_{host}_{user}_PASSWORD")
+        return f"{m['scheme']}{m['user']}:{password}@"
+
+    def token(m: re.Match[str]) -> str:
+        value = m["token"]
+        if PLACEHOLDER.match(value) or value == TOKEN_MASK:
+            return m.group(0)
+        return "/t/" + var_for(value, f"ENVASSAY_{host}_TOKEN")
+
+    url = _USERINFO.sub(userinfo, url, count=1)
+    return url if url.startswith("file:") else _TOKEN.sub(token, url)
+
+
+def placeholder_names(text: str) -> list[str]:
+    """The ``${VAR}`` names in ``text``, in order."""
+    return _PLACEHOLDER_ANYWHERE.findall(text)
+
+
+class MissingVariable(LookupError):
+    """A ``${VAR}`` placeholder whose variable is not set."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def expand(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """``text`` with each ``${VAR}`` replaced by its value (remembered, to be masked);
+    raise :class:`MissingVariable` for one that is not set."""
+    env = os.environ if environ is None else environ
+
+    def value(m: re.Match[str]) -> str:
+        if m[1] not in env:
+            raise MissingVariable(m[1])
+        remember(env[m[1]])
+        return env[m[1]]
+
+    return _PLACEHOLDER_ANYWHERE.sub(value, text)
+
+
+def _host(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    authority = rest.split("/", 1)[0]
+    return authority.rsplit("@", 1)[-1].split(":", 1)[0]
