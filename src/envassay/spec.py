@@ -49,8 +49,8 @@ PIP_FLAG_OPTIONS = (
     "--use-feature",
 )
 # pip's ARCHIVE_EXTENSIONS (utils/filetypes.py).
-ARCHIVE_SUFFIXES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz", ".tar.xz")
-ARCHIVE_SUFFIXES += (".txz", ".tlz", ".tar.lz", ".tar.lzma")
+ARCHIVE_SUFFIXES: tuple[str, ...] = (".whl", ".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2")
+ARCHIVE_SUFFIXES += (".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz", ".tar.lzma")
 # pip's COMMENT_RE: `#` at the start or after whitespace (a URL's `#egg=` stays).
 PIP_COMMENT = re.compile(r"(^|\s+)#.*$")
 PIP_REQUIREMENT_OPTIONS = re.compile(r"\s+(?=--(?:hash|config-settings|global-option)\b)")

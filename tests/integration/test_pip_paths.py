@@ -17,7 +17,7 @@ from tests.conftest import Project
 from tests.integration.envassay_cli import envassay, junit_outcomes
 
 # A PEP 517 backend inside the project (`backend-path`): pip needs nothing from an index.
-BACKEND = '''
+BACKEND = """
 import base64, hashlib, zipfile
 
 NAME, VERSION = "diff_gaussian_rasterization", "0.0.1"
@@ -42,7 +42,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         for path, data in files.items():
             wheel.writestr(path, data)
     return name
-'''
+"""
 PYPROJECT = """
 [build-system]
 requires = []
@@ -60,9 +60,7 @@ def make_submodule(root: Path) -> Path:
 
 
 @pytest.mark.channel
-def test_path_like_pip_line_and_spaced_name(
-    project: Project, envassay_env: dict[str, str]
-) -> None:
+def test_path_like_pip_line_and_spaced_name(project: Project, envassay_env: dict[str, str]) -> None:
     make_submodule(project.root / "envs")
     spec = project.root / "envs" / "splatting.yml"
     spec.write_text(
