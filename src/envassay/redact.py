@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 PASSWORD_MASK = "****"
 TOKEN_MASK = "<TOKEN>"
@@ -49,10 +52,10 @@ def mask(text: str) -> str:
     return text
 
 
-def neutral(url: str) -> str:
-    """``url`` keyed by meaning: any credential, placeholder or not, masked, so that
-    rotating a password or token changes no hash while a host or channel does."""
-    return _mask_url(url, keep_placeholders=False)
+def neutral(text: str) -> str:
+    """``text`` keyed by meaning: any credential in its URLs, placeholder or not, masked,
+    so that rotating a password or token changes no hash while a host or channel does."""
+    return _URL.sub(lambda m: _mask_url(m.group(0), keep_placeholders=False), text)
 
 
 def _mask_url(url: str, *, keep_placeholders: bool) -> str:
@@ -86,7 +89,31 @@ def has_credentials(url: str) -> bool:
     return neutral(url) != url
 
 
-def placeholders(url: str, environ: Mapping[str, str] | None = None) -> str:
+def placeholders(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """``text`` with each literal credential in its URLs replaced by a placeholder (see
+    :func:`placeholder_url`)."""
+    return _URL.sub(lambda m: placeholder_url(m.group(0), environ), text)
+
+
+def hide(text: str) -> tuple[str, dict[str, str]]:
+    """``text`` for a file a tool reads (pip expands ``${VAR}`` in requirements files):
+    its credentials as placeholders, and the variables to give the tool's environment."""
+    hidden = placeholders(text)
+    names = set(placeholder_names(hidden)) - set(placeholder_names(text))
+    values = dict(zip(placeholder_names(hidden), _placeholder_values(text, hidden), strict=False))
+    return hidden, {k: v for k, v in values.items() if k in names}
+
+
+def _placeholder_values(text: str, hidden: str) -> list[str]:
+    """The literal value each placeholder of ``hidden`` stands for in ``text``."""
+    pattern = re.escape(hidden)
+    for name in placeholder_names(hidden):
+        pattern = pattern.replace(re.escape("${" + name + "}"), "(.*?)", 1)
+    m = re.fullmatch(pattern, text, flags=re.S)
+    return list(m.groups()) if m else []
+
+
+def placeholder_url(url: str, environ: Mapping[str, str] | None = None) -> str:
     """``url`` with each literal credential replaced by a ``${VAR}`` placeholder, as
     conda-lock writes locks: the variable that holds that value, when one does, else
     ``ENVASSAY_<HOST>_<USER>_PASSWORD`` / ``ENVASSAY_<HOST>_TOKEN``."""
@@ -145,3 +172,33 @@ def _host(url: str) -> str:
     rest = url.split("://", 1)[-1]
     authority = rest.split("/", 1)[0]
     return authority.rsplit("@", 1)[-1].split(":", 1)[0]
+
+
+class MaskingStream:
+    """A text stream that masks what is written to it (stdout and stderr of a command),
+    so that a message no seam caught still leaves masked."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        self._inner.write(mask(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@contextmanager
+def masked_output() -> Iterator[None]:
+    """Mask everything this process writes to ``sys.stdout``/``sys.stderr`` in the block."""
+    saved = sys.stdout, sys.stderr
+    if isinstance(saved[0], MaskingStream):  # already masked (run() and main() both ask)
+        yield
+        return
+    sys.stdout = MaskingStream(saved[0])
+    sys.stderr = MaskingStream(saved[1])
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
