@@ -4,6 +4,7 @@ read, so that both sides are compared in conda's terms. argv: OUT_JSON, then a J
 mapping each spec path to envassay's view (or null when envassay refused it)."""
 
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -22,9 +23,7 @@ def meaning(text):
         version = version[2:]
     channel = str(spec.get("channel") or "")
     # One URL with or without its scheme's default port (RFC 3986 6.2.3): rattler drops it.
-    channel = (
-        channel.replace("https://", "https\0").replace(":443", "").replace("https\0", "https://")
-    )
+    channel = re.sub(r"^(https://[^/:]+):443(?=/|$)", r"\1", channel)
     return [spec.name, version, str(spec.get("build") or ""), channel]
 
 

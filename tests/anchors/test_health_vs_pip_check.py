@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,7 @@ def envassay_health(prefix: Path) -> tuple[bool, set[str]]:
     return result.outcome == "passed", {canonicalize_name(p.split()[0]) for p in problems}
 
 
+@cache
 def pkg_resources_reader_works() -> bool:
     probe = subprocess.run(
         [sys.executable, "-c", "import pip._internal.metadata.pkg_resources"],
