@@ -541,13 +541,17 @@ def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequire
 
 def _looks_like_path(requirement: str) -> bool:
     """pip's test (req/constructors.py `_looks_like_path`, `_get_url_from_path`): a path
-    separator or a leading `.` or `~`, unless it is PEP 508's `name @ url`."""
-    before_at, at, _ = requirement.partition("@")
-    if at and not _looks_like_path(before_at.strip()) and before_at.strip():
+    separator, a leading `.` or `~`, or an archive name, unless it is PEP 508's
+    `name @ url`."""
+    name, at, _url = requirement.partition("@")
+    if at and name.strip() and not _path_shaped(name.strip()):
         return False
-    if requirement.lower().endswith(ARCHIVE_SUFFIXES):
-        return True  # pip installs `pkg.whl` / `pkg.tar.gz` as a file, present or not
-    return "/" in requirement or requirement.startswith((".", "~"))
+    return _path_shaped(requirement)
+
+
+def _path_shaped(text: str) -> bool:
+    # pip installs `pkg.whl` / `pkg.tar.gz` as a file, present or not.
+    return "/" in text or text.startswith((".", "~")) or text.lower().endswith(ARCHIVE_SUFFIXES)
 
 
 def _egg_name(text: str) -> str | None:
