@@ -54,23 +54,29 @@ def test_envs_workflow_is_wired_as_documented() -> None:
     assert set(doc["on"]) == {"push", "pull_request", "schedule", "workflow_dispatch"}
     jobs = doc["jobs"]
     assert set(jobs) == {"plan", "check", "drift", "lint"}
-    plan_script = "\n".join(step.get("run", "") for step in jobs["plan"]["steps"])
-    assert "envassay matrix --format github --changed-since" in plan_script
-    assert 'echo "matrix=$matrix" >> "$GITHUB_OUTPUT"' in plan_script
+    plan = next(s for s in jobs["plan"]["steps"] if s.get("uses") == "./")  # action.yml
+    assert plan["with"]["mode"] == "matrix"
+    assert "github.base_ref" in plan["with"]["changed-since"]
+    assert jobs["plan"]["outputs"]["matrix"] == f"${{{{ steps.{plan['id']}.outputs.matrix }}}}"
+    assert jobs["plan"]["outputs"]["jobs"] == f"${{{{ steps.{plan['id']}.outputs.jobs }}}}"
 
     check = jobs["check"]
     assert check["needs"] == "plan"
+    assert check["if"] == "needs.plan.outputs.jobs != '0'"
     assert check["runs-on"] == "${{ matrix.runs-on }}"
     assert check["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
     assert check["strategy"]["fail-fast"] is False
     steps = check["steps"]
-    nox = next(s for s in steps if "nox -s" in s.get("run", ""))
-    assert nox["env"]["SESSION"] == "${{ matrix.session }}"
-    for flag in ("--junitxml=", "--envassay-report-md=", "--envassay-report-json="):
-        assert flag in nox["run"]
+    envassay = next(s for s in steps if s.get("uses") == "./")
+    assert envassay["with"]["specs"] == "${{ matrix.spec }}"
+    assert envassay["with"]["targets"] == "${{ matrix.target }}"
+    reports = [envassay["with"][k] for k in ("junitxml", "report-md", "report-json")]
+    assert all(r.startswith("reports/") for r in reports), reports
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert steps.index(upload) > steps.index(envassay)
     assert upload["if"] == "always()"
     assert upload["with"]["name"] == "${{ matrix.artifact }}"
+    assert upload["with"]["path"] == "reports/"
 
     drift = jobs["drift"]
     assert "schedule" in drift["if"]
