@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -301,7 +302,8 @@ def run_action(
     given = {name: spec.get("default", "") for name, spec in action["inputs"].items()}
     assert set(inputs) <= set(given), set(inputs) - set(given)
     given.update(inputs)
-    context: dict[str, Any] = {"inputs": given, "steps": {}, "github": {"action_path": ROOT}}
+    github = {"action_path": env["GITHUB_ACTION_PATH"]}
+    context: dict[str, Any] = {"inputs": given, "steps": {}, "github": github}
     summary = runner_temp / "summary.md"
     summary.write_text("")
     log, returncode = [], 0
@@ -339,14 +341,31 @@ def runner_temp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("runner-temp")
 
 
+@pytest.fixture(scope="module")
+def action_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The action's files as a checkout of it has them (pip's in-tree build then writes
+    its build/ there, not into this working tree)."""
+    dest = tmp_path_factory.mktemp("action")
+    listed = run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, timeout=60)
+    if not listed.ok:  # not a git checkout: the tree as it is
+        shutil.copytree(ROOT, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
+        return dest
+    for name in filter(None, listed.stdout.split("\0")):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
 @pytest.mark.channel
 @pytest.mark.slow
 def test_the_action_runs_check_and_matrix(
-    project: Any, runner_temp: Path, envassay_env: dict[str, str]
+    project: Any, runner_temp: Path, action_path: Path, envassay_env: dict[str, str]
 ) -> None:
     project.spec("good", ["python=3.11", "pyyaml"])
     bad = project.spec("bad", ["python=3.11", "brokenraise"])
     env = {**envassay_env, "PATH": f"{Path(sys.executable).parent}:{envassay_env['PATH']}"}
+    env["GITHUB_ACTION_PATH"] = str(action_path)  # what a runner sets for the action's steps
     workspace = project.root
 
     matrix = run_action({"mode": "matrix", "targets": "native"}, workspace, runner_temp, env)
@@ -362,7 +381,7 @@ def test_the_action_runs_check_and_matrix(
     assert "### envassay matrix: 2 job(s)" in matrix.summary
     assert "- good / native / linux-64 on `ubuntu-latest`" in matrix.summary
     venv = runner_temp / "envassay-action-venv"
-    assert (venv / ".requirement").read_text() == str(ROOT)  # this action's own copy
+    assert (venv / ".requirement").read_text() == str(action_path)  # the action's own copy
 
     installed = (venv / ".requirement").stat().st_mtime_ns
     check = run_action({"specs": "envs/good.yml"}, workspace, runner_temp, env)
