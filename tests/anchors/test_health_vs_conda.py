@@ -20,7 +20,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -213,32 +213,36 @@ def test_the_cases_cover_both_verdicts() -> None:
     assert {"as-created", "missing-dependency", "constrains-violated"} <= set(CASES)
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_same_verdict_as_conda(
+Verdict = tuple[bool, set[str]]
+
+
+@pytest.fixture
+def assay_case(
     conda: RealConda,
-    case: str,
     base_prefixes: dict[Path, Path],
     tmp_path_factory: pytest.TempPathFactory,
     test_channel: LocalChannel,
-) -> None:
+) -> Callable[[str, Edits], tuple[Verdict | None, Verdict]]:
+    """The case's (conda's verdict or None where it has no such check, envassay's)."""
     root = tmp_path_factory.getbasetemp() / "health-vs-conda"
     root.mkdir(exist_ok=True)
-    theirs, ours = compare(conda, case, CASES[case], root, base_prefixes, test_channel)
+    return lambda case, edits: compare(conda, case, edits, root, base_prefixes, test_channel)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_same_verdict_as_conda(
+    case: str, assay_case: Callable[[str, Edits], tuple[Verdict | None, Verdict]]
+) -> None:
+    theirs, ours = assay_case(case, CASES[case])
     if theirs is not None:
         assert ours == theirs, f"envassay says {ours}, conda doctor says {theirs}"
 
 
 @pytest.mark.parametrize("case", sorted(DIFFERENCES))
 def test_listed_differences_are_as_described(
-    conda: RealConda,
-    case: str,
-    base_prefixes: dict[Path, Path],
-    tmp_path_factory: pytest.TempPathFactory,
-    test_channel: LocalChannel,
+    case: str, assay_case: Callable[[str, Edits], tuple[Verdict | None, Verdict]]
 ) -> None:
-    root = tmp_path_factory.getbasetemp() / "health-vs-conda"
-    root.mkdir(exist_ok=True)
-    theirs, ours = compare(conda, case, DIFFERENCES[case], root, base_prefixes, test_channel)
+    theirs, ours = assay_case(case, DIFFERENCES[case])
     assert ours == (True, set())  # __cuda is left to the GPU check
     if theirs is not None and not theirs[0]:
         assert theirs[1] == {"numpy"}  # conda: missing __cuda on a machine without a driver
