@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from packaging.utils import canonicalize_name
+
 from envassay.config import Config, EnvSettings
 from envassay.errors import SolveError, UserError
 from envassay.lockfile import (
@@ -45,6 +47,8 @@ from envassay.lockfile import (
 from envassay.spec import EnvSpec, read_spec_header
 
 if TYPE_CHECKING:
+    from rattler import PackageRecord
+
     from envassay.backends.base import LockedEnv, Progress
     from envassay.checks import CheckResult
     from envassay.probe.report import ProbeReport
@@ -210,7 +214,9 @@ def lock_status(spec_path: Path, config: Config, spec: EnvSpec | None = None) ->
             from envassay.spec import load_spec
 
             spec = load_spec(spec_path)
-        if hashes != {spec.content_hash}:
+        if META_HASH not in lock.metadata.custom:
+            reasons += unsolved_reasons(spec, lock)
+        elif hashes != {spec.content_hash}:
             theirs = ", ".join(sorted(h[:12] for h in hashes)) or "none"
             reasons.append(
                 f"the spec changed since the lock was written (content hash "
@@ -227,6 +233,95 @@ def lock_status(spec_path: Path, config: Config, spec: EnvSpec | None = None) ->
     if missing:
         reasons.append(f"platform(s) {missing} are configured but not locked")
     return LockStatus(spec_path, lock_path, "stale" if reasons else "fresh", tuple(reasons), lock)
+
+
+def unsolved_reasons(spec: EnvSpec, lock: LockFile) -> list[str]:
+    """Why a lock envassay did not write (conda-lock's own) is not a solution of ``spec``.
+
+    Its content hash is conda-lock's, computed over conda-lock's reading of the spec and
+    its virtual-package spec (which the lock does not record): envassay cannot recompute
+    it. Instead, on every platform, each conda spec (``pip`` too, for a pip section, as
+    conda-lock adds it) must match a locked package and each pip requirement a locked
+    distribution, and each locked package must be needed by one of them through the
+    locked dependencies: a spec that asks for something else, or no longer for something
+    locked, makes the lock stale. Channels and platforms are checked by the caller.
+    """
+    from rattler import MatchSpec
+
+    reasons = []
+    for platform in lock.platforms:
+        conda = {p.name: p for p in lock.packages_for(platform, "conda")}
+        roots = []
+        shown = {dep.normalized: dep.text for dep in spec.conda}  # as the user wrote it
+        for normalized in spec.solve_specs:
+            text = shown.get(normalized, normalized)
+            match = MatchSpec(normalized)
+            found = conda.get(match.name.normalized if match.name else "")
+            if found is None or not match.matches(_locked_record(found)):
+                have = f"{found.version} {found.build}" if found else "nothing"
+                reasons.append(f"{platform}: the spec asks for {text}, the lock has {have}")
+            else:
+                roots.append(found.name)
+        pip = {str(canonicalize_name(p.name)): p for p in lock.packages_for(platform, "pip")}
+        pip_roots, unnamed = _pip_roots(spec, pip, platform, reasons)
+        unneeded = sorted(set(conda) - _closure(roots, conda))
+        if not unnamed:
+            unneeded += sorted(set(pip) - _closure(pip_roots, pip))
+        if unneeded:
+            reasons.append(
+                f"{platform}: the lock holds {', '.join(unneeded)}, which the spec no longer needs"
+            )
+    return reasons
+
+
+def _pip_roots(
+    spec: EnvSpec, pip: Mapping[str, LockedPackage], platform: str, reasons: list[str]
+) -> tuple[list[str], bool]:
+    """The locked distributions the pip: section names; True when a line names none or
+    has a marker (a path, a URL: what it pulls in is only known when pip installs it)."""
+    from packaging.specifiers import SpecifierSet
+
+    roots, unnamed = [], False
+    for req in spec.pip:
+        if req.kind != "requirement" or req.name is None or req.marker:
+            # A marker is evaluated for the target at install time: not judged here.
+            unnamed = unnamed or req.kind != "option"
+            continue
+        found = pip.get(canonicalize_name(req.name))
+        if found is None or not SpecifierSet(req.specifier).contains(found.version, True):
+            have = found.version if found else "nothing"
+            reasons.append(f"{platform}: the spec asks for pip {req.text}, the lock has {have}")
+        else:
+            roots.append(str(canonicalize_name(req.name)))
+    return roots, unnamed
+
+
+def _closure(roots: Iterable[str], packages: Mapping[str, LockedPackage]) -> set[str]:
+    """The names reached from ``roots`` through the locked dependencies."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in packages:
+            continue
+        seen.add(name)
+        todo += [
+            canonicalize_name(d) if packages[name].manager == "pip" else d
+            for d in packages[name].dependencies
+        ]
+    return seen
+
+
+def _locked_record(package: LockedPackage) -> PackageRecord:
+    from rattler import BuildString, PackageRecord, VersionWithSource
+
+    return PackageRecord(
+        name=package.name,
+        version=VersionWithSource(package.version),
+        build=BuildString(package.build),
+        build_number=0,  # not in a lock; no environment.yml spec pins one
+        subdir=package.subdir or "noarch",
+    )
 
 
 def current_platform() -> str:

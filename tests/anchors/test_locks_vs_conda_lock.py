@@ -350,9 +350,11 @@ def conda_lock_lock(
     env = conda_lock_env(conda, project.env, tmp_path / "pkgs")
     lock = lock_path_for(spec)
     result = run(
-        [CONDA_LOCK, "lock", "--conda", conda.path, "-f", spec, "-p", "linux-64"]
-        + ["--virtual-package-spec", virtual, "--pypi_to_conda_lookup_file", lookup]
-        + ["--lockfile", lock],
+        [
+            *(CONDA_LOCK, "lock", "--conda", conda.path, "-f", spec, "-p", "linux-64"),
+            *("--virtual-package-spec", virtual, "--pypi_to_conda_lookup_file", lookup),
+            *("--lockfile", lock),
+        ],
         env=env,
         cwd=project.root,
         timeout=600,
@@ -391,15 +393,27 @@ def test_a_lock_conda_lock_writes_is_read_checked_and_created_by_envassay(
     assert items["lock[match]"][0] == "passed", items["lock[match]"]
 
     # The spec asks for what the lock does not hold, or no longer for what it holds: stale.
-    for edited in (
-        BY_CONDA_LOCK + "  - attrs\n",
-        BY_CONDA_LOCK.replace("  - requests\n", ""),
-        BY_CONDA_LOCK.replace("python=3.11", "python=3.12"),
-    ):
+    edits = {
+        BY_CONDA_LOCK + "  - attrs\n": "the spec asks for attrs, the lock has nothing",
+        BY_CONDA_LOCK.replace("  - requests\n", ""): "the lock holds certifi, charset-normalizer",
+        BY_CONDA_LOCK.replace(
+            "python=3.11", "python=3.12"
+        ): "the spec asks for python=3.12, the lock has 3.11",
+    }
+    for edited, reason in edits.items():
         project.spec("by-conda-lock", edited)
         stale = project.envassay("lock", "--check", spec)
         assert stale.returncode == 1, (edited, stale.describe())
-        assert "lock is stale" in stale.stdout, stale.stdout
+        assert f"lock is stale: linux-64: {reason}" in stale.stdout, stale.stdout
+    # A comment, or the same dependencies in another order, still says what the lock holds.
+    project.spec(
+        "by-conda-lock",
+        "# reordered\n"
+        + BY_CONDA_LOCK.replace(
+            "  - python=3.11\n  - pyyaml>=6\n", "  - pyyaml>=6\n  - python=3.11\n"
+        ),
+    )
+    assert project.envassay("lock", "--check", spec).returncode == 0
 
 
 # ---------------------------------------------------------------------- public locks
