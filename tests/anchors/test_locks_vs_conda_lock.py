@@ -428,9 +428,9 @@ def test_public_locks_read_as_conda_lock_reads_them(path: Path) -> None:
     try:
         parse_conda_lock_file(path)
     except Exception as exc:  # conda-lock raises YAML's and pydantic's own errors
-        with pytest.raises(EnvassayError):
+        assert "\n@EXPLICIT\n" in path.read_text(), f"conda-lock refuses it: {exc}"
+        with pytest.raises(EnvassayError, match=r"an @EXPLICIT lock .* not conda-lock's unified"):
             read_lock(path)
-        assert "@EXPLICIT" in path.read_text(), f"conda-lock refuses it: {exc}"
         return
     reading = assert_same_reading(path)
     assert reading["packages"]
