@@ -303,6 +303,13 @@ def distributions(prefix: Path) -> list[list[str]]:
     return list(json.loads(result.stdout))
 
 
+def conda_lock_install(
+    conda: RealConda, env: Mapping[str, str], prefix: Path, lock: Path, cwd: Path
+) -> CommandResult:
+    command = [CONDA_LOCK, "install", "--conda", conda.path, "-p", prefix, lock]
+    return run(command, env=env, cwd=cwd, timeout=600)
+
+
 @pytest.mark.channel
 @pytest.mark.slow
 def test_conda_lock_install_gives_the_env_envassay_creates(
@@ -312,12 +319,7 @@ def test_conda_lock_install_gives_the_env_envassay_creates(
     lock = project.lock(spec)
     env = conda_lock_env(conda, project.env, tmp_path / "pkgs")
     theirs_prefix, ours_prefix = tmp_path / "by-conda-lock", tmp_path / "by-envassay"
-    installed = run(
-        [CONDA_LOCK, "install", "--conda", conda.path, "-p", theirs_prefix, lock],
-        env=env,
-        cwd=project.root,
-        timeout=600,
-    )
+    installed = conda_lock_install(conda, env, theirs_prefix, lock, project.root)
     assert installed.ok, installed.describe()
     created = project.envassay("create", spec, "--prefix", ours_prefix)
     assert created.ok, created.describe()
@@ -332,8 +334,21 @@ def test_conda_lock_install_gives_the_env_envassay_creates(
     assert ["localwheel", "1.0"] in dists and ["dep", "1.5"] in dists
 
 
+VIRTUAL_PACKAGES = """\
+subdirs:
+  linux-64:
+    packages: {{__unix: "0", __linux: "5.10", __glibc: "{glibc}"}}
+  osx-arm64:
+    packages: {{__unix: "0", __osx: "11.0"}}
+"""
+
+
 def conda_lock_lock(
-    project: LockProject, conda: RealConda, spec: Path, tmp_path: Path
+    project: LockProject,
+    conda: RealConda,
+    spec: Path,
+    tmp_path: Path,
+    platforms: tuple[str, ...] = ("linux-64",),
 ) -> tuple[Path, dict[str, str]]:
     """``conda-lock lock`` of ``spec`` with the real conda, against the local channel only.
 
@@ -341,17 +356,15 @@ def conda_lock_lock(
     it; conda-lock's default is 2.28), its PyPI-to-conda name mapping a local file (its
     default is downloaded)."""
     virtual = tmp_path / "virtual-packages.yml"
-    virtual.write_text(
-        "subdirs:\n  linux-64:\n    packages:\n"
-        f'      __unix: "0"\n      __linux: "5.10"\n      __glibc: "{host_glibc()}"\n'
-    )
+    virtual.write_text(VIRTUAL_PACKAGES.format(glibc=host_glibc()))
     lookup = tmp_path / "pypi-to-conda.yml"
     lookup.write_text("{}\n")
     env = conda_lock_env(conda, project.env, tmp_path / "pkgs")
     lock = lock_path_for(spec)
     result = run(
         [
-            *(CONDA_LOCK, "lock", "--conda", conda.path, "-f", spec, "-p", "linux-64"),
+            *(CONDA_LOCK, "lock", "--conda", conda.path, "-f", spec),
+            *(arg for platform in platforms for arg in ("-p", platform)),
             *("--virtual-package-spec", virtual, "--pypi_to_conda_lookup_file", lookup),
             *("--lockfile", lock),
         ],
@@ -383,7 +396,13 @@ def test_a_lock_conda_lock_writes_is_read_checked_and_created_by_envassay(
     assert created.ok, created.describe()
     assert "creating from by-conda-lock.conda-lock.yml (linux-64): no solve" in created.stderr
     locked = read_lock(lock).packages_for("linux-64", "conda")
-    assert explicit_md5(conda, prefix, env) == {f"{p.url}#{p.md5}" for p in locked}
+    listed = explicit_md5(conda, prefix, env)
+    assert listed == {f"{p.url}#{p.md5}" for p in locked}
+    theirs_prefix = tmp_path / "by-conda-lock"
+    installed = conda_lock_install(conda, env, theirs_prefix, lock, project.root)
+    assert installed.ok, installed.describe()
+    assert explicit_md5(conda, theirs_prefix, env) == listed
+    assert distributions(theirs_prefix) == distributions(prefix)
 
     xml = project.root / "junit.xml"
     checked = project.envassay("check", spec, "--junitxml", xml)
@@ -414,6 +433,39 @@ def test_a_lock_conda_lock_writes_is_read_checked_and_created_by_envassay(
         ),
     )
     assert project.envassay("lock", "--check", spec).returncode == 0
+
+
+@pytest.mark.channel
+@pytest.mark.slow
+def test_a_two_platform_lock_conda_lock_writes_is_read_and_checked_by_envassay(
+    project: LockProject, conda: RealConda, tmp_path: Path
+) -> None:
+    channel = two_platform_channel(tmp_path / "multi")
+    text = f"channels: [{channel.as_uri()}]\ndependencies: [tinytool]\n"
+    spec = project.spec("two", text + "platforms: [linux-64, osx-arm64]\n")
+    lock, _env = conda_lock_lock(project, conda, spec, tmp_path, ("linux-64", "osx-arm64"))
+    reading = assert_same_reading(lock)
+    assert {(k[1], k[2], k[3].rsplit("/", 2)[1]) for k in reading["packages"]} == {
+        ("linux-64", "tinytool", "linux-64"),
+        ("linux-64", "tinydata", "noarch"),
+        ("osx-arm64", "tinytool", "osx-arm64"),
+        ("osx-arm64", "tinydata", "noarch"),
+    }
+    fresh = project.envassay("lock", "--check", spec)
+    assert fresh.returncode == 0, fresh.describe()
+    before = lock.read_bytes()
+    again = project.envassay("lock", spec)  # a fresh lock is not re-solved, whoever wrote it
+    assert again.ok and "is fresh; not re-solved" in again.stdout, again.describe()
+    assert lock.read_bytes() == before
+
+    project.spec("two", text.replace("[tinytool]", '["tinytool>=2"]') + "platforms: [linux-64]\n")
+    stale = project.envassay("lock", "--check", spec)
+    assert stale.returncode == 1, stale.describe()
+    for platform in ("linux-64", "osx-arm64"):
+        assert f"{platform}: the spec asks for tinytool>=2, the lock has 1.0" in stale.stdout
+    project.spec("two", text + "platforms: [linux-64, osx-arm64, win-64]\n")
+    stale = project.envassay("lock", "--check", spec)
+    assert "platform(s) ['win-64'] are configured but not locked" in stale.stdout, stale.stdout
 
 
 # ---------------------------------------------------------------------- public locks
