@@ -256,12 +256,14 @@ def unsolved_reasons(spec: EnvSpec, lock: LockFile) -> list[str]:
         for normalized in spec.solve_specs:
             text = shown.get(normalized, normalized)
             match = MatchSpec(normalized)
+            if match.name and match.name.normalized.startswith("__"):
+                continue  # a virtual package: the solver's machine, never in a lock
             found = conda.get(match.name.normalized if match.name else "")
             if found is None or not match.matches(_locked_record(found)):
                 have = f"{found.version} {found.build}" if found else "nothing"
                 reasons.append(f"{platform}: the spec asks for {text}, the lock has {have}")
-            else:
-                roots.append(found.name)
+            if found is not None:
+                roots.append(found.name)  # asked for, even in another version: not unneeded
         pip = {str(canonicalize_name(p.name)): p for p in lock.packages_for(platform, "pip")}
         pip_roots, unnamed = _pip_roots(spec, pip, platform, reasons)
         unneeded = sorted(set(conda) - _closure(roots, conda))
@@ -291,7 +293,7 @@ def _pip_roots(
         if found is None or not SpecifierSet(req.specifier).contains(found.version, True):
             have = found.version if found else "nothing"
             reasons.append(f"{platform}: the spec asks for pip {req.text}, the lock has {have}")
-        else:
+        if found is not None:
             roots.append(str(canonicalize_name(req.name)))
     return roots, unnamed
 
