@@ -1,7 +1,8 @@
 """Locks and the three kinds of drift.
 
-- **stale lock** (spec <-> lock): the spec's content hash is not the lock's, its
-  channels changed, or a configured platform is missing. Found without solving;
+- **stale lock** (spec <-> lock): the spec's content hash is not the lock's (for a
+  lock envassay did not write: the lock does not solve the spec, :func:`unsolved_reasons`),
+  its channels changed, or a configured platform is missing. Found without solving;
   when the spec's bytes are the ones the lock was made from, without importing
   rattler at all (:func:`lock_status`).
 - **installed != lock** (lock <-> env): the probe's conda records and pip
@@ -252,9 +253,10 @@ def unsolved_reasons(spec: EnvSpec, lock: LockFile) -> list[str]:
     for platform in lock.platforms:
         conda = {p.name: p for p in lock.packages_for(platform, "conda")}
         roots = []
-        shown = {dep.normalized: dep.text for dep in spec.conda}  # as the user wrote it
+        deps = {dep.normalized: dep for dep in spec.conda}
         for normalized in spec.solve_specs:
-            text = shown.get(normalized, normalized)
+            dep = deps.get(normalized)
+            text = dep.text if dep else normalized  # as the user wrote it
             match = MatchSpec(normalized)
             if match.name and match.name.normalized.startswith("__"):
                 continue  # a virtual package: the solver's machine, never in a lock
@@ -262,6 +264,10 @@ def unsolved_reasons(spec: EnvSpec, lock: LockFile) -> list[str]:
             if found is None or not match.matches(_locked_record(found)):
                 have = f"{found.version} {found.build}" if found else "nothing"
                 reasons.append(f"{platform}: the spec asks for {text}, the lock has {have}")
+            elif dep and dep.channel and _last(dep.channel) != _last(found.channel):
+                reasons.append(
+                    f"{platform}: the spec asks for {text}, the lock has it from {found.channel}"
+                )
             if found is not None:
                 roots.append(found.name)  # asked for, even in another version: not unneeded
         pip = {str(canonicalize_name(p.name)): p for p in lock.packages_for(platform, "pip")}
@@ -312,6 +318,11 @@ def _closure(roots: Iterable[str], packages: Mapping[str, LockedPackage]) -> set
             for d in packages[name].dependencies
         ]
     return seen
+
+
+def _last(channel: str) -> str:
+    """A channel's name, whatever its URL form (``pytorch::x`` is .../pytorch)."""
+    return channel.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _locked_record(package: LockedPackage) -> PackageRecord:

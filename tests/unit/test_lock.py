@@ -42,7 +42,7 @@ def reasons(tmp_path: Path, deps: str, *packages: LockedPackage) -> list[str]:
 
 
 def test_a_lock_that_solves_the_spec_has_no_reasons(tmp_path: Path) -> None:
-    deps = "  - python=3.11\n  - requests>=2\n  - __glibc>=2.17\n"
+    deps = "  - python=3.11\n  - channel::requests>=2\n  - __glibc>=2.17\n"
     assert reasons(tmp_path, deps, *BASE) == []
 
 
@@ -58,6 +58,10 @@ def test_a_lock_that_solves_the_spec_has_no_reasons(tmp_path: Path) -> None:
         (
             "  - python\n  - requests=*=py_1\n",
             "the spec asks for requests=*=py_1, the lock has 2.32.3 py_0",
+        ),
+        (
+            "  - python\n  - other::requests\n",
+            f"the spec asks for other::requests, the lock has it from {CHANNEL}",
         ),
     ],
 )
