@@ -66,11 +66,17 @@ from tests.integration.envassay_cli import envassay, junit_outcomes
 from tests.realconda import RealConda, params, real_conda_from
 
 # conda-lock's own imports warn (importlib.resources.path; its vendored conda's frozendict):
-# not this suite's to fix, and the suite turns warnings into errors.
+# not this suite's to fix, and the suite turns warnings into errors. Its vendored conda
+# also sets $CONDA_ROOT to this interpreter's prefix when it is unset: every later test's
+# real conda would then miss its own .condarc, so the environment is put back.
+_ENVIRON = dict(os.environ)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     warnings.simplefilter("ignore", PendingDeprecationWarning)
     from conda_lock.lockfile import parse_conda_lock_file
+for _key in set(os.environ) - set(_ENVIRON):
+    del os.environ[_key]
+os.environ.update(_ENVIRON)
 
 HERE = Path(__file__).resolve().parent
 PUBLIC = sorted((HERE / "locks").iterdir())
@@ -473,6 +479,10 @@ def test_a_two_platform_lock_conda_lock_writes_is_read_and_checked_by_envassay(
 
 def test_the_public_locks_are_there() -> None:
     assert len(PUBLIC) == 4
+
+
+def test_importing_conda_lock_left_the_environment_alone() -> None:
+    assert os.environ.get("CONDA_ROOT") == _ENVIRON.get("CONDA_ROOT")
 
 
 @pytest.mark.parametrize("path", PUBLIC, ids=[p.name for p in PUBLIC])
