@@ -24,12 +24,13 @@ Disagreements found, and how each ended:
 - A conda-lock-written lock was "stale: the spec changed" for envassay, which compared
   conda-lock's content hash (its own algorithm, over its virtual-package spec, which the
   lock does not record) with envassay's: fixed in lock.lock_status, which judges a lock
-  envassay did not write by whether it is a solution of the spec (see there).
+  envassay did not write by whether it is a solution of the spec (lock.unsolved_reasons).
+- An ``@EXPLICIT`` file (``conda-lock --kind explicit``) is not a unified lock and both
+  readers refuse it, but envassay said only "not valid YAML": lockfile.read_lock now
+  names it as an explicit lock.
 Kept, and why (not disagreements in what a lock means):
 - conda-lock writes a dependency without a constraint as ``''``, envassay as ``'*'``;
   both readers keep the text as written, and both mean "any version".
-- An ``@EXPLICIT`` file (``conda-lock --kind explicit``) is not a unified lock: both
-  readers refuse it (compared in test_public_locks_read_as_conda_lock_reads_them).
 - conda-lock reads a ``URL::name`` dependency as ``LAST-SEGMENT::name`` (a channel name
   conda cannot find offline); the spec given to conda-lock's ``lock`` names the channel
   only in ``channels:``. envassay's own locks keep the URL (conda-only spec).
