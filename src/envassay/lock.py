@@ -250,10 +250,10 @@ def unsolved_reasons(spec: EnvSpec, lock: LockFile) -> list[str]:
     from rattler import MatchSpec
 
     reasons = []
+    deps = {dep.normalized: dep for dep in spec.conda}
     for platform in lock.platforms:
         conda = {p.name: p for p in lock.packages_for(platform, "conda")}
         roots = []
-        deps = {dep.normalized: dep for dep in spec.conda}
         for normalized in spec.solve_specs:
             dep = deps.get(normalized)
             text = dep.text if dep else normalized  # as the user wrote it
