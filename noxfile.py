@@ -88,14 +88,14 @@ def _locked(path: Path) -> Iterator[None]:
 
 def _env_names() -> list[str]:
     try:
-        from envassay.config import load_config
+        from envassay.spec.config import load_config
     except ImportError:  # nox -l before envassay is installed still lists sessions
         return sorted(p.stem for p in ROOT.glob("envs/*.y*ml") if ".conda-lock" not in p.name)
     return [p.stem for p in load_config(ROOT).spec_paths()]
 
 
 def _spec_path(name: str) -> str:
-    from envassay.config import load_config
+    from envassay.spec.config import load_config
 
     for path in load_config(ROOT).spec_paths():
         if path.stem == name:
@@ -130,8 +130,8 @@ def _pytest(
     the session's posargs (envassay's short forms spelled out), in nox's own interpreter:
     no Python and pytest start-up per env session, so a warm `nox -s envs` costs about
     what one `envassay check` over the same specs does."""
-    from envassay.noxargs import pytest_args, pytest_flags
-    from envassay.runner import run_pytest
+    from envassay.run.noxargs import pytest_args, pytest_flags
+    from envassay.run.runner import run_pytest
 
     argv = [*pytest_flags(root), *args, *pytest_args(session.posargs)]
     session.log(f"pytest {' '.join(argv)}")

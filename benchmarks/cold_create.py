@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench import FIVE_ENVS, Envassay, load, python_ok, scratch_dir, timed, write_project
 
-from envassay.backends.bytecode import compile_bytecode
-from envassay.spec import load_spec
+from envassay.create.backends.bytecode import compile_bytecode
+from envassay.spec.environment import load_spec
 from envassay.testing.channel import build_test_channel
 
 BARE = r"""

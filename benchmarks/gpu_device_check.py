@@ -116,7 +116,7 @@ def importable() -> str | None:
     except ImportError:  # a checkout that was not installed
         sys.path.insert(0, str(SRC))
     try:
-        import envassay.gpu  # noqa: F401
+        import envassay.checks.gpu  # noqa: F401
     except Exception as exc:  # a missing dependency, or a Python older than envassay's
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -126,8 +126,9 @@ def judged(doc: dict[str, Any], require: bool) -> int:
     """The gpu[...] verdicts of envassay itself, with the same rules as `envassay check`."""
     from dataclasses import replace
 
-    from envassay.gpu import Expectation, judge_gpu
+    from envassay.checks.gpu import judge_gpu
     from envassay.probe.gpu import GpuReport
+    from envassay.spec.gpu import Expectation
 
     report = GpuReport.from_json(json.dumps(doc))
     absent = [name for name, f in report.frameworks.items() if f.status == "missing"]

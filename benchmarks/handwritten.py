@@ -61,7 +61,7 @@ DEFAULT_CONDA = Path("/opt/envassay-conda/24.7.1/bin/conda")
 SPEC = ["python=3.11", "numpy", "pyyaml", "six", "requests", "packaging", "attrs"]
 # What a run that reuses a verdict would import at least: the CLI, the spec and config
 # readers and the store (no pytest, no rattler, no probe).
-HIT_IMPORTS = "import envassay.cli, envassay.spec, envassay.config, envassay.store"
+HIT_IMPORTS = "import envassay.cli, envassay.spec.environment, envassay.spec.config, envassay.store"
 # A run that reuses a verdict, in its least form: the arguments parsed, the spec's bytes
 # hashed with an lstat of every file of the env, the kept verdict (here: the JSON report
 # of a warm run) read and its summary printed.
@@ -111,9 +111,9 @@ def handle_exitstatus(self, *a, **k):
     mark(f"ended {{os.path.basename(str(self.args[0]))}}")
     return ended(self, *a, **k)
 subprocess.Popen._handle_exitstatus = handle_exitstatus
-import envassay.cli, envassay.runner
-mark("envassay.cli and envassay.runner imported")
-run_pytest = envassay.runner.run_pytest
+import envassay.cli, envassay.run.runner
+mark("envassay.cli and envassay.run.runner imported")
+run_pytest = envassay.run.runner.run_pytest
 class Marks:
     def pytest_configure(self, config): mark("pytest configured")
     def pytest_collection_finish(self, session): mark("items collected (after the probe)")
@@ -123,7 +123,7 @@ def marked(args, plugins=()):
     import pytest
     mark("pytest imported")
     return run_pytest(args, [*plugins, Marks()])
-envassay.runner.run_pytest = marked
+envassay.run.runner.run_pytest = marked
 try:
     code = envassay.cli.main(sys.argv[1:])
 finally:

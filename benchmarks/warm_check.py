@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench import FIVE_ENVS, Envassay, best_of, load, python_ok, scratch_dir, timed, write_project
 
-from envassay.session import parse_jobs
+from envassay.run.session import parse_jobs
 from envassay.targets import NativeTarget
 from envassay.testing.channel import build_test_channel
 

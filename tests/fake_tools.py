@@ -288,9 +288,9 @@ def _progress(message: str) -> None:
 
 def _create_from_env_file(source: Path, channels: list[str], prefix: Path, cache: Path) -> None:
     """Solve and link the env file as given, pip: section included (as the tools do)."""
-    from envassay.backends.base import CreateRequest
-    from envassay.backends.rattler import RattlerBackend
-    from envassay.spec import load_spec
+    from envassay.create.backends.base import CreateRequest
+    from envassay.create.backends.rattler import RattlerBackend
+    from envassay.spec.environment import load_spec
 
     data = yaml.safe_load(source.read_text())
     in_file = [c for c in data.get("channels") or [] if c != "nodefaults"]
@@ -305,11 +305,11 @@ def _create_from_env_file(source: Path, channels: list[str], prefix: Path, cache
 
 def _create_from_lock(source: Path, prefix: Path, cache: Path) -> None:
     """Install a conda-lock file's packages for this platform, pip entries too, no solve."""
-    from envassay.backends.base import CreateRequest, LockedEnv
-    from envassay.backends.rattler import RattlerBackend
-    from envassay.lock import current_platform
-    from envassay.lockfile import read_lock
-    from envassay.spec import load_spec
+    from envassay.create.backends.base import CreateRequest
+    from envassay.create.backends.rattler import RattlerBackend
+    from envassay.lock.format import LockedEnv, read_lock
+    from envassay.spec.environment import load_spec
+    from envassay.spec.platforms import current_platform
 
     lock = read_lock(source)
     platform = current_platform()

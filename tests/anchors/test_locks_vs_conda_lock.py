@@ -54,7 +54,7 @@ import pytest
 
 from envassay.command import CommandResult, run
 from envassay.errors import EnvassayError
-from envassay.lockfile import LockFile, lock_path_for, read_lock
+from envassay.lock.format import LockFile, lock_path_for, read_lock
 from envassay.testing import (
     LocalChannel,
     index_channel,

@@ -17,7 +17,7 @@ import pytest
 
 from envassay.command import run
 from envassay.errors import EnvassayError
-from envassay.spec import load_spec
+from envassay.spec.environment import load_spec
 from tests.realconda import RealConda, params, real_conda_from
 
 HERE = Path(__file__).resolve().parent

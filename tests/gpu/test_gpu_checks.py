@@ -10,22 +10,20 @@ from typing import Any
 import pytest
 
 from envassay.checks import CheckResult
-from envassay.command import CommandResult
-from envassay.config import EnvSettings, GpuMode, GpuPolicy, parse_config
-from envassay.gpu import (
-    Expectation,
-    cuda_capable,
+from envassay.checks.gpu import (
     cuda_compatibility,
     cuda_runtime_records,
-    expectation,
     framework_cuda,
     gpu_checks,
     installed_frameworks,
     judge_gpu,
 )
+from envassay.command import CommandResult
 from envassay.probe.gpu import GpuReport
 from envassay.probe.report import ProbeReport
-from envassay.spec import EnvSpec, load_spec
+from envassay.spec.config import EnvSettings, GpuMode, GpuPolicy, parse_config
+from envassay.spec.environment import EnvSpec, load_spec
+from envassay.spec.gpu import Expectation, cuda_capable, expectation
 from tests.unit.test_checks import dist, record, report
 
 REQUIRED = Expectation("required", "gpu = required")
@@ -183,7 +181,7 @@ def test_expectation_says_why(tmp_path: Path) -> None:
 
 
 def test_images_get_gpus_by_the_same_policy(tmp_path: Path) -> None:
-    from envassay.image import expects_gpu
+    from envassay.targets.image import expects_gpu
 
     assert expects_gpu(spec(tmp_path, "numpy", pip=("torch",)), EnvSettings())
     assert not expects_gpu(spec(tmp_path, "numpy"), EnvSettings())

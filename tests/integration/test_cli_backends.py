@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from envassay.command import run
-from envassay.noxargs import pytest_args
+from envassay.run.noxargs import pytest_args
 from envassay.store import MARKER
 from envassay.testing.wheels import make_wheel
 from tests.conftest import Project

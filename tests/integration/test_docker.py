@@ -16,7 +16,7 @@ import pytest
 
 from envassay.command import run
 from envassay.docker import Engine
-from envassay.image import builds
+from envassay.targets.image import builds
 from tests.conftest import Project
 from tests.integration.envassay_cli import envassay, junit_messages, junit_outcomes
 
@@ -283,7 +283,7 @@ def test_locked_spec_builds_from_its_lock_and_labels_say_which(
     assert outcome == "passed" and "exactly as good.conda-lock.yml" in message
     assert items["image[labels]"][0] == "passed"
 
-    from envassay.lockfile import read_lock
+    from envassay.lock.format import read_lock
 
     info = engine.image(ref)
     assert info is not None

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from envassay.command import CommandResult, run
-from envassay.lockfile import lock_path_for, parse_lock, read_lock
+from envassay.lock.format import lock_path_for, parse_lock, read_lock
 from envassay.testing import (
     index_channel,
     make_generic_package,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from envassay.backends.tools import PLACES, Flavour, search
+from envassay.create.backends.tools import PLACES, Flavour, search
 from tests.integration.envassay_cli import envassay, junit_outcomes
 
 REQUIRED = {t for t in os.environ.get("ENVASSAY_TEST_REQUIRE_TOOLS", "").split(",") if t}

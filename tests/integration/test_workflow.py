@@ -90,7 +90,7 @@ def test_matrix_keys_are_what_the_workflow_reads() -> None:
     """Every `matrix.X` the workflow uses is a key of `envassay matrix` entries."""
     import re
 
-    from envassay.matrix import MatrixEntry
+    from envassay.run.matrix import MatrixEntry
 
     keys = set(MatrixEntry("e", "envs/e.yml", "native", "linux-64", "r", False).to_dict())
     used = set(re.findall(r"matrix\.([\w-]+)", ENVS_WORKFLOW.read_text()))

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from envassay.backends.conda import environment_file
+from envassay.create.backends.conda import environment_file
 from envassay.docker import Engine, engine_address
-from envassay.spec import load_spec
+from envassay.spec.environment import load_spec
 from envassay.store import EnvStore
 from envassay.testing import index_channel, make_generic_package, new_channel
 from tests.integration.envassay_cli import envassay
@@ -94,7 +94,7 @@ def test_a_spec_prefix_is_never_a_create_location(
 def test_images_are_built_to_run_as_a_non_root_user() -> None:
     """The runtime stage of the Dockerfile ends as USER ${USER_UID}, 1000 by default
     (tests/integration/test_docker.py checks built images: Config.User 1000, image[user])."""
-    from envassay.image import USER_UID
+    from envassay.targets.image import USER_UID
 
     dockerfile = (ASSETS / "Dockerfile").read_text()
     runtime = dockerfile[dockerfile.rindex("\nFROM ") :]

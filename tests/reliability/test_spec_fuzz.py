@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from envassay.errors import SpecError
-from envassay.spec import KNOWN_KEYS, EnvSpec, load_spec, read_spec_header
+from envassay.spec.environment import KNOWN_KEYS, EnvSpec, load_spec, read_spec_header
 
 SETTINGS = settings(
     max_examples=300,

@@ -12,18 +12,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from envassay.backends.base import CreateRequest, LockedEnv
-from envassay.backends.commands import COMMON_ENV, Invocation
-from envassay.backends.conda import (
+from envassay.create.backends.base import CreateRequest
+from envassay.create.backends.commands import COMMON_ENV, Invocation
+from envassay.create.backends.conda import (
     CondaBackend,
     dependency_order,
     environment_file,
     explicit_file,
     pip_lines,
 )
-from envassay.backends.tools import Tool, parse_version
-from envassay.lockfile import LockedPackage
-from envassay.spec import EnvSpec, load_spec
+from envassay.create.backends.tools import Tool, parse_version
+from envassay.lock.format import LockedEnv, LockedPackage
+from envassay.spec.environment import EnvSpec, load_spec
 
 CONDA = Tool("conda", Path("/opt/conda/bin/conda"), "24.7.1")
 CONDA26 = Tool("conda", Path("/opt/conda/bin/conda"), "26.7.1")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from envassay.backends import concrete_name, get_backend, resolve_backend
-from envassay.backends.conda import CondaBackend, classify
-from envassay.backends.rattler import RattlerBackend
-from envassay.backends.tools import ToolMissing, find_tool, first_available, search
+from envassay.create.backends import concrete_name, get_backend, resolve_backend
+from envassay.create.backends.conda import CondaBackend, classify
+from envassay.create.backends.rattler import RattlerBackend
+from envassay.create.backends.tools import ToolMissing, find_tool, first_available, search
 from envassay.errors import EXIT_USER_ERROR, UserError
 from tests.fake_tools import RECORDED_FAILURES, install_fake_tool
 

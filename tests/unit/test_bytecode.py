@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from envassay.backends.bytecode import (
+from envassay.create.backends.bytecode import (
     MANIFEST,
     _place,
     _record_key,
@@ -187,7 +187,7 @@ def test_place_never_writes_through_an_existing_link(tmp_path: Path) -> None:
 def test_prune_removes_what_killed_creators_left_in_the_pyc_cache(tmp_path: Path) -> None:
     """`.tmp-*` (an entry being built) and `.trash-*` (one being deleted) are never used;
     an old one is removed, a recent one (a creator may be at work) and entries are kept."""
-    from envassay.backends.bytecode import remove_leftovers
+    from envassay.create.backends.bytecode import remove_leftovers
 
     root = tmp_path / "pyc" / "v1" / "python-3.11.7-h0-abc"
     old_tmp, old_trash, fresh_tmp, entry = (

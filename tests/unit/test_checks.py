@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from envassay.checks import CheckResult, run_all
-from envassay.config import EnvSettings
 from envassay.probe.report import ProbeReport
-from envassay.spec import load_spec
+from envassay.spec.config import EnvSettings
+from envassay.spec.environment import load_spec
 
 MARKERS = {
     "os_name": "posix",

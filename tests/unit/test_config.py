@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from envassay.config import load_config, parse_config
 from envassay.errors import ConfigError
+from envassay.spec.config import load_config, parse_config
 
 
 def test_defaults_without_pyproject(tmp_path: Path) -> None:

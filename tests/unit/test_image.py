@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from envassay.checks.image import image_checks
 from envassay.command import CommandResult
-from envassay.config import Config, EnvSettings, parse_config
 from envassay.docker import ImageInfo, _build_error, _demux, connect, engine_address
 from envassay.errors import ConfigError, UserError
-from envassay.image import (
+from envassay.spec.config import Config, EnvSettings, parse_config
+from envassay.spec.environment import EnvSpec, load_spec
+from envassay.targets.image import (
     DEFAULT_BUILDER_IMAGE,
     DEFAULT_RUNTIME_IMAGE,
     ImageFacts,
@@ -29,8 +31,6 @@ from envassay.image import (
     repository_name,
     resolve_options,
 )
-from envassay.image_checks import image_checks
-from envassay.spec import EnvSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -383,7 +383,7 @@ def test_no_engine_is_one_line_naming_the_socket(
 def test_installed_distributions_repack_into_valid_wheels(tmp_path: Path) -> None:
     from importlib.metadata import distribution
 
-    from envassay.wheelhouse import envassay_wheel, repack_installed
+    from envassay.targets.wheelhouse import envassay_wheel, repack_installed
 
     target = tmp_path / "pyyaml.whl"
     repack_installed(distribution("pyyaml"), target, pure=True)
@@ -404,7 +404,7 @@ def test_installed_distributions_repack_into_valid_wheels(tmp_path: Path) -> Non
 
 
 def test_gpu_is_requested_when_the_env_expects_one(tmp_path: Path, channel: Path) -> None:
-    from envassay.image import expects_gpu
+    from envassay.targets.image import expects_gpu
 
     plain = write_spec(tmp_path, channel, DEPS)
     cuda = write_spec(tmp_path, channel, DEPS + "  - cudatoolkit=11.8\n", name="cuda")

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from envassay.cli import build_parser
-from envassay.session import parse_jobs
+from envassay.run.session import parse_jobs
 
 
 def test_auto_is_the_cpus_this_process_may_use() -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from envassay.lock import unsolved_reasons
-from envassay.lockfile import LockedPackage, LockFile, LockMetadata
-from envassay.spec import load_spec
+from envassay.lock.format import LockedPackage, LockFile, LockMetadata
+from envassay.lock.status import unsolved_reasons
+from envassay.spec.environment import load_spec
 
 CHANNEL = "file:///channel"
 

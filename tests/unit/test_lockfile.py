@@ -9,23 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
-from envassay.config import Config, EnvSettings, parse_config
+from envassay.checks.lock import check_lock_fresh, check_lock_match
 from envassay.errors import UserError
-from envassay.lock import (
-    Drift,
-    Entry,
-    LockStatus,
-    check_lock_fresh,
-    check_lock_match,
-    cuda_version,
-    diff_entries,
-    lock_status,
-    render_drift_markdown,
-    render_table,
-    validate_platforms,
-    virtual_packages_for,
-)
-from envassay.lockfile import (
+from envassay.lock.diff import Entry, diff_entries, render_table
+from envassay.lock.drift import Drift, render_drift_markdown
+from envassay.lock.format import (
     META_HASH,
     META_HASH_TEXT,
     META_PIP_PREFIX,
@@ -38,9 +26,13 @@ from envassay.lockfile import (
     read_lock,
     split_depends,
 )
-from envassay.piplock import _packages, wheel_tags
+from envassay.lock.pip import _packages, wheel_tags
+from envassay.lock.status import LockStatus, lock_status
 from envassay.probe.report import CondaRecord, Distribution, ProbeReport
-from envassay.spec import load_spec, read_spec_header
+from envassay.spec.config import Config, EnvSettings, parse_config
+from envassay.spec.environment import load_spec, read_spec_header
+from envassay.spec.platforms import validate_platforms, virtual_packages_for
+from envassay.spec.resolve import cuda_version
 
 CHANNEL = "file:///srv/channel"
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from envassay.command import run
-from envassay.config import load_config, parse_config
 from envassay.errors import ConfigError, UserError
-from envassay.matrix import Changes, plan_matrix, render
+from envassay.run.matrix import Changes, plan_matrix, render
+from envassay.spec.config import load_config, parse_config
 
 PYPROJECT = """
 [tool.envassay]

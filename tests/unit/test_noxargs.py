@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from envassay.command import run
-from envassay.noxargs import pytest_args
+from envassay.run.noxargs import pytest_args
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import pytest
 
 from envassay.checks import failed, passed, skipped
 from envassay.probe.report import ImportResult
-from envassay.report import (
+from envassay.run.report import (
     REPORT_VERSION,
     TargetRun,
     expected_found,
@@ -18,7 +18,7 @@ from envassay.report import (
     to_json,
     total,
 )
-from envassay.session import AssaySession
+from envassay.run.session import AssaySession
 
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "report.schema.json"
 

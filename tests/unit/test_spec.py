@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from envassay.errors import SpecError
-from envassay.spec import load_spec, parse_pip_line
+from envassay.spec.environment import load_spec, parse_pip_line
 from envassay.store import path_label
 
 

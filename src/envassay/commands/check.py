@@ -64,7 +64,7 @@ def add_probe(sub: Subparsers) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from envassay.runner import run_checks
+    from envassay.run.runner import run_checks
 
     extra = list(args.pytest_args)
     return run_checks(
@@ -93,9 +93,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     request = ProbeRequest(packages=tuple(PackageRequest(name) for name in args.imports))
     target: Target
     if args.prefix.startswith("docker://"):
-        from envassay.container import existing_image
         from envassay.docker import shared_engine
-        from envassay.image import image_python
+        from envassay.run.container import existing_image
+        from envassay.targets.image import image_python
 
         image = args.prefix[len("docker://") :]
         info = existing_image(shared_engine(), image)
@@ -111,6 +111,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _jobs(text: str) -> int:
-    from envassay.session import parse_jobs
+    from envassay.run.session import parse_jobs
 
     return parse_jobs(text)

@@ -13,9 +13,9 @@ from envassay.errors import UserError
 
 if TYPE_CHECKING:
     from envassay.commands.options import Subparsers
-    from envassay.config import Config
-    from envassay.lock import LockStatus
-    from envassay.spec import EnvSpec
+    from envassay.lock.status import LockStatus
+    from envassay.spec.config import Config
+    from envassay.spec.environment import EnvSpec
 
 
 def add_spec(sub: Subparsers) -> None:
@@ -51,7 +51,7 @@ def add_backends(sub: Subparsers) -> None:
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
-    from envassay.spec import load_spec
+    from envassay.spec.environment import load_spec
 
     spec = load_spec(args.spec)
     if args.json:
@@ -80,9 +80,10 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 def cmd_create(args: argparse.Namespace) -> int:
     from envassay import rattler_client
-    from envassay.config import load_config
-    from envassay.lock import current_platform, lock_for_create
-    from envassay.spec import load_spec
+    from envassay.lock.status import lock_for_create
+    from envassay.spec.config import load_config
+    from envassay.spec.environment import load_spec
+    from envassay.spec.platforms import current_platform
 
     spec = load_spec(args.spec)
     config = load_config()
@@ -100,7 +101,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace, spec: EnvSpec, config: Config, lock: LockStatus) -> int:
-    from envassay.create import create_at, create_env
+    from envassay.create.env import create_at, create_env
     from envassay.progress import ProgressLine
 
     progress = ProgressLine()
@@ -122,7 +123,7 @@ def _create(args: argparse.Namespace, spec: EnvSpec, config: Config, lock: LockS
 
 
 def cmd_envs_list(args: argparse.Namespace) -> int:
-    from envassay.config import load_config
+    from envassay.spec.config import load_config
     from envassay.store import EnvStore
 
     store = EnvStore(load_config().store_path())
@@ -149,10 +150,10 @@ def cmd_envs_list(args: argparse.Namespace) -> int:
 
 
 def cmd_envs_prune(args: argparse.Namespace) -> int:
-    from envassay.backends import concrete_name, resolve_backend
-    from envassay.config import load_config
-    from envassay.create import plan, store_key
-    from envassay.spec import load_spec
+    from envassay.create.backends import concrete_name, resolve_backend
+    from envassay.create.env import plan, store_key
+    from envassay.spec.config import load_config
+    from envassay.spec.environment import load_spec
     from envassay.store import EnvStore
 
     config = load_config()
@@ -173,7 +174,7 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
             removed += 1
             print(f"removed {entry.key}")
     print(f"{removed} environment(s) removed")
-    from envassay.backends.bytecode import remove_leftovers
+    from envassay.create.backends.bytecode import remove_leftovers
 
     if leftovers := remove_leftovers(store.cache_dir):
         print(f"{leftovers} leftover(s) of killed creators removed from the pyc cache")
@@ -183,8 +184,8 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
 def cmd_backends(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from envassay.backends import available, concrete_name, resolve_backend
-    from envassay.config import load_config
+    from envassay.create.backends import available, concrete_name, resolve_backend
+    from envassay.spec.config import load_config
 
     found = available()
     chosen = resolve_backend(None, load_config().backend)

@@ -22,11 +22,11 @@ def add_build(sub: Subparsers) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from envassay.config import load_config
     from envassay.docker import shared_engine
-    from envassay.image import engine_platform, ensure_image, plan_image, resolve_options
     from envassay.progress import ProgressLine
-    from envassay.spec import load_spec
+    from envassay.spec.config import load_config
+    from envassay.spec.environment import load_spec
+    from envassay.targets.image import engine_platform, ensure_image, plan_image, resolve_options
 
     spec = load_spec(args.spec)
     config = load_config()

@@ -37,7 +37,7 @@ def add_drift(sub: Subparsers) -> None:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from envassay.lockcmd import check_locks, write_locks
+    from envassay.run.locks import check_locks, write_locks
 
     if args.check:
         if args.platforms or args.force:
@@ -47,6 +47,6 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    from envassay.lockcmd import report_drift
+    from envassay.run.locks import report_drift
 
     return report_drift(args.specs, fail=args.fail, markdown=args.markdown)

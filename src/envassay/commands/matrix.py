@@ -37,8 +37,8 @@ def add_matrix(sub: Subparsers) -> None:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    from envassay.config import load_config
-    from envassay.matrix import changed_since, plan_matrix, render
+    from envassay.run.matrix import changed_since, plan_matrix, render
+    from envassay.spec.config import load_config
 
     config = load_config()
     changes = changed_since(config.root, args.changed_since) if args.changed_since else None

@@ -1,0 +1,289 @@
+"""Pure checks: a ProbeReport + the spec + settings -> one CheckResult per pytest item.
+
+All judging happens here on the host, with py-rattler for conda semantics and
+`packaging` for PEP 440/508; the probe only gathers facts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from envassay.probe.report import CondaRecord, ImportResult, ProbeReport
+from envassay.spec.config import EnvSettings
+from envassay.spec.environment import CondaDependency, EnvSpec, PipRequirement, declared_packages
+
+Outcome = Literal["passed", "failed", "skipped"]
+# Packages whose "import" is the interpreter itself running the probe.
+INTERPRETER_PACKAGES = {"python"}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One verdict: ``kind[param]`` is the pytest item name."""
+
+    kind: str
+    param: str
+    outcome: Outcome
+    message: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}[{self.param}]"
+
+
+def passed(kind: str, param: str, message: str = "", **details: Any) -> CheckResult:
+    return CheckResult(kind, param, "passed", message, details)
+
+
+def failed(kind: str, param: str, message: str, **details: Any) -> CheckResult:
+    return CheckResult(kind, param, "failed", message, details)
+
+
+def skipped(kind: str, param: str, message: str, **details: Any) -> CheckResult:
+    return CheckResult(kind, param, "skipped", message, details)
+
+
+def run_all(spec: EnvSpec, report: ProbeReport, settings: EnvSettings) -> list[CheckResult]:
+    """Every check for one env on one target, in report order."""
+    return [
+        *check_imports(spec, report, settings),
+        *check_conda_pins(spec.conda, report),
+        *check_pip_pins(spec.pip, report),
+        check_pip_health(report),
+        check_conda_health(report),
+    ]
+
+
+# --- import ---------------------------------------------------------------
+
+
+def check_imports(
+    spec: EnvSpec, report: ProbeReport, settings: EnvSettings
+) -> Iterable[CheckResult]:
+    by_module: dict[str, ImportResult] = {r.module: r for r in report.imports}
+    for name, _manager in declared_packages(spec):
+        if name in settings.skip:
+            yield skipped("import", name, f"skipped by [tool.envassay]: {settings.skip[name]}")
+        elif name in INTERPRETER_PACKAGES:
+            version = report.interpreter.version if report.interpreter else "?"
+            yield passed("import", name, f"the interpreter ran the probe (Python {version})")
+        else:
+            yield _import_verdict(name, report, by_module)
+
+
+def _import_verdict(
+    name: str, report: ProbeReport, by_module: Mapping[str, ImportResult]
+) -> CheckResult:
+    resolution = report.packages.get(name)
+    if resolution is None or resolution.status == "missing":
+        return failed("import", name, f"{name} is declared but not installed in the env")
+    if resolution.status == "not-python":
+        return skipped(
+            "import", name, f"{name} is not a Python package: it installs no importable modules"
+        )
+    results = [by_module[m] for m in resolution.modules if m in by_module]
+    bad = [r for r in results if r.status != "ok"]
+    via = f" (via {', '.join(resolution.via)})" if resolution.via else ""
+    if not results:
+        return failed("import", name, f"no import result for {list(resolution.modules)}")
+    if bad:
+        return failed("import", name, "; ".join(_describe_import(r) for r in bad) + via)
+    seconds = sum(r.seconds for r in results)
+    modules = ", ".join(r.module for r in results)
+    return passed("import", name, f"imported {modules}{via} in {seconds:.3f}s", seconds=seconds)
+
+
+def _describe_import(result: ImportResult) -> str:
+    if result.status == "crashed":
+        cause = f"signal {result.signal}" if result.signal else (result.error or "exit")
+        return f"import {result.module} crashed the interpreter ({cause})"
+    if result.status == "timeout":
+        return f"import {result.module} timed out after {result.seconds:.1f}s"
+    return f"import {result.module} failed: {result.error}"
+
+
+# --- pin ------------------------------------------------------------------
+
+
+def check_conda_pins(deps: Iterable[CondaDependency], report: ProbeReport) -> Iterable[CheckResult]:
+    from rattler import MatchSpec
+
+    records = {r.name: r for r in report.conda_records}
+    for dep in deps:
+        record = records.get(dep.name)
+        if record is None:
+            yield failed("pin", dep.text, f"expected {dep.normalized}; found nothing installed")
+            continue
+        found = f"{record.name} {record.version} {record.build} from {record.channel}"
+        if not MatchSpec(dep.normalized).matches(_package_record(record)):
+            yield failed("pin", dep.text, f"expected {dep.normalized}; found {found}")
+        elif dep.channel and not _same_channel(dep.channel, record.channel_url):
+            yield failed("pin", dep.text, f"expected channel {dep.channel}; found {found}")
+        else:
+            yield passed("pin", dep.text, f"found {found}")
+
+
+def _virtual_problem(
+    record: CondaRecord, spec: Any, dep: str, name: str, virtual: Mapping[str, str]
+) -> list[str]:
+    """A dependency on a virtual package, judged where the probe detected that kind.
+    ``__cuda`` (the GPU check's question), ``__archspec`` and kinds this target's probe
+    does not report are not judged here."""
+    if name not in _JUDGED_VIRTUAL or not virtual:
+        return []
+    found = virtual.get(name)
+    if found is None:
+        return [f"{record.name} {record.version} depends on {dep}: this target has no {name}"]
+    if not spec.matches(_virtual_record(name, found)):
+        return [f"{record.name} {record.version} depends on {dep}: this target has {name} {found}"]
+    return []
+
+
+# How the probe reports a conda-meta file it could not read.
+_UNREADABLE_RECORD = re.compile(r"conda-meta/[^/:]+\.json: unreadable: ")
+# The virtual packages the probe detects; any other ``__*`` dependency is not judged.
+_JUDGED_VIRTUAL = frozenset({"__unix", "__linux", "__glibc", "__osx", "__win"})
+
+
+def _virtual_record(name: str, version: str) -> Any:
+    from rattler import BuildString, PackageRecord, VersionWithSource
+
+    return PackageRecord(
+        name=name,
+        version=VersionWithSource(version),
+        build=BuildString("0"),
+        build_number=0,
+        subdir="noarch",
+    )
+
+
+def _package_record(record: CondaRecord) -> Any:
+    from rattler import BuildString, PackageRecord, VersionWithSource
+
+    return PackageRecord(
+        name=record.name,
+        version=VersionWithSource(record.version),
+        build=BuildString(record.build),
+        build_number=record.build_number or 0,
+        subdir=record.subdir or "noarch",
+    )
+
+
+def _same_channel(wanted: str, found: str) -> bool:
+    """`pytorch::x` matches a record from .../pytorch, whatever the mirror or URL form
+    (``found`` is the record's channel without conda's subdir: CondaRecord.channel_url)."""
+    if not found:
+        return False
+    return found.rstrip("/").rsplit("/", 1)[-1] == wanted.rstrip("/").rsplit("/", 1)[-1]
+
+
+def check_pip_pins(reqs: Iterable[PipRequirement], report: ProbeReport) -> Iterable[CheckResult]:
+    dists = {canonicalize_name(d.name): d for d in report.distributions}
+    markers = dict(report.interpreter.markers) if report.interpreter else {}
+    for req in reqs:
+        if req.kind != "requirement" or req.name is None:
+            continue
+        param = req.text
+        parsed = Requirement(req.text)
+        if parsed.marker is not None and not parsed.marker.evaluate(markers | {"extra": ""}):
+            yield skipped("pin", param, f"marker `{parsed.marker}` is false on this target")
+            continue
+        dist = dists.get(canonicalize_name(req.name))
+        if dist is None:
+            yield failed("pin", param, f"expected {req.text}; found no distribution {req.name}")
+        elif _contains(parsed, dist.version):
+            yield passed("pin", param, f"found {dist.name} {dist.version}")
+        else:
+            yield failed("pin", param, f"expected {req.text}; found {dist.name} {dist.version}")
+
+
+def _contains(req: Requirement, version: str) -> bool:
+    try:
+        return req.specifier.contains(Version(version), prereleases=True)
+    except InvalidVersion:
+        return False
+
+
+# --- health ---------------------------------------------------------------
+
+
+def check_pip_health(report: ProbeReport) -> CheckResult:
+    """What `pip check` reports: every Requires-Dist of every distribution is satisfied."""
+    dists = {canonicalize_name(d.name): d for d in report.distributions}
+    markers = dict(report.interpreter.markers) if report.interpreter else {}
+    problems: list[str] = []
+    for dist in report.distributions:
+        for text in dist.requires:
+            if not text.strip():
+                # whl2conda writes an empty `Requires-Dist:`. pip's pkg_resources reader
+                # (pip's default below Python 3.11) skips it and says healthy; its
+                # importlib reader reports a parse error. It requires nothing: healthy.
+                continue
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                problems.append(
+                    f"{dist.name} {dist.version} has an unreadable requirement {text!r}"
+                )
+                continue
+            if req.marker is not None and not req.marker.evaluate(markers | {"extra": ""}):
+                continue
+            have = dists.get(canonicalize_name(req.name))
+            if have is None:
+                problems.append(
+                    f"{dist.name} {dist.version} requires {req}, which is not installed"
+                )
+            elif not _contains(req, have.version):
+                problems.append(
+                    f"{dist.name} {dist.version} requires {req}, but {have.name} {have.version}"
+                    " is installed"
+                )
+    if problems:
+        return failed("health", "pip", "; ".join(problems), problems=problems)
+    return passed("health", "pip", f"{len(report.distributions)} distributions consistent")
+
+
+def check_conda_health(report: ProbeReport) -> CheckResult:
+    """Every conda record's ``depends`` is satisfied and its ``constrains`` hold, as conda
+    itself judges a prefix (``conda doctor``'s consistency check): a dependency on a
+    virtual package is matched against the target's own (``__glibc``, ``__linux``, ...)."""
+    from rattler import MatchSpec
+
+    records = {r.name: r for r in report.conda_records}
+    virtual = dict(report.interpreter.virtual_packages) if report.interpreter else {}
+    # conda refuses a prefix with a record it cannot read (CorruptedEnvironmentError).
+    problems = [w for w in report.warnings if _UNREADABLE_RECORD.match(w)]
+    for record in report.conda_records:
+        for dep in record.depends:
+            spec = MatchSpec(dep)
+            name = spec.name.normalized if spec.name else dep.split()[0]
+            if name.startswith("__"):
+                problems.extend(_virtual_problem(record, spec, dep, name, virtual))
+                continue
+            have = records.get(name)
+            if have is None:
+                problems.append(f"{record.name} {record.version} depends on {dep}: not installed")
+            elif not spec.matches(_package_record(have)):
+                problems.append(
+                    f"{record.name} {record.version} depends on {dep}: found {have.version}"
+                    f" {have.build}"
+                )
+        for constraint in record.constrains:
+            spec = MatchSpec(constraint)
+            other = records.get(spec.name.normalized) if spec.name else None
+            if other is not None and not spec.matches(_package_record(other)):
+                problems.append(
+                    f"{record.name} {record.version} constrains {constraint}:"
+                    f" found {other.version} {other.build}"
+                )
+    if problems:
+        return failed("health", "conda", "; ".join(problems), problems=problems)
+    return passed("health", "conda", f"{len(report.conda_records)} conda records consistent")

@@ -1,0 +1,83 @@
+"""Install an env's `pip:` section with the environment's own pip, as conda does."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from envassay import command
+from envassay.errors import CreateError, SolveError, UserError
+from envassay.lock.format import LockedPackage
+from envassay.progress import Progress
+from envassay.spec.environment import EnvSpec, requirement_lines
+
+PIP_FLAGS = ("--no-input", "--disable-pip-version-check", "--no-warn-script-location")
+
+
+def install_pip_section(spec: EnvSpec, prefix: Path, progress: Progress) -> float:
+    """Run `<prefix>/bin/python -m pip install -r <generated file>`; return the seconds taken."""
+    if not spec.pip:
+        return 0.0
+    python = prefix / "bin" / "python"
+    lines = requirement_lines(spec)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="envassay-pip-") as tmp:
+        requirements = Path(tmp) / "requirements.txt"
+        requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        progress(f"pip installing {len(spec.pip)} line(s) from the pip: section")
+        result = command.run(
+            [python, "-m", "pip", "install", *PIP_FLAGS, "-r", requirements],
+            cwd=spec.path.parent,
+        )
+    if not result.ok:
+        message = _pip_error(result.stderr or result.stdout)
+        if "No matching distribution" in message or "ResolutionImpossible" in message:
+            raise SolveError(f"pip could not resolve the pip: section: {message}", where=spec.path)
+        raise CreateError(f"pip install failed in {prefix}: {message}")
+    return time.perf_counter() - started
+
+
+def install_locked_pip(
+    spec: EnvSpec, entries: Sequence[LockedPackage], prefix: Path, progress: Progress
+) -> float:
+    """Install a lock's pip entries: pinned, `--no-deps`, each hash checked when all have one.
+
+    The spec's pip options (index URLs, `--find-links`, `--no-index`) still say where
+    distributions come from; a direct reference (a URL or a path) is installed from
+    its locked URL.
+    """
+    if not entries:
+        return 0.0
+    python = prefix / "bin" / "python"
+    hashed = all(e.sha256 for e in entries)
+    lines = [req.text for req in spec.pip if req.kind == "option"]
+    for entry in entries:
+        line = f"{entry.name} @ {entry.url}" if entry.source else f"{entry.name}=={entry.version}"
+        lines.append(f"{line} --hash=sha256:{entry.sha256}" if hashed else line)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="envassay-pip-") as tmp:
+        requirements = Path(tmp) / "requirements.txt"
+        requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        progress(f"pip installing {len(entries)} locked distribution(s), --no-deps")
+        result = command.run(
+            [python, "-m", "pip", "install", *PIP_FLAGS, "--no-deps", "-r", requirements],
+            cwd=spec.path.parent,
+        )
+    if not result.ok:
+        message = _pip_error(result.stderr or result.stdout)
+        if "DO NOT MATCH THE HASHES" in (result.stderr or "").upper():
+            raise UserError(
+                f"a locked pip distribution failed its hash check: {message}",
+                where=spec.path,
+                hint="the file changed after the lock was written; re-lock",
+            )
+        raise CreateError(f"pip install of the locked pip entries failed in {prefix}: {message}")
+    return time.perf_counter() - started
+
+
+def _pip_error(output: str) -> str:
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR")]
+    return " | ".join((errors or lines)[-3:])

@@ -1,0 +1,125 @@
+"""Create an environment for a spec, through the store: spec + config -> key -> prefix."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from envassay.create.backends import get_backend, resolve_backend
+from envassay.create.backends.base import CreateRequest
+from envassay.errors import SpecError, UserError
+from envassay.lock.format import LockedEnv
+from envassay.lock.status import LockStatus
+from envassay.progress import Progress
+from envassay.spec.config import Config
+from envassay.spec.environment import EnvSpec
+from envassay.spec.platforms import current_platform
+from envassay.spec.resolve import resolve_channels
+from envassay.store import Ensured, EnvStore, StoreKey
+
+
+@contextlib.contextmanager
+def naming(spec: EnvSpec) -> Iterator[None]:
+    """A user error raised while creating ``spec`` (a solve that fails, an unreachable
+    channel) names the spec file when it names no other place."""
+    try:
+        yield
+    except UserError as exc:
+        if exc.where is None:
+            exc.where = str(spec.path)
+            exc.args = (exc.render(),)
+        raise
+
+
+def store_key(
+    spec: EnvSpec, backend: str, platform: str | None = None, locked: LockedEnv | None = None
+) -> StoreKey:
+    """The store key: the lock's digest for its platform when a fresh lock is used, else
+    the spec's content hash."""
+    platform = platform or current_platform()
+    if locked is not None:
+        return StoreKey(spec.name, locked.digest, backend, platform)
+    return StoreKey(spec.name, spec.content_hash, backend, platform)
+
+
+def plan(
+    spec: EnvSpec, config: Config, platform: str | None = None, lock: LockStatus | None = None
+) -> LockedEnv | None:
+    """What `create` will do: install a fresh lock's records (returned), or solve (None).
+
+    A stale or missing lock means solving the spec; an unreadable lock, or a fresh one
+    without ``platform``, is the user's to fix (LockError, exit 2). ``lock``: the spec's
+    lock status when the caller has read it already (it is not read again).
+    """
+    from envassay.lock.status import lock_for_create, locked_env
+
+    platform = platform or current_platform()
+    return locked_env(lock_for_create(spec, config, platform, lock), platform)
+
+
+def create_env(
+    spec: EnvSpec,
+    config: Config,
+    *,
+    backend_name: str | None = None,
+    progress: Progress = lambda _line: None,
+    lock: LockStatus | None = None,
+) -> Ensured:
+    """Return a complete prefix for ``spec`` from the store, creating it if needed.
+
+    ``lock``: the spec's lock status when the caller has read it already."""
+    backend = get_backend(resolve_backend(backend_name, config.backend))
+    channels = resolve_channels(spec, config)
+    store = EnvStore(config.store_path())
+    locked = plan(spec, config, lock=lock)
+    key = store_key(spec, backend.name, locked=locked)
+
+    def build(prefix: Path) -> dict[str, Any]:
+        request = CreateRequest(spec, prefix, channels, store.cache_dir, locked=locked)
+        result = backend.create(request, progress)
+        return {k: v for k, v in asdict(result).items() if k != "records"} | {
+            "packages": len(result.records)
+        }
+
+    info = {
+        "spec": str(spec.path),
+        "name": spec.name,
+        "spec_hash": spec.content_hash,
+        "backend": backend.name,
+        "channels": list(channels),
+        "source": str(locked.lock_path) if locked else "spec",
+    }
+    with naming(spec):
+        return store.ensure(key, build, info)
+
+
+def create_at(
+    spec: EnvSpec,
+    config: Config,
+    prefix: Path,
+    *,
+    backend_name: str | None = None,
+    progress: Progress = lambda _line: None,
+    lock: LockStatus | None = None,
+) -> None:
+    """Create ``spec`` at an explicit prefix outside the store (`envassay create --prefix`);
+    ``lock`` as for :func:`create_env`."""
+    backend = get_backend(resolve_backend(backend_name, config.backend))
+    channels = resolve_channels(spec, config)
+    prefix = prefix.expanduser().resolve()
+    if prefix.exists() and any(prefix.iterdir()):
+        raise SpecError(f"prefix {prefix} exists and is not empty", hint="choose a new path")
+    cache = EnvStore(config.store_path()).cache_dir
+    locked = plan(spec, config, lock=lock)
+    existed = prefix.exists()
+    try:
+        with naming(spec):
+            backend.create(CreateRequest(spec, prefix, channels, cache, locked=locked), progress)
+    except BaseException:
+        if not existed:  # never leave half an env behind at a path the user chose
+            shutil.rmtree(prefix, ignore_errors=True)
+        raise

@@ -1,0 +1,130 @@
+"""One env on the docker target: build or reuse its image, probe inside, check, check the image.
+
+The probe runs in the image through :class:`envassay.targets.DockerTarget` and is
+judged by the same checks as a native env; the image checks run side by side
+with it (their containers start while the probe's is running). An image's facts
+are kept in the store under its id, so a warm check of an unchanged image runs
+one container: the probe's.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import dataclass
+
+from envassay.checks import failed, passed, skipped
+from envassay.checks.image import image_checks
+from envassay.checks.lock import check_lock_fresh
+from envassay.docker import (
+    Engine,
+    EngineUnavailable,
+    ImageInfo,
+    engine_address,
+    kill_running,
+    shared_engine,
+)
+from envassay.errors import EnvassayError, UserError
+from envassay.lock.status import lock_status
+from envassay.progress import Progress
+from envassay.run.assay import Assay, probe_and_check
+from envassay.spec.config import Config
+from envassay.spec.environment import EnvSpec
+from envassay.targets import DockerTarget
+from envassay.targets.image import (
+    engine_platform,
+    ensure_image,
+    expects_gpu,
+    gather_facts,
+    host_has_gpu,
+    image_python,
+    plan_image,
+    resolve_options,
+    usable_lock,
+)
+
+
+@dataclass(frozen=True)
+class DockerOptions:
+    """What the command line says about the docker target."""
+
+    image: str | None = None  # check this existing image; build nothing
+    builder_image: str | None = None
+    runtime_image: str | None = None
+    creator: str | None = None
+
+
+def assay_docker(
+    spec: EnvSpec,
+    config: Config,
+    options: DockerOptions = DockerOptions(),
+    *,
+    engine: Engine | None = None,
+    progress: Progress = print,
+) -> Assay:
+    """Build or reuse the env's image (or take ``options.image``) and run every check in it.
+
+    Raises EngineUnavailable when no engine answers and UserError for bad input.
+    """
+    engine = engine or shared_engine()
+    settings = config.env(spec.name)
+    assay = Assay(spec, "docker")
+    assay.platform = platform = engine_platform(engine)
+    assay.lock = lock_status(spec.path, config, spec)  # an unreadable lock: exit 2
+    expected_lock = usable_lock(spec, config, platform)[1] or None
+    if options.image is None:
+        image_options = resolve_options(
+            settings,
+            builder_image=options.builder_image,
+            runtime_image=options.runtime_image,
+            creator=options.creator,
+        )
+        plan = plan_image(spec, config, image_options, platform)
+        try:
+            built = ensure_image(plan, config.store_path(), engine=engine, progress=progress)
+        except UserError:
+            raise
+        except EnvassayError as exc:
+            assay.results.append(failed("create", "docker", str(exc)))
+            assay.results.append(check_lock_fresh(assay.lock))
+            return assay
+        how = "reused (no build)" if built.reused else f"built in {built.seconds:.1f}s"
+        if plan.lock_path is not None:
+            how += f" from {plan.lock_path.name}"
+        assay.results.append(passed("create", "docker", f"{how}: {built.ref}"))
+        ref, info = built.ref, built.info
+    else:
+        ref, info = options.image, existing_image(engine, options.image)
+    assay.results.append(check_lock_fresh(assay.lock))
+    target = DockerTarget(
+        ref, python=image_python(info), gpus=expects_gpu(spec, settings) and host_has_gpu()
+    )
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        kept = config.store_path() / "cache" / "image-facts"
+        facts = pool.submit(gather_facts, engine, ref, info, keep=kept)
+        try:
+            probe_and_check(assay, target, settings)
+            assay.results.extend(image_checks(facts.result(), spec, settings, expected_lock))
+        except BaseException:  # Ctrl-C: the image checks' containers must not be waited for
+            kill_running()
+            raise
+    return assay
+
+
+def existing_image(engine: Engine, ref: str) -> ImageInfo:
+    info = engine.image(ref)
+    if info is None:
+        raise UserError(
+            f"image {ref} is not in the engine at {engine_address()}",
+            hint="build it (`envassay build SPEC`) or load it (`docker load`, `docker pull`)",
+        )
+    return info
+
+
+def assay_docker_or_skip(
+    spec: EnvSpec, config: Config, options: DockerOptions, *, progress: Progress = print
+) -> Assay:
+    """As :func:`assay_docker`, but a missing engine skips the target with the reason."""
+    try:
+        return assay_docker(spec, config, options, progress=progress)
+    except EngineUnavailable as exc:
+        return Assay(spec, "docker", [skipped("create", "docker", exc.render())])

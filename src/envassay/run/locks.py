@@ -1,0 +1,144 @@
+"""`envassay lock`, `envassay lock --check` and `envassay drift`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from envassay.errors import EXIT_CHECK_FAILED, EXIT_OK, UserError
+from envassay.lock.drift import render_drift_markdown, render_drift_text
+from envassay.lock.format import LockError, lock_path_for
+from envassay.lock.solve import header_for
+from envassay.lock.status import LockStatus, lock_status
+from envassay.spec.config import Config, load_config
+from envassay.spec.platforms import validate_platforms
+from envassay.spec.resolve import lock_platforms
+
+
+def spec_paths(specs: Sequence[Path], config: Config) -> list[Path]:
+    """The specs named, else every configured one; a missing file is the user's error."""
+    paths = [Path(p) for p in specs] or [_relative(p) for p in config.spec_paths()]
+    if not paths:
+        raise UserError(f"no specs found (looked for {list(config.specs)} under {config.root})")
+    for path in paths:
+        if not path.is_file():
+            raise UserError("spec not found", where=path)
+    return paths
+
+
+def _relative(path: Path) -> Path:
+    """``envs/x.yml`` rather than ``/abs/project/envs/x.yml`` when under the cwd."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def check_locks(specs: Sequence[Path], *, out: TextIO = sys.stdout) -> int:
+    """Stale-lock drift without solving: exit 1 naming each stale or missing lock."""
+    config = load_config()
+    started = time.perf_counter()
+    statuses = [lock_status(path, config) for path in spec_paths(specs, config)]
+    bad = [s for s in statuses if not s.fresh]
+    for status in bad:
+        print(status.describe(), file=out)
+    seconds = time.perf_counter() - started
+    if bad:
+        print(f"{len(bad)} of {len(statuses)} lock(s) stale or missing ({seconds:.2f}s)", file=out)
+        return EXIT_CHECK_FAILED
+    print(f"{len(statuses)} lock(s) fresh ({seconds:.2f}s)", file=out)
+    return EXIT_OK
+
+
+def write_locks(
+    specs: Sequence[Path],
+    *,
+    platforms: Sequence[str] = (),
+    force: bool = False,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Solve each spec for its platforms and write ``envs/NAME.conda-lock.yml``."""
+    from envassay.lock.solve import make_lock
+    from envassay.progress import ProgressLine
+    from envassay.spec.environment import load_spec
+
+    config = load_config()
+    requested = validate_platforms(platforms)
+    for path in spec_paths(specs, config):
+        spec = load_spec(path)
+        wanted = lock_platforms(spec, config, requested)
+        status = _status_or_unreadable(path, config)
+        if (
+            status is not None
+            and status.fresh
+            and status.lock is not None
+            and not force
+            and set(wanted) == set(status.lock.platforms)
+        ):
+            print(f"{status.lock_path} is fresh; not re-solved (--force re-solves)", file=out)
+            continue
+        progress = ProgressLine()
+        try:
+            result = make_lock(spec, config, wanted, progress)
+        finally:
+            progress.close()
+        lock_path = lock_path_for(path)
+        result.lock.write(lock_path, header_for(path, config.root))
+        for warning in result.warnings:
+            print(f"envassay: warning: {warning}", file=sys.stderr)
+        counts = ", ".join(
+            f"{p}: {len(result.lock.packages_for(p, 'conda'))} conda"
+            + (f" + {len(pip)} pip" if (pip := result.lock.packages_for(p, "pip")) else "")
+            for p in wanted
+        )
+        print(f"locked {path} -> {lock_path} ({counts}) in {result.seconds:.1f}s", file=out)
+    return EXIT_OK
+
+
+def _status_or_unreadable(path: Path, config: Config) -> LockStatus | None:
+    """An unreadable lock is simply replaced by `envassay lock`."""
+    try:
+        return lock_status(path, config)
+    except LockError as exc:
+        print(f"envassay: replacing an unreadable lock: {exc.render()}", file=sys.stderr)
+        return None
+
+
+def report_drift(
+    specs: Sequence[Path],
+    *,
+    fail: bool = False,
+    markdown: Path | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Upstream drift: solve today, diff with each lock; exit 1 with --fail when anything moved."""
+    from envassay.lock.drift import drift
+    from envassay.progress import ProgressLine
+    from envassay.spec.environment import load_spec
+
+    config = load_config()
+    explicit = bool(specs)
+    results = []
+    for path in spec_paths(specs, config):
+        if not explicit and not lock_path_for(path).is_file():
+            print(f"{path}: no lock; skipped (`envassay lock {path}` writes one)", file=out)
+            continue
+        progress = ProgressLine()
+        try:
+            result = drift(load_spec(path), config, progress)
+        finally:
+            progress.close()
+        results.append(result)
+        print(render_drift_text(result), file=out)
+        for warning in result.warnings:
+            print(f"envassay: warning: {warning}", file=sys.stderr)
+    if markdown is not None:
+        markdown.write_text(render_drift_markdown(results), encoding="utf-8")
+        print(f"wrote {markdown}", file=out)
+    moved = [r for r in results if r.moved]
+    if moved and fail:
+        return EXIT_CHECK_FAILED
+    return EXIT_OK

@@ -1,0 +1,253 @@
+"""pytest plugin: each spec file becomes a collector, each check a pytest item.
+
+`pytest envs/ai.yml` collects ``envs/ai.yml::native::import[numpy]``,
+``::pin[numpy >=1.24,<2]``, ``::health[pip]``... Specs are collected when
+named on the command line or matched by `[tool.envassay] specs`; any other
+YAML file is left alone, so the plugin is inert in ordinary test runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from envassay.checks import CheckResult
+from envassay.commands.options import GPU_MODES, HELP
+from envassay.errors import UserError
+from envassay.run.session import AssaySession, SessionHandoff, parse_jobs
+from envassay.run.work import RunOptions, assay_spec, project_config, submit, targets_for
+from envassay.spec.config import LOCK_SUFFIX
+
+SPEC_SUFFIXES = (".yml", ".yaml")
+_SESSION = pytest.StashKey[AssaySession]()
+_OPTIONS = pytest.StashKey[RunOptions]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("envassay", "envassay: smoke-test conda environments")
+    group.addoption(
+        "--envassay-target",
+        action="append",
+        choices=["native", "docker"],
+        help="where to create and probe each env (repeatable; default: [tool.envassay] targets)",
+    )
+    group.addoption("--envassay-backend", help="backend that creates envs (default: config)")
+    group.addoption(
+        "--envassay-image",
+        metavar="REF",
+        help="docker target: check this existing image instead of building one",
+    )
+    group.addoption("--envassay-builder-image", metavar="REF", help="docker target: builder stage")
+    group.addoption("--envassay-runtime-image", metavar="REF", help="docker target: runtime stage")
+    group.addoption(
+        "--envassay-creator",
+        choices=["conda", "mamba", "micromamba", "envassay"],
+        help="docker target: what creates the env in the builder (default: from the image)",
+    )
+    group.addoption("--envassay-gpu", choices=GPU_MODES, default="auto", help=HELP["gpu"])
+    group.addoption(
+        "--envassay-jobs",
+        type=parse_jobs,
+        default=1,
+        metavar="N",
+        help=HELP["jobs"],
+    )
+    group.addoption("--envassay-report-md", type=Path, metavar="PATH", help=HELP["report_md"])
+    group.addoption("--envassay-report-json", type=Path, metavar="PATH", help=HELP["report_json"])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    jobs = config.getoption("envassay_jobs", 1) or 1
+    if jobs < 1:
+        raise pytest.UsageError(f"--envassay-jobs must be at least 1, got {jobs}")
+    handed = [p for p in config.pluginmanager.get_plugins() if isinstance(p, SessionHandoff)]
+    session = handed[0].session if handed else AssaySession(jobs=jobs, root=config.rootpath)
+    session.open_stderr()
+    config.stash[_SESSION] = session
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION, None)
+    if session is not None:
+        session.close()
+
+
+def _session(config: pytest.Config) -> AssaySession:
+    return config.stash[_SESSION]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """An explicitly requested docker target needs an engine: say so once, up front."""
+    options = session.config.option
+    if "docker" in (options.envassay_target or []) or options.envassay_image:
+        from envassay.docker import engine_reason
+
+        reason = engine_reason()
+        if reason is not None:
+            raise pytest.UsageError(reason)
+    # The specs named on the command line start now, in order, before collection and
+    # while pytest makes and reports the items of those before them.
+    for arg in session.config.args:
+        path = Path(arg.split("::")[0])
+        if _looks_like_spec(path) and path.is_file():
+            _submit(session.config, path)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if not _looks_like_spec(file_path) or not _is_spec(file_path, parent.config):
+        return None
+    _submit(parent.config, file_path)  # a spec found in a directory starts now
+    return SpecFile.from_parent(parent, path=file_path)
+
+
+def _looks_like_spec(path: Path) -> bool:
+    return path.suffix in SPEC_SUFFIXES and not path.name.endswith(LOCK_SUFFIX)
+
+
+def _submit(config: pytest.Config, path: Path) -> None:
+    """Start creating and probing ``path`` on each of its targets (each target's collector
+    waits for its own); a target already started is left alone."""
+    submit(_session(config), _options(config), [path])
+
+
+def _is_spec(path: Path, config: pytest.Config) -> bool:
+    explicit = {Path(arg.split("::")[0]).resolve() for arg in config.args}
+    return path.resolve() in explicit or path.resolve() in _configured_specs(path.parent)
+
+
+@functools.lru_cache(maxsize=32)
+def _configured_specs(directory: Path) -> frozenset[Path]:
+    try:
+        return frozenset(p.resolve() for p in project_config(directory).spec_paths())
+    except UserError:
+        return frozenset()
+
+
+class SpecFile(pytest.File):
+    """An environment.yml: one child per target."""
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        from envassay.spec.environment import load_spec
+
+        try:
+            self.spec = load_spec(self.path)
+        except UserError as exc:
+            for target in _targets(self.config, self.path.parent):
+                _session(self.config).record_error(self.path, target, self.path.stem, exc.render())
+            raise self.CollectError(exc.render()) from None
+        for target in _targets(self.config, self.path.parent):
+            yield TargetCollector.from_parent(self, name=target)
+
+
+def _targets(config: pytest.Config, directory: Path) -> list[str]:
+    return targets_for(_options(config), directory)
+
+
+def _options(config: pytest.Config) -> RunOptions:
+    """The run's --envassay-* options, read once."""
+    options = config.stash.get(_OPTIONS, None)
+    if options is None:
+        get = config.getoption
+        options = config.stash[_OPTIONS] = RunOptions(
+            targets=tuple(get("envassay_target") or ()),
+            backend=get("envassay_backend"),
+            gpu=get("envassay_gpu"),
+            image=get("envassay_image"),
+            builder_image=get("envassay_builder_image"),
+            runtime_image=get("envassay_runtime_image"),
+            creator=get("envassay_creator"),
+        )
+    return options
+
+
+class TargetCollector(pytest.Collector):
+    """Creates and probes the env on one target; its items are the verdicts."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        parent = self.parent
+        assert isinstance(parent, SpecFile)
+        work = functools.partial(assay_spec, _options(self.config), parent.spec, self.name, None)
+        try:
+            assay = _session(self.config).assay(parent.path, self.name, parent.spec.name, work)
+        except UserError as exc:  # details: e.g. what micromamba printed, before the line
+            details = f"{exc.details}\n" if exc.details else ""
+            raise self.CollectError(details + exc.render()) from None
+        for result in assay.results:
+            yield CheckItem.from_parent(self, name=result.name, result=result)
+
+
+class CheckFailed(Exception):
+    """A check's verdict was 'failed'; its message says expected vs found."""
+
+
+class CheckItem(pytest.Item):
+    """One verdict, e.g. import[numpy]."""
+
+    def __init__(self, *, result: CheckResult, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.result = result
+        self.user_properties.append(("envassay", result.message))
+
+    def runtest(self) -> None:
+        if self.result.outcome == "skipped":
+            pytest.skip(self.result.message)
+        if self.result.outcome == "failed":
+            raise CheckFailed(self.result.message)
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> str:
+        if isinstance(excinfo.value, CheckFailed):
+            return f"{self.result.name}: {excinfo.value}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.parent.name if self.parent else ''}::{self.name}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Each check item that ran goes into the run's reports under its spec and target."""
+    report = yield
+    if isinstance(item, CheckItem) and call.when == "call":
+        target = item.parent
+        spec_file = target.parent if target is not None else None
+        if isinstance(target, TargetCollector) and isinstance(spec_file, SpecFile):
+            _session(item.config).record_result(
+                spec_file.path, target.name, spec_file.spec.name, item.result
+            )
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the Markdown and JSON reports (and $GITHUB_STEP_SUMMARY) of what ran."""
+    config = session.config
+    _session(config).write_reports(
+        config.getoption("envassay_report_md"),
+        config.getoption("envassay_report_json"),
+        environ=dict(os.environ),
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """A table at the end of the run: per env and target, passed/failed/skipped."""
+    from envassay.run.report import terminal_table
+
+    state = _session(config)
+    runs = state.runs()
+    if not runs:
+        return
+    terminalreporter.write_sep("=", "envassay summary")
+    for line in terminal_table(runs):
+        terminalreporter.write_line(line)
+    for line in state.written:
+        terminalreporter.write_line(line)

@@ -1,0 +1,143 @@
+"""`envassay check`: the same run as `nox -s envs`, through pytest and the plugin, without nox.
+
+The envs' work (create, probe, judge) starts before pytest is even imported, in the
+background (see session.py): a warm run's first probes overlap pytest's start-up
+(about 0.4 s here), and pytest's collectors then take the results in order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from envassay.errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, UserError
+from envassay.run.noxargs import AUTOLOAD, pytest_flags
+from envassay.run.session import AssaySession, SessionHandoff
+from envassay.run.work import RunOptions, submit
+from envassay.spec.config import GpuMode, load_config
+
+if TYPE_CHECKING:
+    import pytest
+
+PYTEST_OK, PYTEST_FAILED = 0, 1  # pytest.ExitCode.OK and TESTS_FAILED
+
+
+def run_checks(
+    specs: Sequence[Path],
+    *,
+    backend: str | None = None,
+    junitxml: Path | None = None,
+    pytest_args: Sequence[str] = (),
+    targets: Sequence[str] = (),
+    image: str | None = None,
+    builder_image: str | None = None,
+    runtime_image: str | None = None,
+    creator: str | None = None,
+    gpu: GpuMode = "auto",
+    jobs: int = 1,
+    report_md: Path | None = None,
+    report_json: Path | None = None,
+) -> int:
+    """Run every check on ``specs`` (default: the configured ones); 0 pass, 1 fail, 2 bad input.
+
+    ``targets`` (default: configured) and ``image`` (check that image, build nothing)
+    choose where; an explicit docker target with no engine is exit 2, in one line.
+    ``gpu`` (auto, require, skip) overrides each env's GPU policy for this run.
+    ``jobs``: how many env targets are created and probed at once. ``report_md`` and
+    ``report_json``: where the run's reports go ($GITHUB_STEP_SUMMARY gets the Markdown too).
+    """
+    config = load_config()
+    paths = [Path(p) for p in specs] or config.spec_paths()
+    if not paths:
+        raise UserError(f"no specs found (looked for {list(config.specs)} under {config.root})")
+    for path in paths:
+        if not path.is_file():
+            raise UserError("spec not found", where=path)
+    args = pytest_flags(config.root)
+    if backend:
+        args += ["--envassay-backend", backend]
+    if "docker" in targets or image:
+        from envassay.docker import shared_engine
+
+        shared_engine()  # EngineUnavailable: which socket, and how to start an engine
+    for target in targets:
+        args += ["--envassay-target", target]
+    for option, value in (
+        ("--envassay-image", image),
+        ("--envassay-builder-image", builder_image),
+        ("--envassay-runtime-image", runtime_image),
+        ("--envassay-creator", creator),
+    ):
+        if value:
+            args += [option, value]
+    if gpu != "auto":
+        args += ["--envassay-gpu", gpu]
+    if junitxml:
+        args += ["--junitxml", str(junitxml)]
+    if jobs != 1:
+        args += ["--envassay-jobs", str(jobs)]
+    if report_md:
+        args += ["--envassay-report-md", str(report_md)]
+    if report_json:
+        args += ["--envassay-report-json", str(report_json)]
+    options = RunOptions(
+        targets=tuple(targets),
+        backend=backend,
+        gpu=gpu,
+        image=image,
+        builder_image=builder_image,
+        runtime_image=runtime_image,
+        creator=creator,
+    )
+    session = AssaySession(jobs=jobs, root=config.root)
+    session.open_stderr()
+    try:
+        submit(session, options, paths)
+        argv = [*args, *pytest_args, *map(str, paths)]
+        code = run_pytest(argv, plugins=[SessionHandoff(session)])
+    finally:
+        session.close()  # pytest's unconfigure closed it already, unless pytest never ran
+    if code == PYTEST_OK:
+        return EXIT_OK
+    if code == PYTEST_FAILED:
+        return EXIT_CHECK_FAILED
+    # pytest says INTERRUPTED for collection errors (bad specs) too; those, usage
+    # errors and a run with no items are the user's to fix.
+    return EXIT_USER_ERROR
+
+
+class _InterruptWatch:
+    """Tells a real Ctrl-C from pytest's other INTERRUPTED exits (collection errors)."""
+
+    interrupted = False
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        import pytest
+
+        # Collection errors end the session with Session.Interrupted, a KeyboardInterrupt too.
+        self.interrupted = not isinstance(excinfo.value, pytest.Session.Interrupted)
+
+
+def run_pytest(args: Sequence[str], plugins: Sequence[object] = ()) -> int:
+    """pytest in this process with no auto-loaded third-party plugins (see
+    noxargs.AUTOLOAD); ``args`` start with :func:`envassay.noxargs.pytest_flags`, which
+    loads envassay's plugin. Returns pytest's exit code; a real Ctrl-C, which pytest
+    also returns as INTERRUPTED, is raised again once pytest has ended the run's
+    commands. Used by `envassay check` and by the noxfile's env sessions."""
+    import pytest
+
+    watch = _InterruptWatch()
+    previous = os.environ.get(AUTOLOAD)
+    os.environ[AUTOLOAD] = "1"
+    try:
+        code = int(pytest.main(list(args), plugins=[watch, *plugins]))
+    finally:
+        if previous is None:
+            os.environ.pop(AUTOLOAD, None)
+        else:
+            os.environ[AUTOLOAD] = previous
+    if watch.interrupted:
+        raise KeyboardInterrupt
+    return code

@@ -1,0 +1,264 @@
+"""What one pytest session of envassay items keeps: the assays (run ahead, in the
+background, up to ``jobs`` at once), what ran, and the reports written at the end.
+
+The expensive part of a target is creating the env and probing it — subprocesses —
+so threads suffice to run several at once. The plugin submits every (spec, target)
+it knows of when the session starts (and any other as its spec file is collected);
+each target's collector then waits for its own result, so items are still made and
+reported in collection order, one whole report at a time. Even with ``jobs == 1``
+the work runs ahead in one background thread: the next env is probed while pytest
+makes and reports the items of the last one. The store's file locks make
+concurrent creates safe.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from envassay.checks import CheckResult
+from envassay.run.report import TargetRun
+
+if TYPE_CHECKING:
+    from envassay.run.assay import Assay
+
+STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
+
+
+def parse_jobs(text: str) -> int:
+    """``-j``'s value: a whole number >= 1, or ``auto``: as many as this process may use
+    CPUs (its affinity, which a CI runner's container limits, else the machine's count)."""
+    import argparse
+
+    if text.strip().lower() == "auto":
+        usable = getattr(os, "sched_getaffinity", None)
+        return max(1, len(usable(0)) if usable else (os.cpu_count() or 1))
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or auto, got {text!r}")
+    return value
+
+
+Work = Callable[[], "Assay"]
+
+
+@dataclass
+class _Entry:
+    """One (spec, target) as it is being gathered."""
+
+    env: str
+    spec: str
+    target: str
+    platform: str | None = None
+    results: list[CheckResult] = field(default_factory=list)
+    assay: Assay | None = None
+    error: str | None = None
+    seconds: float | None = None
+
+    def run(self) -> TargetRun:
+        imports = self.assay.report.imports if self.assay and self.assay.report else ()
+        return TargetRun(
+            env=self.env,
+            spec=self.spec,
+            target=self.target,
+            platform=self.platform,
+            results=tuple(self.results),
+            imports=imports,
+            error=self.error,
+            seconds=self.seconds,
+        )
+
+
+class SessionHandoff:
+    """Given to pytest as a plugin object by `envassay check`, which made the session and
+    started its work before pytest ran: the envassay plugin then uses this session."""
+
+    def __init__(self, session: AssaySession) -> None:
+        self.session = session
+
+
+class AssaySession:
+    """Assays by (spec path, target), in collection order, and what became of them."""
+
+    def __init__(self, *, jobs: int = 1, root: Path | None = None) -> None:
+        self.jobs = max(1, jobs)
+        self.root = root
+        self._entries: dict[tuple[Path, str], _Entry] = {}
+        self._futures: dict[tuple[Path, str], concurrent.futures.Future[tuple[Assay, float]]] = {}
+        # Every future ever submitted: one being waited for is no longer in _futures.
+        self._submitted: list[concurrent.futures.Future[tuple[Assay, float]]] = []
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._stream: TextIO | None = None
+        self.written: list[str] = []
+
+    # --- running assays -------------------------------------------------------------------
+
+    @property
+    def parallel(self) -> bool:
+        """More than one env target at once (their progress lines are labelled)."""
+        return self.jobs > 1
+
+    def submit(self, path: Path, target: str, work: Work) -> None:
+        """Start ``work`` for (path, target) in the pool, unless it is already there."""
+        key = (path.resolve(), target)
+        with self._lock:
+            if key in self._futures:
+                return
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self.jobs, thread_name_prefix="envassay"
+                )
+            self._futures[key] = self._pool.submit(_timed, work)
+            self._submitted.append(self._futures[key])
+
+    def assay(self, path: Path, target: str, env: str, work: Work) -> Assay:
+        """The assay of (path, target): the submitted one when there is one, else run now.
+
+        Exceptions (a UserError for bad input) propagate to the caller; they are also
+        recorded for the report.
+        """
+        key = (path.resolve(), target)
+        entry = self._entry(key, env)
+        future = self._futures.pop(key, None)
+        try:
+            assay, seconds = future.result() if future is not None else _timed(work)
+        except Exception as exc:
+            entry.error = _one_line(exc)
+            raise
+        entry.assay, entry.seconds, entry.platform = assay, seconds, assay.platform
+        return assay
+
+    def progress(self, label: str) -> Callable[[str], None]:
+        """A progress sink for one target run in the background: whole lines, never
+        captured by pytest (they go to a copy of the real stderr), labelled when several
+        targets run at once."""
+        prefix = f"envassay: [{label}] " if self.parallel else "envassay: "
+
+        def write(message: str) -> None:
+            message = message.strip()
+            if not message:
+                return
+            with self._lock:
+                stream = self._stderr()
+                stream.write(f"{prefix}{message}\n")
+                stream.flush()
+
+        return write
+
+    def _stderr(self) -> TextIO:
+        if self._stream is None:
+            try:
+                fd = os.dup(sys.__stderr__.fileno())  # type: ignore[union-attr]
+                self._stream = open(fd, "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+            except (AttributeError, OSError, ValueError):
+                self._stream = sys.stderr
+        return self._stream
+
+    def open_stderr(self) -> None:
+        """Copy the real stderr now, before pytest's capture can stand in for it."""
+        self._stderr()
+
+    def close(self) -> None:
+        """End the pool. Work nobody collected (an interrupted or aborted run) is cancelled,
+        and the commands it is running are killed, so that the run ends now."""
+        if self._pool is not None:
+            if any(not future.done() for future in self._submitted):
+                from envassay.command import kill_running
+
+                for future in self._futures.values():
+                    future.cancel()
+                kill_running()
+                if (docker := sys.modules.get("envassay.docker")) is not None:
+                    docker.kill_running()  # the containers it is running, likewise
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._stream is not None and self._stream is not sys.stderr:
+            self._stream.close()
+        self._stream = None
+
+    # --- what ran -------------------------------------------------------------------------
+
+    def record_result(self, path: Path, target: str, env: str, result: CheckResult) -> None:
+        self._entry((path.resolve(), target), env).results.append(result)
+
+    def record_error(self, path: Path, target: str, env: str, message: str) -> None:
+        self._entry((path.resolve(), target), env).error = message
+
+    def runs(self) -> list[TargetRun]:
+        """What ran, in collection order; targets none of whose items ran are left out."""
+        return [e.run() for e in self._entries.values() if e.results or e.error]
+
+    def _entry(self, key: tuple[Path, str], env: str) -> _Entry:
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = _Entry(env, self._display(key[0]), key[1])
+            return self._entries[key]
+
+    def _display(self, path: Path) -> str:
+        if self.root is not None:
+            try:
+                return path.relative_to(self.root.resolve()).as_posix()
+            except ValueError:
+                pass
+        return str(path)
+
+    # --- reports --------------------------------------------------------------------------
+
+    def write_reports(
+        self, markdown: Path | None, json_path: Path | None, *, environ: dict[str, str]
+    ) -> list[str]:
+        """Markdown to ``markdown`` and appended to $GITHUB_STEP_SUMMARY; JSON to ``json_path``.
+
+        Nothing is written when no envassay target ran (the plugin is inert then).
+        Returns a line per file written.
+        """
+        from envassay import __version__
+        from envassay.run.report import dumps, render_markdown, to_json
+
+        runs = self.runs()
+        if not runs:
+            return []
+        written = []
+        text = render_markdown(runs)
+        if markdown is not None:
+            markdown.parent.mkdir(parents=True, exist_ok=True)
+            markdown.write_text(text, encoding="utf-8")
+            written.append(f"Markdown report: {markdown}")
+        if summary := environ.get(STEP_SUMMARY):
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+            written.append(f"Markdown report appended to ${STEP_SUMMARY} ({summary})")
+        if json_path is not None:
+            created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            document = to_json(runs, envassay_version=__version__, created=created)
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(dumps(document), encoding="utf-8")
+            written.append(f"JSON report: {json_path}")
+        self.written = written
+        return written
+
+
+def _timed(work: Work) -> tuple[Assay, float]:
+    started = time.perf_counter()
+    assay = work()
+    return assay, time.perf_counter() - started
+
+
+def _one_line(exc: BaseException) -> str:
+    from envassay.errors import UserError
+
+    if isinstance(exc, UserError):
+        return exc.render()
+    return f"{type(exc).__name__}: {exc}"

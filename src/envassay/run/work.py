@@ -1,0 +1,117 @@
+"""What a run assays, apart from pytest: its options, each spec's targets, and the work
+that creates (or builds) and probes one spec on one target.
+
+Shared by the pytest plugin and `envassay check`, which starts this work before it has
+even imported pytest (see runner.py): a warm run's probes then overlap pytest's own
+start-up instead of following it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from envassay.errors import UserError
+from envassay.spec.config import Config, GpuMode, load_config
+
+if TYPE_CHECKING:
+    from envassay.run.assay import Assay
+    from envassay.run.session import AssaySession
+    from envassay.spec.environment import EnvSpec
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line says about every env of a run (pytest's --envassay-* options,
+    `envassay check`'s own)."""
+
+    targets: tuple[str, ...] = ()  # explicit ones; else docker for ``image``, else configured
+    backend: str | None = None
+    gpu: GpuMode = "auto"
+    image: str | None = None
+    builder_image: str | None = None
+    runtime_image: str | None = None
+    creator: str | None = None
+
+
+@functools.lru_cache(maxsize=32)
+def project_config(directory: Path) -> Config:
+    """The [tool.envassay] that governs the specs in ``directory``."""
+    return load_config(directory)
+
+
+def targets_for(options: RunOptions, directory: Path) -> list[str]:
+    """--target, else docker alone for --image, else the configured ones."""
+    if options.targets:
+        return list(dict.fromkeys(options.targets))
+    if options.image:
+        return ["docker"]
+    try:
+        return list(project_config(directory).targets)
+    except UserError:
+        return ["native"]
+
+
+def submit(session: AssaySession, options: RunOptions, paths: Iterable[Path]) -> None:
+    """Start every target of every spec in ``paths``, in order (already started: left be)."""
+    for path in paths:
+        for target in targets_for(options, path.parent):
+            session.submit(
+                path, target, functools.partial(assay_path, options, path, target, session)
+            )
+
+
+def assay_path(options: RunOptions, path: Path, target: str, session: AssaySession) -> Assay:
+    """A target's work in the background: read the spec, then as :func:`assay_spec`."""
+    from envassay.spec.environment import load_spec
+
+    spec = load_spec(path)
+    return assay_spec(options, spec, target, session.progress(f"{spec.name}/{target}"))
+
+
+def assay_spec(options: RunOptions, spec: EnvSpec, target: str, progress: Progress | None) -> Assay:
+    """Create (or build) and probe ``spec`` on ``target``, and judge it.
+
+    ``progress``: where a background run's lines go; None: this process's stderr.
+    """
+    from envassay.run.assay import assay_native
+
+    config = project_config(spec.path.parent)
+    if options.gpu != config.gpu_mode:
+        config = dataclasses.replace(config, gpu_mode=options.gpu)
+    if target == "docker":
+        return _assay_docker(options, spec, config, progress)
+    return assay_native(spec, config, backend=options.backend, progress=progress or _line)
+
+
+def _assay_docker(
+    options: RunOptions, spec: EnvSpec, config: Config, progress: Progress | None
+) -> Assay:
+    from envassay.progress import ProgressLine
+    from envassay.run.container import DockerOptions, assay_docker_or_skip
+
+    docker = DockerOptions(
+        image=options.image,
+        builder_image=options.builder_image,
+        runtime_image=options.runtime_image,
+        creator=options.creator,
+    )
+    if progress is not None:
+        return assay_docker_or_skip(spec, config, docker, progress=progress)
+    # Build output: one live line on a terminal, every line otherwise (the log has all).
+    line = ProgressLine(sys.stderr)
+    try:
+        return assay_docker_or_skip(spec, config, docker, progress=line)
+    finally:
+        line.close()
+
+
+def _line(message: str) -> None:
+    sys.stderr.write(f"envassay: {message}\n")

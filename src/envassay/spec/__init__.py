@@ -1,0 +1,2 @@
+"""Stage 1, parse: environment.yml (environment), `[tool.envassay]` (config), platform rules
+and what a spec means under the config."""

@@ -1,0 +1,65 @@
+"""What a spec means under the project's `[tool.envassay]`: its channels, its platforms,
+whether it wants CUDA.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from envassay.spec.config import Config, EnvSettings
+from envassay.spec.environment import EnvSpec
+
+if TYPE_CHECKING:
+    pass
+from envassay.errors import SpecError
+from envassay.spec.platforms import (
+    CUDA_NAMES,
+    DEFAULT_CUDA,
+    current_platform,
+    validate_platforms,
+)
+
+
+def resolve_channels(spec: EnvSpec, config: Config) -> tuple[str, ...]:
+    """The spec's channels, else the project's `default-channels`; none at all is an error."""
+    channels = spec.channels or config.default_channels
+    if not channels:
+        raise SpecError(
+            "no `channels:` and no [tool.envassay] default-channels",
+            where=spec.path,
+            hint="add e.g. `channels: [conda-forge]` or a file:// channel",
+        )
+    return channels
+
+
+def configured_platforms(
+    spec_platforms: Sequence[str], config: Config, name: str
+) -> tuple[str, ...]:
+    """The spec's own `platforms:`, else the env's, else the project's (may be empty)."""
+    return tuple(spec_platforms or config.env(name).platforms or config.platforms)
+
+
+def lock_platforms(spec: EnvSpec, config: Config, requested: Sequence[str] = ()) -> tuple[str, ...]:
+    """The platforms `envassay lock` solves: `--platform`, else configured, else this one."""
+
+    chosen = requested or configured_platforms(spec.platforms, config, spec.name)
+    return validate_platforms(chosen or (current_platform(),))
+
+
+def wants_cuda(spec: EnvSpec, settings: EnvSettings) -> bool:
+    """A CUDA spec: the env expects a GPU, or a dependency names CUDA."""
+    if settings.gpu in ("optional", "required"):
+        return True
+    if settings.gpu == "none":
+        return False
+    return any(d.name in CUDA_NAMES or "cuda" in d.normalized.lower() for d in spec.conda)
+
+
+def cuda_version(spec: EnvSpec, settings: EnvSettings) -> str | None:
+    """The ``__cuda`` a lock solves with: CONDA_OVERRIDE_CUDA wins, else CUDA specs only."""
+    override = os.environ.get("CONDA_OVERRIDE_CUDA")
+    if override is not None:
+        return override or None  # set but empty: conda's way to say "no CUDA"
+    return DEFAULT_CUDA if wants_cuda(spec, settings) else None
