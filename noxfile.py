@@ -219,8 +219,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy."""
+    """ruff, mypy and import-linter (the layers and no cycle: docs/architecture.md)."""
     session.install("-e", ".[test]")
     session.run("ruff", "check", "src", "tests", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
     session.run("mypy")
+    session.run("lint-imports", "--no-cache")

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envassay.commands.options import (
+from envassay.errors import UserError
+from envassay.run.options import (
     GPU_MODES,
     HELP,
     add_backend,
@@ -16,10 +17,9 @@ from envassay.commands.options import (
     add_specs,
     add_targets,
 )
-from envassay.errors import UserError
 
 if TYPE_CHECKING:
-    from envassay.commands.options import Subparsers
+    from envassay.run.options import Subparsers
 
 
 def add_check(sub: Subparsers) -> None:

@@ -8,12 +8,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envassay.commands.options import add_backend, add_json
 from envassay.errors import UserError
+from envassay.run.options import add_backend, add_json
 
 if TYPE_CHECKING:
-    from envassay.commands.options import Subparsers
     from envassay.lock.status import LockStatus
+    from envassay.run.options import Subparsers
     from envassay.spec.config import Config
     from envassay.spec.environment import EnvSpec
 

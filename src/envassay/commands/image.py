@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envassay.commands.options import add_image_options, add_json
+from envassay.run.options import add_image_options, add_json
 
 if TYPE_CHECKING:
-    from envassay.commands.options import Subparsers
+    from envassay.run.options import Subparsers
 
 
 def add_build(sub: Subparsers) -> None:

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envassay.commands.options import add_platforms, add_specs
 from envassay.errors import UserError
+from envassay.run.options import add_platforms, add_specs
 
 if TYPE_CHECKING:
-    from envassay.commands.options import Subparsers
+    from envassay.run.options import Subparsers
 
 
 def add_lock(sub: Subparsers) -> None:

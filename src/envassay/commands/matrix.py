@@ -6,10 +6,10 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from envassay.commands.options import add_platforms, add_specs, add_targets
+from envassay.run.options import add_platforms, add_specs, add_targets
 
 if TYPE_CHECKING:
-    from envassay.commands.options import Subparsers
+    from envassay.run.options import Subparsers
 
 
 def add_matrix(sub: Subparsers) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from envassay.checks import CheckResult
-from envassay.commands.options import GPU_MODES, HELP
 from envassay.errors import UserError
+from envassay.run.options import GPU_MODES, HELP
 from envassay.run.session import AssaySession, SessionHandoff, parse_jobs
 from envassay.run.work import RunOptions, assay_spec, project_config, submit, targets_for
 from envassay.spec.config import LOCK_SUFFIX

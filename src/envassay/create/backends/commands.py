@@ -53,10 +53,6 @@ class Invocation:
         return {**(os.environ if base is None else base), **self.env}
 
 
-def version_command(path: Path) -> list[str]:
-    return [str(path), "--version"]
-
-
 # The first conda whose `conda env create` runs `conda create`'s code path: it merges
 # .condarc's channels with the file's and fetches `nodefaults` as a channel named so
 # (24.7.1-25.11.1 read it as "no default channels"). From this version on, `conda create`

@@ -145,6 +145,10 @@ def first_available(environ: Mapping[str, str] | None = None) -> Flavour | None:
     return None
 
 
+def version_command(path: Path) -> list[str]:
+    return [str(path), "--version"]
+
+
 _versions: dict[tuple[str, int, int], str] = {}
 
 
@@ -153,8 +157,6 @@ def tool_version(path: Path) -> str:
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     if key not in _versions:
-        from envassay.create.backends.commands import version_command
-
         result = command.run(version_command(path), timeout=VERSION_TIMEOUT)
         version = parse_version(result.stdout + "\n" + result.stderr) if result.ok else None
         if version is None:

@@ -1,4 +1,4 @@
-"""Argument definitions that more than one subcommand shares."""
+"""Argument definitions that more than one subcommand shares, and the pytest plugin too."""
 
 from __future__ import annotations
 
