@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("importlinter")
 
 ROOT = Path(__file__).resolve().parents[2]
-LINT = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True))"
+LINT = "import sys; from importlinter.cli import lint_imports as l; sys.exit(l(no_cache=True))"
 
 
 def lint(root: Path) -> subprocess.CompletedProcess[str]:
