@@ -25,6 +25,7 @@ def run() -> int:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored
         signal.signal(signal.SIGINT, _interrupted)
     try:
+        # Deferred: a Ctrl-C while the CLI's modules load ends as a later one does.
         from envassay.cli import main
 
         return main()

@@ -26,6 +26,7 @@ def _progress(message: str) -> None:
 
 
 async def _create(request: dict[str, Any]) -> dict[str, Any]:
+    # Deferred: rattler_ops imports rattler (start-up cost); the worker sets up first.
     from envassay import rattler_ops
 
     cache_dir = Path(request["cache_dir"])
@@ -53,6 +54,7 @@ async def _create(request: dict[str, Any]) -> dict[str, Any]:
 
 async def _solve(request: dict[str, Any]) -> dict[str, Any]:
     """Solve the same specs for several platforms, each with its own virtual packages."""
+    # Deferred: rattler_ops imports rattler (start-up cost); the worker sets up first.
     from envassay import rattler_ops
 
     cache_dir = Path(request["cache_dir"])
@@ -80,6 +82,7 @@ async def _solve(request: dict[str, Any]) -> dict[str, Any]:
 
 async def _install(request: dict[str, Any]) -> dict[str, Any]:
     """Link locked records (no solve) into the prefix, every local archive's hash checked."""
+    # Deferred: rattler_ops imports rattler (start-up cost); the worker sets up first.
     from envassay import rattler_ops
 
     cache_dir = Path(request["cache_dir"])
@@ -124,6 +127,7 @@ def _die_with_parent() -> None:
 
 
 def main() -> None:
+    # Deferred: rattler_ops imports rattler (start-up cost); the worker sets up first.
     from envassay.rattler_ops import RattlerFailure
 
     _die_with_parent()

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from packaging.utils import canonicalize_name
 
-if TYPE_CHECKING:
-    from envassay.checks import CheckResult
-    from envassay.probe.report import ProbeReport
 from envassay.checks import CheckResult, failed, passed, skipped
-from envassay.lock.diff import (
-    Entry,
-    diff_entries,
-    entries_of,
-    render_table,
-    summarize,
-)
-from envassay.lock.status import (
-    LockStatus,
-)
+from envassay.lock.diff import Entry, diff_entries, entries_of, render_table, summarize
+from envassay.lock.status import LockStatus
 from envassay.probe.report import ProbeReport
 
 

@@ -64,6 +64,7 @@ def add_probe(sub: Subparsers) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay.run.runner import run_checks
 
     extra = list(args.pytest_args)
@@ -85,6 +86,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay.probe import run_probe
     from envassay.probe.render import render_report
     from envassay.probe.report import PackageRequest, ProbeRequest
@@ -93,6 +95,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     request = ProbeRequest(packages=tuple(PackageRequest(name) for name in args.imports))
     target: Target
     if args.prefix.startswith("docker://"):
+        # Deferred: the Docker SDK loads only when a docker target is used (start-up cost).
         from envassay.docker import shared_engine
         from envassay.run.container import existing_image
         from envassay.targets.image import image_python
@@ -111,6 +114,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _jobs(text: str) -> int:
+    # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay.run.session import parse_jobs
 
     return parse_jobs(text)

@@ -51,6 +51,7 @@ def add_backends(sub: Subparsers) -> None:
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
+    # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay.spec.environment import load_spec
 
     spec = load_spec(args.spec)
@@ -79,6 +80,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay import rattler_client
     from envassay.lock.status import lock_for_create
     from envassay.spec.config import load_config
@@ -101,6 +103,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace, spec: EnvSpec, config: Config, lock: LockStatus) -> int:
+    # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay.create.env import create_at, create_env
     from envassay.progress import ProgressLine
 
@@ -123,6 +126,7 @@ def _create(args: argparse.Namespace, spec: EnvSpec, config: Config, lock: LockS
 
 
 def cmd_envs_list(args: argparse.Namespace) -> int:
+    # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay.spec.config import load_config
     from envassay.store import EnvStore
 
@@ -150,6 +154,7 @@ def cmd_envs_list(args: argparse.Namespace) -> int:
 
 
 def cmd_envs_prune(args: argparse.Namespace) -> int:
+    # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay.create.backends import concrete_name, resolve_backend
     from envassay.create.env import plan, store_key
     from envassay.spec.config import load_config
@@ -184,6 +189,7 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
 def cmd_backends(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay.create.backends import available, concrete_name, resolve_backend
     from envassay.spec.config import load_config
 

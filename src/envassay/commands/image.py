@@ -22,6 +22,7 @@ def add_build(sub: Subparsers) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay.docker import shared_engine
     from envassay.progress import ProgressLine
     from envassay.spec.config import load_config

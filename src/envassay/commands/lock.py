@@ -37,6 +37,7 @@ def add_drift(sub: Subparsers) -> None:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
+    # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay.run.locks import check_locks, write_locks
 
     if args.check:
@@ -47,6 +48,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
+    # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay.run.locks import report_drift
 
     return report_drift(args.specs, fail=args.fail, markdown=args.markdown)

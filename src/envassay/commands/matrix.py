@@ -37,6 +37,7 @@ def add_matrix(sub: Subparsers) -> None:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
+    # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay.run.matrix import changed_since, plan_matrix, render
     from envassay.spec.config import load_config
 

@@ -13,7 +13,7 @@ from envassay.create.backends import get_backend, resolve_backend
 from envassay.create.backends.base import CreateRequest
 from envassay.errors import SpecError, UserError
 from envassay.lock.format import LockedEnv
-from envassay.lock.status import LockStatus
+from envassay.lock.status import LockStatus, lock_for_create, locked_env
 from envassay.progress import Progress
 from envassay.spec.config import Config
 from envassay.spec.environment import EnvSpec
@@ -55,7 +55,6 @@ def plan(
     without ``platform``, is the user's to fix (LockError, exit 2). ``lock``: the spec's
     lock status when the caller has read it already (it is not read again).
     """
-    from envassay.lock.status import lock_for_create, locked_env
 
     platform = platform or current_platform()
     return locked_env(lock_for_create(spec, config, platform, lock), platform)

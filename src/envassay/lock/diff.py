@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from envassay.lock.format import (
-    LockedPackage,
-)
-
-if TYPE_CHECKING:
-    pass
+from envassay.lock.format import LockedPackage
 
 
 @dataclass(frozen=True)

@@ -24,20 +24,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from envassay.lock.diff import Change, diff_entries, entries_of, render_table, summarize
-from envassay.lock.format import (
-    LockError,
-)
+from envassay.lock.format import LockError
 from envassay.lock.solve import make_lock
 from envassay.lock.status import lock_status
 from envassay.progress import Progress
 from envassay.spec.config import Config
 from envassay.spec.environment import EnvSpec
-
-if TYPE_CHECKING:
-    from envassay.progress import Progress
 
 
 @dataclass(frozen=True)

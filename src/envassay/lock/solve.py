@@ -7,7 +7,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from envassay.errors import SolveError
 from envassay.lock.format import (
@@ -20,25 +19,14 @@ from envassay.lock.format import (
     lock_path_for,
     split_depends,
 )
-from envassay.spec.config import Config
-from envassay.spec.environment import EnvSpec
-
-if TYPE_CHECKING:
-    from envassay.progress import Progress
 from envassay.lock.pip import lock_pip
-from envassay.lock.status import (
-    _source_name,
-)
+from envassay.lock.status import source_name
 from envassay.progress import Progress
 from envassay.rattler_client import run_worker
-from envassay.spec.platforms import (
-    current_platform,
-    virtual_packages_for,
-)
-from envassay.spec.resolve import (
-    cuda_version,
-    resolve_channels,
-)
+from envassay.spec.config import Config
+from envassay.spec.environment import EnvSpec
+from envassay.spec.platforms import current_platform, virtual_packages_for
+from envassay.spec.resolve import cuda_version, resolve_channels
 from envassay.store import EnvStore
 
 HEADER = (
@@ -123,7 +111,7 @@ def make_lock(
                     f"{spec.path}: the pip: section is not locked for {platform}: {pip.note}"
                 )
     lock_path = lock_path_for(spec.path)
-    source = _source_name(spec.path, lock_path)
+    source = source_name(spec.path, lock_path)
     raw = spec.path.read_bytes()
     metadata = LockMetadata(
         content_hash={p: spec.content_hash for p in platforms},

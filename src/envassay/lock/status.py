@@ -14,6 +14,7 @@ from packaging.utils import canonicalize_name
 
 from envassay.lock.format import (
     META_HASH,
+    LockedEnv,
     LockedPackage,
     LockError,
     LockFile,
@@ -21,14 +22,12 @@ from envassay.lock.format import (
     read_lock,
 )
 from envassay.spec.config import Config
-from envassay.spec.environment import EnvSpec, read_spec_header
+from envassay.spec.environment import EnvSpec, load_spec, read_spec_header
+from envassay.spec.resolve import configured_platforms
 
 if TYPE_CHECKING:
     from rattler import PackageRecord
 
-    from envassay.lock.format import LockedEnv
-from envassay.lock.format import LockedEnv
-from envassay.spec.resolve import configured_platforms
 
 State = Literal["fresh", "stale", "missing"]
 
@@ -78,7 +77,7 @@ def lock_status(spec_path: Path, config: Config, spec: EnvSpec | None = None) ->
     header = read_spec_header(spec_path)
     reasons: list[str] = []
     hashes = set(lock.metadata.content_hash.values())
-    recorded = lock.metadata.inputs.get(_source_name(spec_path, lock_path), {}).get("sha256")
+    recorded = lock.metadata.inputs.get(source_name(spec_path, lock_path), {}).get("sha256")
     unchanged_bytes = (
         recorded == header.sha256
         and not header.requirement_files
@@ -87,8 +86,6 @@ def lock_status(spec_path: Path, config: Config, spec: EnvSpec | None = None) ->
     )
     if not unchanged_bytes:
         if spec is None:
-            from envassay.spec.environment import load_spec
-
             spec = load_spec(spec_path)
         if META_HASH not in lock.metadata.custom:
             reasons += unsolved_reasons(spec, lock)
@@ -232,7 +229,6 @@ def lock_for_create(
 
 def locked_env(status: LockStatus, platform: str) -> LockedEnv | None:
     """What `create` installs from a fresh lock for ``platform``; None to solve the spec."""
-    from envassay.lock.format import LockedEnv
 
     if not status.fresh or status.lock is None:
         return None
@@ -247,7 +243,7 @@ def locked_env(status: LockStatus, platform: str) -> LockedEnv | None:
     )
 
 
-def _source_name(spec_path: Path, lock_path: Path) -> str:
+def source_name(spec_path: Path, lock_path: Path) -> str:
     try:
         return spec_path.resolve().relative_to(lock_path.parent.resolve()).as_posix()
     except ValueError:

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import TextIO
 
 from envassay.errors import EXIT_CHECK_FAILED, EXIT_OK, UserError
-from envassay.lock.drift import render_drift_markdown, render_drift_text
+from envassay.lock.drift import drift, render_drift_markdown, render_drift_text
 from envassay.lock.format import LockError, lock_path_for
-from envassay.lock.solve import header_for
+from envassay.lock.solve import header_for, make_lock
 from envassay.lock.status import LockStatus, lock_status
+from envassay.progress import ProgressLine
 from envassay.spec.config import Config, load_config
+from envassay.spec.environment import load_spec
 from envassay.spec.platforms import validate_platforms
 from envassay.spec.resolve import lock_platforms
 
@@ -61,9 +63,6 @@ def write_locks(
     out: TextIO = sys.stdout,
 ) -> int:
     """Solve each spec for its platforms and write ``envs/NAME.conda-lock.yml``."""
-    from envassay.lock.solve import make_lock
-    from envassay.progress import ProgressLine
-    from envassay.spec.environment import load_spec
 
     config = load_config()
     requested = validate_platforms(platforms)
@@ -115,9 +114,6 @@ def report_drift(
     out: TextIO = sys.stdout,
 ) -> int:
     """Upstream drift: solve today, diff with each lock; exit 1 with --fail when anything moved."""
-    from envassay.lock.drift import drift
-    from envassay.progress import ProgressLine
-    from envassay.spec.environment import load_spec
 
     config = load_config()
     explicit = bool(specs)

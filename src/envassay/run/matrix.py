@@ -22,8 +22,13 @@ from typing import Any
 
 import yaml
 
+from envassay.command import run
 from envassay.errors import UserError
+from envassay.lock.format import lock_path_for
 from envassay.spec.config import TARGETS, Config
+from envassay.spec.environment import load_spec
+from envassay.spec.platforms import validate_platforms
+from envassay.spec.resolve import configured_platforms
 
 FORMATS = ("json", "github", "gitlab")
 # The platform a CI job checks when nothing configures platforms: the usual hosted runner.
@@ -105,9 +110,6 @@ def plan_matrix(
     default each env's configured platforms, else linux-64; ``changes``: keep only
     what they touch (None: keep everything).
     """
-    from envassay.spec.environment import load_spec
-    from envassay.spec.platforms import validate_platforms
-    from envassay.spec.resolve import configured_platforms
 
     paths = [Path(p) for p in specs] or config.spec_paths()
     wanted_targets = tuple(dict.fromkeys(targets)) or TARGETS
@@ -139,8 +141,6 @@ def plan_matrix(
 
 
 def _selected(changes: Changes, rel: str, path: Path, target: str, root: Path) -> bool:
-    from envassay.lock.format import lock_path_for
-
     if changes.touches_env(rel, _relative(lock_path_for(path), root)):
         return True
     return target == "docker" and changes.touches_docker
@@ -176,7 +176,6 @@ def _relative(path: Path, root: Path) -> str:
 
 def changed_since(root: Path, ref: str) -> Changes:
     """Files changed between ``ref`` and the working tree, relative to ``root``."""
-    from envassay.command import run
 
     try:
         result = run(["git", "diff", "--name-only", "--relative", ref, "--"], cwd=root)

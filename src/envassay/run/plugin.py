@@ -19,9 +19,11 @@ import pytest
 from envassay.checks import CheckResult
 from envassay.errors import UserError
 from envassay.run.options import GPU_MODES, HELP
+from envassay.run.report import terminal_table
 from envassay.run.session import AssaySession, SessionHandoff, parse_jobs
 from envassay.run.work import RunOptions, assay_spec, project_config, submit, targets_for
 from envassay.spec.config import LOCK_SUFFIX
+from envassay.spec.environment import load_spec
 
 SPEC_SUFFIXES = (".yml", ".yaml")
 _SESSION = pytest.StashKey[AssaySession]()
@@ -85,6 +87,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """An explicitly requested docker target needs an engine: say so once, up front."""
     options = session.config.option
     if "docker" in (options.envassay_target or []) or options.envassay_image:
+        # Deferred: the Docker SDK loads only when a docker target is used (start-up cost).
         from envassay.docker import engine_reason
 
         reason = engine_reason()
@@ -132,8 +135,6 @@ class SpecFile(pytest.File):
     """An environment.yml: one child per target."""
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        from envassay.spec.environment import load_spec
-
         try:
             self.spec = load_spec(self.path)
         except UserError as exc:
@@ -240,7 +241,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """A table at the end of the run: per env and target, passed/failed/skipped."""
-    from envassay.run.report import terminal_table
 
     state = _session(config)
     runs = state.runs()

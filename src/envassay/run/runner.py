@@ -59,6 +59,7 @@ def run_checks(
     if backend:
         args += ["--envassay-backend", backend]
     if "docker" in targets or image:
+        # Deferred: the Docker SDK loads only when a docker target is used (start-up cost).
         from envassay.docker import shared_engine
 
         shared_engine()  # EngineUnavailable: which socket, and how to start an engine

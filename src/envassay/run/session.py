@@ -24,8 +24,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from envassay import __version__
 from envassay.checks import CheckResult
-from envassay.run.report import TargetRun
+from envassay.command import kill_running
+from envassay.errors import UserError
+from envassay.run.report import TargetRun, dumps, render_markdown, to_json
 
 if TYPE_CHECKING:
     from envassay.run.assay import Assay
@@ -175,8 +178,6 @@ class AssaySession:
         and the commands it is running are killed, so that the run ends now."""
         if self._pool is not None:
             if any(not future.done() for future in self._submitted):
-                from envassay.command import kill_running
-
                 for future in self._futures.values():
                     future.cancel()
                 kill_running()
@@ -224,8 +225,6 @@ class AssaySession:
         Nothing is written when no envassay target ran (the plugin is inert then).
         Returns a line per file written.
         """
-        from envassay import __version__
-        from envassay.run.report import dumps, render_markdown, to_json
 
         runs = self.runs()
         if not runs:
@@ -257,8 +256,6 @@ def _timed(work: Work) -> tuple[Assay, float]:
 
 
 def _one_line(exc: BaseException) -> str:
-    from envassay.errors import UserError
-
     if isinstance(exc, UserError):
         return exc.render()
     return f"{type(exc).__name__}: {exc}"

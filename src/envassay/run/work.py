@@ -70,6 +70,7 @@ def submit(session: AssaySession, options: RunOptions, paths: Iterable[Path]) ->
 
 def assay_path(options: RunOptions, path: Path, target: str, session: AssaySession) -> Assay:
     """A target's work in the background: read the spec, then as :func:`assay_spec`."""
+    # Deferred: start-up cost; the first env's work starts before these load.
     from envassay.spec.environment import load_spec
 
     spec = load_spec(path)
@@ -81,6 +82,7 @@ def assay_spec(options: RunOptions, spec: EnvSpec, target: str, progress: Progre
 
     ``progress``: where a background run's lines go; None: this process's stderr.
     """
+    # Deferred: start-up cost; the first env's work starts before these load.
     from envassay.run.assay import assay_native
 
     config = project_config(spec.path.parent)
@@ -94,6 +96,7 @@ def assay_spec(options: RunOptions, spec: EnvSpec, target: str, progress: Progre
 def _assay_docker(
     options: RunOptions, spec: EnvSpec, config: Config, progress: Progress | None
 ) -> Assay:
+    # Deferred: start-up cost; the first env's work starts before these load.
     from envassay.progress import ProgressLine
     from envassay.run.container import DockerOptions, assay_docker_or_skip
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from envassay.errors import ConfigError
+from envassay.spec.platforms import KNOWN_PLATFORMS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -221,8 +222,6 @@ class _Reader:
         return patterns
 
     def platforms(self, value: Any, key: str) -> tuple[str, ...]:
-        from envassay.spec.platforms import KNOWN_PLATFORMS
-
         platforms = self.strings(value, key)
         unknown = [p for p in platforms if p not in KNOWN_PLATFORMS]
         if unknown:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from envassay.errors import SpecError
+from envassay.spec.platforms import KNOWN_PLATFORMS
 from envassay.yamlload import read_yaml
 
 # conda's own keys (conda/env/env.py VALID_KEYS) plus conda-lock's `platforms`.
@@ -450,7 +451,6 @@ class _Parser:
             return ()
         if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
             raise self.error("`platforms` must be a list of strings such as linux-64", value)
-        from envassay.spec.platforms import KNOWN_PLATFORMS
 
         unknown = [p for p in value if p not in KNOWN_PLATFORMS]
         if unknown:

@@ -6,20 +6,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from envassay.errors import SpecError
 from envassay.spec.config import Config, EnvSettings
 from envassay.spec.environment import EnvSpec
-
-if TYPE_CHECKING:
-    pass
-from envassay.errors import SpecError
-from envassay.spec.platforms import (
-    CUDA_NAMES,
-    DEFAULT_CUDA,
-    current_platform,
-    validate_platforms,
-)
+from envassay.spec.platforms import CUDA_NAMES, DEFAULT_CUDA, current_platform, validate_platforms
 
 
 def resolve_channels(spec: EnvSpec, config: Config) -> tuple[str, ...]:

@@ -106,6 +106,7 @@ class DockerTarget:
     def run_python(
         self, script: str, args: Sequence[str], timeout: float, *, self_guarded: bool = False
     ) -> CommandResult:
+        # Deferred: the Docker SDK loads only when a docker target is used (start-up cost).
         from envassay.docker import shared_engine
 
         return shared_engine().run(

@@ -36,8 +36,11 @@ from envassay import __version__
 from envassay.command import run
 from envassay.docker import Engine, ImageInfo, shared_engine
 from envassay.errors import EnvassayError, UserError
+from envassay.lock.format import read_lock
+from envassay.lock.status import lock_for_create
 from envassay.spec.config import Config, EnvSettings
 from envassay.spec.environment import EnvSpec
+from envassay.spec.gpu import expectation
 from envassay.spec.resolve import resolve_channels
 
 Progress = Callable[[str], None]
@@ -116,7 +119,6 @@ def resolve_options(
 
 def expects_gpu(spec: EnvSpec, settings: EnvSettings) -> bool:
     """Whether the env wants a GPU (the same expectation as the gpu[...] checks)."""
-    from envassay.spec.gpu import expectation
 
     return expectation(spec, settings).level != "none"
 
@@ -158,7 +160,6 @@ def usable_lock(spec: EnvSpec, config: Config, platform: str) -> tuple[Path | No
     As for native creates: a stale or missing lock means the spec is solved; a fresh
     lock without ``platform`` is the user's to fix (LockError, exit 2).
     """
-    from envassay.lock.status import lock_for_create
 
     status = lock_for_create(spec, config, platform)
     if status.fresh and status.lock is not None:
@@ -255,6 +256,7 @@ def assemble_context(plan: ImagePlan, dest: Path, wheel_cache: Path) -> dict[str
         channel_urls += [c for c in lock_channels if c not in channel_urls]
     _copy_channels(channel_urls, ctx)
     if plan.options.creator == "envassay":
+        # Deferred: only a build needs the wheelhouse (zipfile, importlib.metadata).
         from envassay.targets.wheelhouse import tool_wheels
 
         tool_wheels(ctx / "wheels", wheel_cache)
@@ -325,7 +327,6 @@ def _copy_pip_path(target: str, spec: EnvSpec, ctx: Path) -> str:
 def _explicit_files(plan: ImagePlan, ctx: Path) -> tuple[str, str, list[str]]:
     """The lock as conda/mamba read it: an @EXPLICIT list, and pinned pip URLs (a local
     ``file://`` one is copied into the context, which the builder can see)."""
-    from envassay.lock.format import read_lock
 
     assert plan.lock_path is not None
     lock = read_lock(plan.lock_path)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+import envassay
+
 # What `envassay create` imports at run time, besides envassay itself.
 CREATE_DEPENDENCIES = ("py-rattler", "pyyaml", "packaging", "filelock", "platformdirs", "tomli")
 # Pure-Python fallbacks exist for these distributions' extension modules.
@@ -112,7 +114,6 @@ def repack_installed(dist: metadata.Distribution, target: Path, *, pure: bool = 
 
 def envassay_wheel(dest: Path) -> Path:
     """A wheel of the envassay package this process runs (editable installs included)."""
-    import envassay
 
     dist = metadata.distribution("envassay")
     package = Path(envassay.__file__).parent
