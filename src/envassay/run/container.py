@@ -70,7 +70,7 @@ def assay_docker(
     assay = Assay(spec, "docker")
     assay.platform = platform = engine_platform(engine)
     assay.lock = lock_status(spec.path, config, spec)  # an unreadable lock: exit 2
-    expected_lock = usable_lock(spec, config, platform)[1] or None
+    expected_lock = usable_lock(spec, config, platform, assay.lock)[1] or None
     if options.image is None:
         image_options = resolve_options(
             settings,
@@ -78,7 +78,7 @@ def assay_docker(
             runtime_image=options.runtime_image,
             creator=options.creator,
         )
-        plan = plan_image(spec, config, image_options, platform)
+        plan = plan_image(spec, config, image_options, platform, assay.lock)
         try:
             built = ensure_image(plan, config.store_path(), engine=engine, progress=progress)
         except UserError:

@@ -37,7 +37,7 @@ from envassay.command import run
 from envassay.docker import Engine, ImageInfo, shared_engine
 from envassay.errors import EnvassayError, UserError
 from envassay.lock.format import read_lock
-from envassay.lock.status import lock_for_create
+from envassay.lock.status import LockStatus, lock_for_create
 from envassay.spec.config import Config, EnvSettings
 from envassay.spec.environment import EnvSpec
 from envassay.spec.gpu import expectation
@@ -154,14 +154,16 @@ def repository_name(name: str) -> str:
     return cleaned or "env"
 
 
-def usable_lock(spec: EnvSpec, config: Config, platform: str) -> tuple[Path | None, str]:
+def usable_lock(
+    spec: EnvSpec, config: Config, platform: str, status: LockStatus | None = None
+) -> tuple[Path | None, str]:
     """The lock a build installs (a fresh one, with ``platform``) and its digest; else (None, "").
 
     As for native creates: a stale or missing lock means the spec is solved; a fresh
-    lock without ``platform`` is the user's to fix (LockError, exit 2).
+    lock without ``platform`` is the user's to fix (LockError, exit 2). ``status``: the
+    spec's lock status when the caller has read it already (it is not read again).
     """
-
-    status = lock_for_create(spec, config, platform)
+    status = lock_for_create(spec, config, platform, status)
     if status.fresh and status.lock is not None:
         return status.lock_path, status.lock.digest(platform)
     return None, ""
@@ -172,10 +174,16 @@ def engine_platform(engine: Engine) -> str:
     return _ARCH_SUBDIRS.get(arch, f"linux-{arch}")
 
 
-def plan_image(spec: EnvSpec, config: Config, options: ImageOptions, platform: str) -> ImagePlan:
+def plan_image(
+    spec: EnvSpec,
+    config: Config,
+    options: ImageOptions,
+    platform: str,
+    status: LockStatus | None = None,
+) -> ImagePlan:
     """Decide the build (no Docker call, no copying): inputs and the content hash."""
     channels = resolve_channels(spec, config)
-    lock, locked = usable_lock(spec, config, platform)
+    lock, locked = usable_lock(spec, config, platform, status)
     assets = {name: _sha256(_asset(name).encode()) for name in _ASSETS}
     inputs: dict[str, Any] = {
         "assets": assets,
