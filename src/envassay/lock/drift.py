@@ -1,23 +1,5 @@
-"""Locks and the three kinds of drift.
-
-- **stale lock** (spec <-> lock): the spec's content hash is not the lock's (for a
-  lock envassay did not write: the lock does not solve the spec, :func:`unsolved_reasons`),
-  its channels changed, or a configured platform is missing. Found without solving;
-  when the spec's bytes are the ones the lock was made from, without importing
-  rattler at all (:func:`lock_status`).
-- **installed != lock** (lock <-> env): the probe's conda records and pip
-  distributions against the lock's entries for the platform (:func:`check_lock_match`).
-- **upstream moved** (lock <-> today's solve): the spec solved again today against
-  its channels, diffed with the lock (:func:`drift`).
-
-Solving for a lock happens in the rattler worker (op ``solve``), one call per
-spec for all its platforms. The current platform is solved with this machine's
-virtual packages (as `create` solves it); other platforms with conda-lock's
-defaults (:func:`virtual_packages_for`), ``CONDA_OVERRIDE_*`` applying. ``__cuda``
-comes from the spec, never from this machine's GPU: a spec that wants CUDA gets
-``__cuda`` (``CONDA_OVERRIDE_CUDA`` or :data:`DEFAULT_CUDA`), one that does not
-gets none, so a lock does not depend on who ran it.
-"""
+"""Upstream moved (lock <-> today's solve): the spec solved again today against its
+channels, diffed with the lock, and how that is shown (text, Markdown)."""
 
 from __future__ import annotations
 
