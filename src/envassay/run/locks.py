@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from envassay.errors import EXIT_CHECK_FAILED, EXIT_OK, UserError
-from envassay.lock.drift import drift, render_drift_markdown, render_drift_text
 from envassay.lock.format import LockError, lock_path_for
-from envassay.lock.solve import header_for, make_lock
 from envassay.lock.status import LockStatus, lock_status
 from envassay.progress import ProgressLine
 from envassay.spec.config import Config, load_config
@@ -63,6 +61,8 @@ def write_locks(
     out: TextIO = sys.stdout,
 ) -> int:
     """Solve each spec for its platforms and write ``envs/NAME.conda-lock.yml``."""
+    # Deferred: start-up cost; `lock --check` neither solves nor diffs (pip, the store).
+    from envassay.lock.solve import header_for, make_lock
 
     config = load_config()
     requested = validate_platforms(platforms)
@@ -114,6 +114,8 @@ def report_drift(
     out: TextIO = sys.stdout,
 ) -> int:
     """Upstream drift: solve today, diff with each lock; exit 1 with --fail when anything moved."""
+    # Deferred: start-up cost; `lock --check` neither solves nor diffs (pip, the store).
+    from envassay.lock.drift import drift, render_drift_markdown, render_drift_text
 
     config = load_config()
     explicit = bool(specs)
