@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 from filelock import FileLock
 
-from envassay import __version__
+from envassay import __version__, redact
 from envassay.command import run
 from envassay.config import Config, EnvSettings
 from envassay.create import resolve_channels
@@ -180,7 +180,8 @@ def plan_image(spec: EnvSpec, config: Config, options: ImageOptions, platform: s
         "assets": assets,
         "spec": spec.content_hash,
         "lock": locked,
-        "channels": {url: _channel_digest(url, platform) for url in channels},
+        # Keyed by meaning: a rotated password or token is the same image.
+        "channels": {redact.neutral(url): _channel_digest(url, platform) for url in channels},
         "args": {
             "BUILDER_IMAGE": options.builder_image,
             "RUNTIME_IMAGE": options.runtime_image,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from envassay import redact
 from envassay.config import Config, EnvSettings
 from envassay.errors import SolveError, UserError
 from envassay.lockfile import (
@@ -217,7 +218,7 @@ def lock_status(spec_path: Path, config: Config, spec: EnvSpec | None = None) ->
                 f"{spec.content_hash[:12]}, the lock's {theirs})"
             )
     channels = header.channels or config.default_channels
-    if tuple(lock.metadata.channels) != tuple(channels):
+    if [redact.neutral(c) for c in lock.metadata.channels] != [redact.neutral(c) for c in channels]:
         reasons.append(
             f"channels are now {list(channels)}, the lock was solved against "
             f"{list(lock.metadata.channels)}"

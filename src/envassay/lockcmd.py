@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from envassay import redact
 from envassay.config import Config, load_config
 from envassay.errors import EXIT_CHECK_FAILED, EXIT_OK, UserError
 from envassay.lock import (
@@ -140,7 +141,7 @@ def report_drift(
         for warning in result.warnings:
             print(f"envassay: warning: {warning}", file=sys.stderr)
     if markdown is not None:
-        markdown.write_text(render_drift_markdown(results), encoding="utf-8")
+        markdown.write_text(redact.mask(render_drift_markdown(results)), encoding="utf-8")
         print(f"wrote {markdown}", file=out)
     moved = [r for r in results if r.moved]
     if moved and fail:

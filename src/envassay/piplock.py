@@ -73,7 +73,7 @@ def lock_pip(
     native = platform == current_platform and major_minor == host
     with tempfile.TemporaryDirectory(prefix="envassay-piplock-") as tmp:
         requirements = Path(tmp) / "requirements.txt"
-        requirements.write_text("\n".join(requirement_lines(spec)) + "\n", encoding="utf-8")
+        env = write_requirements(requirements, requirement_lines(spec))
         report = Path(tmp) / "report.json"
         args: list[str | Path] = [sys.executable, "-m", "pip", "install", "--dry-run"]
         args += ["--report", report, *_FLAGS]
@@ -89,7 +89,7 @@ def lock_pip(
                 args += ["--platform", tag]
             how += f", wheels only for {', '.join(tags[:2])}{'...' if len(tags) > 2 else ''}"
         args += ["-r", requirements]
-        result = command.run(args, cwd=spec.path.parent, timeout=PIP_TIMEOUT)
+        result = command.run(args, cwd=spec.path.parent, timeout=PIP_TIMEOUT, env=env)
         if not result.ok or not report.is_file():
             return PipLock((), f"{PIP_UNRESOLVED}: {_pip_error(result)}", native)
         try:

@@ -102,6 +102,27 @@ async def _install(request: dict[str, Any]) -> dict[str, Any]:
 
 
 OPS = {"create": _create, "solve": _solve, "install": _install}
+
+
+def _credentials(request: dict[str, Any]) -> None:
+    """Give rattler the request's channels without their credentials, and those through
+    its authentication store (see :mod:`envassay.credentials`); ``${VAR}`` placeholders
+    in a channel are read from the environment first."""
+    from envassay import credentials, redact
+    from envassay.rattler_ops import RattlerFailure
+
+    try:
+        channels = [redact.expand(url) for url in request.get("channels", [])]
+        request["channels"], entries = credentials.for_rattler(channels)
+    except redact.MissingVariable as missing:
+        raise RattlerFailure(
+            "config", f"a channel names ${{{missing.name}}}, which is not set: set it"
+        ) from None
+    except credentials.CredentialConflict as conflict:
+        raise RattlerFailure("config", str(conflict)) from None
+    credentials.install_auth_file(entries, os.environ)
+
+
 # envassay.command.GUARD_VARIABLE (a test holds them equal), not imported from there:
 # this module's start is on every create's path, and command.py's imports are not needed.
 GUARD_VARIABLE = "ENVASSAY_GUARD_PARENT"
@@ -130,6 +151,7 @@ def main() -> None:
     code = 0
     try:
         request = json.loads(sys.stdin.read())
+        _credentials(request)
         result = asyncio.run(OPS[request.get("op", "create")](request))
     except RattlerFailure as failure:
         result = {"ok": False, "kind": failure.kind, "message": failure.message}

@@ -40,6 +40,13 @@ def remember(secret: str) -> None:
             _known.add(secret)
 
 
+def remember_in(text: str) -> None:
+    """:func:`remember` the literal credentials of every URL in ``text``."""
+    for url in _URL.findall(text):
+        for secret in secrets_in(url):
+            remember(secret)
+
+
 def mask(text: str) -> str:
     """``text`` with every credential replaced: the one filter for output and files."""
     if "://" in text:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from envassay import command
+from envassay import command, redact
 from envassay.backends.base import Progress
 from envassay.errors import CreateError, SolveError, UserError
 from envassay.lockfile import LockedPackage
@@ -25,11 +26,12 @@ def install_pip_section(spec: EnvSpec, prefix: Path, progress: Progress) -> floa
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="envassay-pip-") as tmp:
         requirements = Path(tmp) / "requirements.txt"
-        requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        env = write_requirements(requirements, lines)
         progress(f"pip installing {len(spec.pip)} line(s) from the pip: section")
         result = command.run(
             [python, "-m", "pip", "install", *PIP_FLAGS, "-r", requirements],
             cwd=spec.path.parent,
+            env=env,
         )
     if not result.ok:
         message = _pip_error(result.stderr or result.stdout)
@@ -37,6 +39,15 @@ def install_pip_section(spec: EnvSpec, prefix: Path, progress: Progress) -> floa
             raise SolveError(f"pip could not resolve the pip: section: {message}", where=spec.path)
         raise CreateError(f"pip install failed in {prefix}: {message}")
     return time.perf_counter() - started
+
+
+def write_requirements(path: Path, lines: Sequence[str]) -> dict[str, str] | None:
+    """Write a requirements file whose index credentials are ``${VAR}`` placeholders (pip
+    expands them), so no temporary file holds a secret; return pip's environment for it:
+    None (inherit) when nothing was hidden."""
+    text, hidden = redact.hide("\n".join(lines) + "\n")
+    path.write_text(text, encoding="utf-8")
+    return {**os.environ, **hidden} if hidden else None
 
 
 def requirement_lines(spec: EnvSpec) -> list[str]:
@@ -64,11 +75,12 @@ def install_locked_pip(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="envassay-pip-") as tmp:
         requirements = Path(tmp) / "requirements.txt"
-        requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        env = write_requirements(requirements, lines)
         progress(f"pip installing {len(entries)} locked distribution(s), --no-deps")
         result = command.run(
             [python, "-m", "pip", "install", *PIP_FLAGS, "--no-deps", "-r", requirements],
             cwd=spec.path.parent,
+            env=env,
         )
     if not result.ok:
         message = _pip_error(result.stderr or result.stdout)
