@@ -26,6 +26,15 @@ _USERINFO = re.compile(r"^(?P<scheme>[^:/]+://)(?P<user>[^:@/]*):(?P<password>[^
 _TOKEN = re.compile(r"/t/(?P<token>[^/]+)(?=/|$)")
 
 
+_shown: dict[str, str] = {}  # credential-free URL -> the URL as given, masked
+
+
+def shown(url: str) -> str:
+    """How to name a channel given to rattler in a message: as the user wrote it, masked
+    (``https://user:****@host/c``), so they see which credentials were used."""
+    return _shown.get(url, url)
+
+
 class CredentialConflict(ValueError):
     """Two channels of one host carry different credentials (rattler keys them by host)."""
 
@@ -58,6 +67,7 @@ def for_rattler(channels: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     for url in channels:
         bare, host, entry = split(url)
         clean.append(bare)
+        _shown[bare] = redact.mask(url)
         if host is None:
             continue
         if host in entries and entries[host] != entry:

@@ -26,7 +26,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from envassay import command
-from envassay.backends.pip_stage import requirement_lines
+from envassay.backends.pip_stage import requirement_lines, write_requirements
 from envassay.lockfile import PIP_UNRESOLVED, LockedPackage
 from envassay.spec import EnvSpec
 

@@ -32,7 +32,10 @@ async def _create(request: dict[str, Any]) -> dict[str, Any]:
     prefix = Path(request["prefix"])
     specs: list[str] = request["specs"]
     started = time.perf_counter()
-    _progress(f"solving {len(specs)} spec(s) against {', '.join(request['channels'])}")
+    from envassay.credentials import shown
+
+    listed = ", ".join(shown(c) for c in request["channels"])
+    _progress(f"solving {len(specs)} spec(s) against {listed}")
     records = await rattler_ops.solve(
         request["channels"], specs, cache_dir, request.get("platform")
     )
