@@ -1,0 +1,184 @@
+"""Private channels against a real HTTP server that refuses requests without the right
+credentials (envassay.testing.authserver): every command works, and no byte envassay
+produced (outputs, reports, locks, the store, the temporary directory) holds a secret."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from envassay.testing import LocalChannel
+from envassay.testing.authserver import AuthServer, Secrets, serve
+from envassay.testing.wheels import make_wheel
+from tests.integration.envassay_cli import envassay
+
+pytestmark = [pytest.mark.channel, pytest.mark.slow]
+
+SECRETS = Secrets(
+    user="alice",
+    password="s3cretPassw0rd-q7",
+    token="tk-SECRET-123456",
+    bearer="bearer-XYZ-98765",
+    pip_user="bob",
+    pip_password="pipPw-777-zz",
+)
+ALL = (SECRETS.password, SECRETS.token, SECRETS.bearer, SECRETS.pip_password)
+
+
+@pytest.fixture(scope="module")
+def server(
+    test_channel: LocalChannel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AuthServer]:
+    wheels = tmp_path_factory.mktemp("private-wheels")
+    make_wheel(wheels, "privpkg", "1.0", files={"privpkg.py": "VALUE = 42\n"})
+    with serve(test_channel.path, wheels, SECRETS) as running:
+        yield running
+
+
+def token_url(server: AuthServer, token: str = SECRETS.token) -> str:
+    # rattler keys credentials by host: the token channel on another name for 127.0.0.1.
+    return f"http://localhost:{server.port}/t/{token}/tokened"
+
+
+def write_project(root: Path, channels: list[str], pip_index: str | None) -> Path:
+    (root / "envs").mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text("[tool.envassay]\n")
+    lines = ["name: private", "channels:", *[f"  - {c}" for c in channels]]
+    lines += ["dependencies:", "  - python=3.11", "  - packaging"]
+    if pip_index:
+        lines += ["  - pip:", f"    - --extra-index-url {pip_index}", "    - privpkg==1.0"]
+    spec = root / "envs" / "private.yml"
+    spec.write_text("\n".join(lines) + "\n")
+    return spec
+
+
+def sandbox(tmp_path: Path) -> dict[str, str]:
+    """A fresh store, temporary directory and step summary: all of it is searched."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "GITHUB_"))}
+    for name in ("home", "tmp", "out"):
+        (tmp_path / name).mkdir()
+    env["ENVASSAY_HOME"] = str(tmp_path / "home")
+    env["TMPDIR"] = str(tmp_path / "tmp")
+    env["GITHUB_STEP_SUMMARY"] = str(tmp_path / "out" / "summary.md")
+    return env
+
+
+def leaks(roots: list[Path], printed: str, skip: set[Path]) -> list[str]:
+    """Every file (and the printed text) that holds one of the secrets."""
+    found = [f"printed: {s}" for s in ALL if s in printed]
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink() and path not in skip:
+                data = path.read_bytes()
+                found += [f"{path}: {s}" for s in ALL if s.encode() in data]
+    return found
+
+
+def test_every_command_works_and_nothing_written_holds_a_secret(
+    server: AuthServer, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    spec = write_project(
+        project, [server.basic_url(), token_url(server)], pip_index=server.index_url()
+    )
+    env = sandbox(tmp_path)
+    out = tmp_path / "out"
+    served = server.served
+    commands: list[tuple[str | Path, ...]] = [
+        ("spec", spec),
+        ("create", spec),  # no lock yet: solved
+        ("lock", spec),
+        ("create", spec),  # from the lock: its downloads need the credentials too
+        (
+            "check",
+            spec,
+            "--junitxml",
+            out / "junit.xml",
+            "--report-md",
+            out / "report.md",
+            "--report-json",
+            out / "report.json",
+        ),  # fmt: skip
+        ("drift", spec, "--markdown", out / "drift.md"),
+        ("matrix",),
+    ]
+    printed = []
+    for args in commands:
+        result = envassay(*args, env=env, cwd=project)
+        assert result.returncode == 0, (args, result.stdout + result.stderr)
+        printed.append(result.stdout + result.stderr)
+    text = "\n".join(printed)
+    assert server.served > served  # the channels really were read through the server
+    assert f"alice:****@127.0.0.1:{server.port}/basic" in text  # `spec` shows it, masked
+    assert "bob:****@127.0.0.1" in text
+
+    lock = (project / "envs" / "private.conda-lock.yml").read_text()
+    assert "url: http://alice:${ENVASSAY_127_0_0_1_ALICE_PASSWORD}@127.0.0.1" in lock
+    assert "/t/${ENVASSAY_LOCALHOST_TOKEN}/tokened" in lock
+    report = json.loads((out / "report.json").read_text())
+    assert report and (out / "summary.md").read_text().strip()
+    junit = (out / "junit.xml").read_text()
+    assert 'name="import[privpkg]"' in junit and 'name="lock[match]"' in junit
+
+    roots = [project, tmp_path / "home", tmp_path / "tmp", out]
+    assert leaks(roots, text, skip={spec}) == []
+
+
+def test_placeholders_read_from_the_environment(server: AuthServer, tmp_path: Path) -> None:
+    """A spec may name its credentials as ${VAR} (conda-lock's convention); a missing one
+    is a one-line error naming it."""
+    project = tmp_path / "project"
+    basic = server.basic_url().replace(SECRETS.password, "${PRIVATE_PW}")
+    spec = write_project(project, [basic, token_url(server, "${PRIVATE_TOKEN}")], None)
+    env = sandbox(tmp_path)
+    missing = envassay("create", spec, env=env, cwd=project)
+    assert missing.returncode == 2, missing.stdout + missing.stderr
+    assert (
+        missing.stderr.strip()
+        .splitlines()[-1]
+        .endswith("a channel names ${PRIVATE_PW}, which is not set: set it")
+    )
+    env.update(PRIVATE_PW=SECRETS.password, PRIVATE_TOKEN=SECRETS.token)
+    for args in (("lock", spec), ("create", spec)):
+        result = envassay(*args, env=env, cwd=project)
+        assert result.returncode == 0, result.stdout + result.stderr
+    lock = (project / "envs" / "private.conda-lock.yml").read_text()
+    assert "alice:${PRIVATE_PW}@" in lock and "/t/${PRIVATE_TOKEN}/" in lock
+    assert leaks([project, tmp_path / "home", tmp_path / "tmp"], "", skip=set()) == []
+
+
+def test_rattlers_authentication_store(server: AuthServer, tmp_path: Path) -> None:
+    """Credentials kept where rattler and pixi users keep them (RATTLER_AUTH_FILE)."""
+    auth = tmp_path / "user-credentials.json"
+    auth.write_text(json.dumps({"localhost": {"BearerToken": SECRETS.bearer}}))
+    project = tmp_path / "project"
+    spec = write_project(project, [server.bearer_url()], None)
+    env = sandbox(tmp_path)
+    env["RATTLER_AUTH_FILE"] = str(auth)
+    result = envassay("create", spec, env=env, cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    env.pop("RATTLER_AUTH_FILE")
+    refused = envassay("lock", spec, env=env, cwd=project)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "refused the credentials" in refused.stderr
+
+
+@pytest.mark.parametrize("command", ["lock", "create", "check"])
+def test_a_wrong_password_is_one_masked_line(
+    server: AuthServer, tmp_path: Path, command: str
+) -> None:
+    project = tmp_path / "project"
+    wrong = "wr0ngPassw0rd-q7"
+    spec = write_project(project, [server.basic_url(password=wrong)], None)
+    env = sandbox(tmp_path)
+    result = envassay(command, spec, env=env, cwd=project)
+    printed = result.stdout + result.stderr
+    assert result.returncode == 2, printed
+    assert wrong not in printed and "Traceback" not in printed
+    errors = [line for line in printed.splitlines() if "refused the credentials" in line]
+    assert errors, printed
+    assert f"http://alice:****@127.0.0.1:{server.port}/basic" in errors[0]
