@@ -11,6 +11,7 @@ goes through :mod:`envassay.docker`.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -18,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import time
@@ -246,7 +248,9 @@ def assemble_context(plan: ImagePlan, dest: Path, wheel_cache: Path) -> dict[str
     (ctx / "create.sh").write_text(_asset("create.sh"))
     (ctx / "env" / "environment.yml").write_text(_context_spec(plan, ctx))
     # The channels a conda >= 26 gets as `--override-channels -c ...` (create.sh).
-    (ctx / "env" / "channels.txt").write_text("".join(f"{url}\n" for url in plan.channels))
+    (ctx / "env" / "channels.txt").write_text(
+        "".join(f"{redact.placeholders(url)}\n" for url in plan.channels)
+    )
     channel_urls = list(plan.channels)
     if plan.lock_path is not None:
         shutil.copyfile(plan.lock_path, ctx / "env" / "environment.conda-lock.yml")
@@ -269,7 +273,29 @@ def assemble_context(plan: ImagePlan, dest: Path, wheel_cache: Path) -> dict[str
         "SPEC_NAME": plan.spec.name,
         "SPEC_HASH": plan.spec.content_hash,
         "LOCK_HASH": plan.lock_hash,
+        "ENVASSAY_SECRETS": _builder_secrets(plan),
     }
+
+
+def _builder_secrets(plan: ImagePlan) -> str:
+    """The credentials the context's spec names as ``${VAR}``, for the builder stage only
+    (a build argument that create.sh reads; the context holds no secret)."""
+    texts = [*plan.channels, *(r.text for r in plan.spec.pip if r.kind == "option")]
+    _hidden, values = redact.hide("\n".join(texts))
+    for name in redact.placeholder_names("\n".join(texts)):  # the user's own ${VAR}s
+        if name not in os.environ:
+            raise UserError(f"the spec names ${{{name}}}, which is not set", where=plan.spec.path)
+        values[name] = os.environ[name]
+    if values and plan.options.creator != "envassay":
+        raise UserError(
+            f"channel or index credentials reach the builder only with creator envassay, "
+            f"not {plan.options.creator}",
+            where=plan.spec.path,
+            hint='set creator = "envassay" for this env, or put the credentials in the '
+            "builder image's own conda config",
+        )
+    lines = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+    return base64.b64encode(lines.encode()).decode() if lines else ""
 
 
 def _context_spec(plan: ImagePlan, ctx: Path) -> str:
@@ -281,7 +307,9 @@ def _context_spec(plan: ImagePlan, ctx: Path) -> str:
     # >= 26 the channels instead): always there, as the native conda backend never lets
     # default channels in either.
     nodefaults = spec.nodefaults or plan.options.creator in ("conda", "mamba")
-    data["channels"] = [*plan.channels, *(["nodefaults"] if nodefaults else [])]
+    # Credentials as ${VAR} (what ENVASSAY_SECRETS sets): the context holds none.
+    channels = [redact.placeholders(url) for url in plan.channels]
+    data["channels"] = [*channels, *(["nodefaults"] if nodefaults else [])]
     data.pop("prefix", None)
     for item in data.get("dependencies") or []:
         if isinstance(item, dict) and isinstance(item.get("pip"), list):
@@ -305,7 +333,7 @@ def _context_pip_line(line: str, spec: EnvSpec, ctx: Path) -> str:
         return f"--find-links {_copy_pip_path(head.split('=', 1)[1], spec, ctx)}"
     if text.startswith((".", "/", "~")):
         return _copy_pip_path(text, spec, ctx)
-    return text
+    return redact.placeholders(text)  # an index's password as ${VAR}: pip expands it
 
 
 def _copy_pip_path(target: str, spec: EnvSpec, ctx: Path) -> str:

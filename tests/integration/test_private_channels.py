@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from envassay.command import run
 from envassay.testing import LocalChannel
 from envassay.testing.authserver import AuthServer, Secrets, serve
 from envassay.testing.wheels import make_wheel
@@ -182,3 +183,38 @@ def test_a_wrong_password_is_one_masked_line(
     errors = [line for line in printed.splitlines() if "refused the credentials" in line]
     assert errors, printed
     assert f"http://alice:****@127.0.0.1:{server.port}/basic" in errors[0]
+
+
+@pytest.mark.docker
+def test_the_image_holds_no_secret(server: AuthServer, tmp_path: Path, base_image: str) -> None:
+    """Built from the private channels with envassay as the builder's creator: the
+    context, the image's layers, history, labels and env files hold no secret."""
+    project = tmp_path / "project"
+    spec = write_project(
+        project, [server.basic_url(), token_url(server)], pip_index=server.index_url()
+    )
+    (project / "pyproject.toml").write_text(
+        f'[tool.envassay.envs.private]\nbuilder-image = "{base_image}"\n'
+    )
+    env = sandbox(tmp_path)
+    printed = []
+    for args in (("lock", spec), ("check", "--target", "docker", spec)):
+        result = envassay(*args, env=env, cwd=project)
+        assert result.returncode == 0, result.stdout + result.stderr
+        printed.append(result.stdout + result.stderr)
+    ref = json.loads(envassay("build", spec, "--json", env=env, cwd=project).stdout)["ref"]
+    saved = tmp_path / "image.tar"
+    for argv in (
+        ["docker", "save", "-o", str(saved), ref],
+        ["docker", "history", "--no-trunc", ref],
+        ["docker", "image", "inspect", ref],
+    ):
+        shown = run(argv, timeout=300)
+        assert shown.ok, shown.describe()
+        printed.append(shown.stdout)
+    image = saved.read_bytes()
+    assert b"privpkg" in image  # the env really is in what was searched
+    assert [s for s in ALL if s.encode() in image] == []
+    saved.unlink()
+    roots = [project, tmp_path / "home", tmp_path / "tmp"]
+    assert leaks(roots, "\n".join(printed), skip={spec}) == []
