@@ -103,7 +103,7 @@ def test_every_command_works_and_nothing_written_holds_a_secret(
             out / "report.md",
             "--report-json",
             out / "report.json",
-        ),  # fmt: skip
+        ),
         ("drift", spec, "--markdown", out / "drift.md"),
         ("matrix",),
     ]
