@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from envassay import redact
 from envassay.backends import Progress, get_backend, resolve_backend
 from envassay.backends.base import CreateRequest, LockedEnv
 from envassay.config import Config
@@ -40,7 +41,24 @@ def resolve_channels(spec: EnvSpec, config: Config) -> tuple[str, ...]:
             where=spec.path,
             hint="add e.g. `channels: [conda-forge]` or a file:// channel",
         )
+    require_variables(spec, channels)
     return channels
+
+
+def require_variables(spec: EnvSpec, channels: tuple[str, ...]) -> None:
+    """Every ``${VAR}`` a channel or pip index option names must be set, before any tool
+    runs (each says so in its own words, or not at all); their values are remembered, so
+    they are masked in what the tools print."""
+    options = [r.text for r in spec.pip if r.kind == "option"]
+    for text in (*channels, *options):
+        try:
+            redact.expand(text)
+        except redact.MissingVariable as missing:
+            raise UserError(
+                f"{redact.mask(text)} names ${{{missing.name}}}, which is not set",
+                where=spec.path,
+                hint=f"export {missing.name}; in CI, from a secret",
+            ) from None
 
 
 def store_key(

@@ -140,11 +140,9 @@ def test_placeholders_read_from_the_environment(server: AuthServer, tmp_path: Pa
     env = sandbox(tmp_path)
     missing = envassay("create", spec, env=env, cwd=project)
     assert missing.returncode == 2, missing.stdout + missing.stderr
-    assert (
-        missing.stderr.strip()
-        .splitlines()[-1]
-        .endswith("a channel names ${PRIVATE_PW}, which is not set: set it")
-    )
+    line = missing.stderr.strip().splitlines()[-1]
+    assert line.startswith("envassay: error: ") and "export PRIVATE_PW" in line, line
+    assert f"alice:${{PRIVATE_PW}}@127.0.0.1:{server.port}/basic names ${{PRIVATE_PW}}" in line
     env.update(PRIVATE_PW=SECRETS.password, PRIVATE_TOKEN=SECRETS.token)
     for args in (("lock", spec), ("create", spec)):
         result = envassay(*args, env=env, cwd=project)
