@@ -16,6 +16,7 @@ from envassay.testing import LocalChannel
 from envassay.testing.authserver import AuthServer, Secrets, serve
 from envassay.testing.wheels import make_wheel
 from tests.integration.envassay_cli import envassay
+from tests.realconda import params, real_conda_from
 
 pytestmark = [pytest.mark.channel, pytest.mark.slow]
 
@@ -220,4 +221,35 @@ def test_the_image_holds_no_secret(server: AuthServer, tmp_path: Path, base_imag
     assert [s for s in ALL if s.encode() in image] == []
     saved.unlink()
     roots = [project, tmp_path / "home", tmp_path / "tmp"]
+    assert leaks(roots, "\n".join(printed), skip={spec}) == []
+
+
+@pytest.mark.parametrize("conda_path", params())
+def test_conda_backend_is_masked_too(
+    server: AuthServer,
+    tmp_path: Path,
+    conda_path: Path | None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A real conda given the same channels: what envassay writes and repeats holds no
+    secret (conda's own package cache, outside envassay, is conda's business)."""
+    conda = real_conda_from(conda_path)
+    project = tmp_path / "project"
+    basic = server.basic_url().replace(SECRETS.password, "${PRIVATE_PW}")
+    spec = write_project(project, [basic, token_url(server)], pip_index=server.index_url())
+    env = conda.environ(sandbox(tmp_path), tmp_path_factory.mktemp("conda-pkgs"))
+    env["PRIVATE_PW"] = SECRETS.password
+    out = tmp_path / "out"
+    printed = []
+    for args in (
+        ("create", "--backend", "conda", spec),
+        ("check", "--backend", "conda", spec, "--junitxml", out / "junit.xml",
+         "--report-json", out / "report.json"),
+    ):  # fmt: skip
+        result = envassay(*args, env=env, cwd=project)
+        assert result.returncode == 0, result.stdout + result.stderr
+        printed.append(result.stdout + result.stderr)
+    assert "[conda]" in printed[0]  # conda's own words were repeated, masked
+    assert 'name="import[privpkg]"' in (out / "junit.xml").read_text()
+    roots = [project, tmp_path / "home", tmp_path / "tmp", out]
     assert leaks(roots, "\n".join(printed), skip={spec}) == []

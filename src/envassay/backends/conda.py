@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from envassay import command
+from envassay import command, redact
 from envassay.backends import commands
 from envassay.backends.base import CreateRequest, CreateResult, LockedEnv, Progress
 from envassay.backends.commands import Invocation
@@ -80,6 +80,7 @@ class CondaBackend:
         if not (prefix / "conda-meta").is_dir():
             text = transcript(self.tool, invocation, result, inputs)
             raise CreateError(f"{self.tool.describe()} exited 0 but made no env: {prefix}\n{text}")
+        mask_history(prefix)
         pip_seconds = self.pip_after(request, progress, notes)
         return CreateResult(
             records=installed_records(prefix),
@@ -155,6 +156,17 @@ def run_tool(invocation: Invocation, name: str, progress: Progress) -> command.C
 
 
 # ------------------------------------------------------------------ input files
+
+
+def mask_history(prefix: Path) -> None:
+    """conda writes its command line, `-c` URLs with their credentials, into the env's
+    ``conda-meta/history``: masked there, so the env (and an image of it) holds none."""
+    history = prefix / "conda-meta" / "history"
+    if history.is_file():
+        text = history.read_text(encoding="utf-8", errors="surrogateescape")
+        masked = redact.mask(text)
+        if masked != text:
+            history.write_text(masked, encoding="utf-8", errors="surrogateescape")
 
 
 def environment_file(spec: EnvSpec, channels: Sequence[str]) -> str:
