@@ -96,10 +96,15 @@ class CondaBackend:
             # Not named after the spec: micromamba reads any `*-lock.yml` as a conda-lock file.
             env_file = tmp / "environment.yml"
             text = environment_file(spec, commands.file_channels(tool, request.channels))
+            # Credentials as ${VAR} (conda expands them in the file, pip in the requirements
+            # conda writes for it): the temporary file holds no secret.
+            text, hidden = redact.hide(text)
             env_file.write_text(text, encoding="utf-8")
             invocation = commands.create_from_spec(
                 tool, request.prefix, env_file, request.channels, spec.path.parent.resolve()
             )
+            if hidden:
+                invocation = dataclasses.replace(invocation, env={**invocation.env, **hidden})
             inputs = {env_file: text}
             by_name = tool.style == "conda" and not commands.spec_via_create(tool)
             if by_name and (condarc := channel_names_condarc(spec, invocation)):
