@@ -60,6 +60,17 @@ def split(url: str) -> tuple[str, str | None, dict[str, Any] | None]:
     return url, (host if entry else None), entry
 
 
+def attach(url: str, channels: Sequence[str]) -> str:
+    """``url`` (a locked package's, without credentials) with those of the channel it
+    belongs to, for a tool that takes no authentication store (conda's @EXPLICIT files)."""
+    for channel in channels:
+        given = redact.expand(channel)
+        bare, host, _entry = split(given)
+        if host is not None and url.startswith(bare.rstrip("/") + "/"):
+            return given.rstrip("/") + url[len(bare.rstrip("/")) :]
+    return url
+
+
 def for_rattler(channels: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     """The channels without credentials, and the auth-store entries (by host) they held."""
     clean: list[str] = []

@@ -243,6 +243,8 @@ def test_conda_backend_is_masked_too(
     printed = []
     for args in (
         ("create", "--backend", "conda", spec),
+        ("lock", spec),
+        ("create", "--backend", "conda", spec),  # from the lock's @EXPLICIT list
         ("check", "--backend", "conda", spec, "--junitxml", out / "junit.xml",
          "--report-json", out / "report.json"),
     ):  # fmt: skip
@@ -250,6 +252,7 @@ def test_conda_backend_is_masked_too(
         assert result.returncode == 0, result.stdout + result.stderr
         printed.append(result.stdout + result.stderr)
     assert "[conda]" in printed[0]  # conda's own words were repeated, masked
+    assert "locked distribution" in printed[2]
     assert 'name="import[privpkg]"' in (out / "junit.xml").read_text()
     roots = [project, tmp_path / "home", tmp_path / "tmp", out]
     assert leaks(roots, "\n".join(printed), skip={spec}) == []
