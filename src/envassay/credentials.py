@@ -64,10 +64,9 @@ def attach(url: str, channels: Sequence[str]) -> str:
     """``url`` (a locked package's, without credentials) with those of the channel it
     belongs to, for a tool that takes no authentication store (conda's @EXPLICIT files)."""
     for channel in channels:
-        given = redact.expand(channel)
-        bare, host, _entry = split(given)
+        bare, host, _entry = split(channel)
         if host is not None and url.startswith(bare.rstrip("/") + "/"):
-            return given.rstrip("/") + url[len(bare.rstrip("/")) :]
+            return redact.expand(channel).rstrip("/") + url[len(bare.rstrip("/")) :]
     return url
 
 

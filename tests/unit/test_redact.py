@@ -171,3 +171,22 @@ def test_rotating_a_password_changes_no_hash_freshness_or_tag(tmp_path: Path) ->
     assert moved.content_hash != spec.content_hash
     assert not lock_status(path, config).fresh
     assert plan_image(moved, config, options, "linux-64").digest != tag
+
+
+def test_locked_urls_get_their_channels_credentials_back_for_conda(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "https://repo.example.com/private/noarch/pkg-1.0-0.conda"
+    channels = [TOKEN, "https://alice:${PW_FOR_ATTACH}@repo.example.com/private"]
+    monkeypatch.setenv("PW_FOR_ATTACH", "attached-pw")
+    assert credentials.attach(url, channels) == (
+        "https://alice:attached-pw@repo.example.com/private/noarch/pkg-1.0-0.conda"
+    )
+    monkeypatch.delenv("PW_FOR_ATTACH")  # only the matching channel is expanded
+    assert credentials.attach("https://elsewhere.example.com/c/x.conda", channels) == (
+        "https://elsewhere.example.com/c/x.conda"
+    )
+    tokened = "https://conda.example.com/private2/linux-64/x.conda"
+    assert credentials.attach(tokened, [TOKEN]) == (
+        "https://conda.example.com/t/tk-SECRET-123456/private2/linux-64/x.conda"
+    )
