@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -99,41 +99,45 @@ def has_credentials(url: str) -> bool:
 def placeholders(text: str, environ: Mapping[str, str] | None = None) -> str:
     """``text`` with each literal credential in its URLs replaced by a placeholder (see
     :func:`placeholder_url`)."""
-    return _URL.sub(lambda m: placeholder_url(m.group(0), environ), text)
+    return _placeholders(text, environ, {})
 
 
 def hide(text: str) -> tuple[str, dict[str, str]]:
     """``text`` for a file a tool reads (pip expands ``${VAR}`` in requirements files):
     its credentials as placeholders, and the variables to give the tool's environment."""
-    hidden = placeholders(text)
-    names = set(placeholder_names(hidden)) - set(placeholder_names(text))
-    values = dict(zip(placeholder_names(hidden), _placeholder_values(text, hidden), strict=False))
-    return hidden, {k: v for k, v in values.items() if k in names}
+    values: dict[str, str] = {}
+    return _placeholders(text, None, values), values
 
 
-def _placeholder_values(text: str, hidden: str) -> list[str]:
-    """The literal value each placeholder of ``hidden`` stands for in ``text``."""
-    pattern = re.escape(hidden)
-    for name in placeholder_names(hidden):
-        pattern = pattern.replace(re.escape("${" + name + "}"), "(.*?)", 1)
-    m = re.fullmatch(pattern, text, flags=re.S)
-    return list(m.groups()) if m else []
+def _placeholders(text: str, environ: Mapping[str, str] | None, taken: dict[str, str]) -> str:
+    return _URL.sub(lambda m: _placeholder_url(m.group(0), environ, taken), text)
 
 
 def placeholder_url(url: str, environ: Mapping[str, str] | None = None) -> str:
     """``url`` with each literal credential replaced by a ``${VAR}`` placeholder, as
     conda-lock writes locks: the variable that holds that value, when one does, else
     ``ENVASSAY_<HOST>_<USER>_PASSWORD`` / ``ENVASSAY_<HOST>_TOKEN``."""
+    return _placeholder_url(url, environ, {})
+
+
+def _placeholder_url(url: str, environ: Mapping[str, str] | None, taken: dict[str, str]) -> str:
+    """:func:`placeholder_url`, recording each name's value in ``taken``; a default name
+    already taken by another value gets a suffix (``_2``), so no two secrets share one."""
     env = os.environ if environ is None else environ
     host = re.sub(r"[^A-Za-z0-9]+", "_", _host(url)).strip("_").upper()
 
     def var_for(value: str, default: str) -> str:
         named = sorted(k for k, v in env.items() if v == value and PLACEHOLDER.match(f"${{{k}}}"))
-        return "${" + (named[0] if named else default) + "}"
+        name, n = (named[0] if named else default), 1
+        while taken.get(name, value) != value:
+            n += 1
+            name = f"{default}_{n}"
+        taken[name] = value
+        return "${" + name + "}"
 
     def userinfo(m: re.Match[str]) -> str:
         password = m["password"]
-        if password and not PLACEHOLDER.match(password):
+        if password and not PLACEHOLDER.match(password) and password != PASSWORD_MASK:
             user = re.sub(r"[^A-Za-z0-9]+", "_", m["user"]).upper()
             password = var_for(password, f"ENVASSAY_{host}_{user}_PASSWORD")
         return f"{m['scheme']}{m['user']}:{password}@"
@@ -191,6 +195,10 @@ class MaskingStream:
     def write(self, text: str) -> int:
         self._inner.write(mask(text))
         return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

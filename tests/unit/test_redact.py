@@ -190,3 +190,15 @@ def test_locked_urls_get_their_channels_credentials_back_for_conda(
     assert credentials.attach(tokened, [TOKEN]) == (
         "https://conda.example.com/t/tk-SECRET-123456/private2/linux-64/x.conda"
     )
+
+
+def test_hide_gives_two_secrets_of_one_host_and_user_two_names() -> None:
+    text = "https://alice:one-secret@h.example.com/a https://alice:two-secret@h.example.com/b"
+    hidden, values = redact.hide(text)
+    assert hidden == (
+        "https://alice:${ENVASSAY_H_EXAMPLE_COM_ALICE_PASSWORD}@h.example.com/a "
+        "https://alice:${ENVASSAY_H_EXAMPLE_COM_ALICE_PASSWORD_2}@h.example.com/b"
+    )
+    assert redact.expand(hidden, values) == text
+    same, one = redact.hide(f"{BASIC} {BASIC}/simple")
+    assert len(one) == 1 and redact.expand(same, one) == f"{BASIC} {BASIC}/simple"
