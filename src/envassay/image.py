@@ -246,10 +246,11 @@ def assemble_context(plan: ImagePlan, dest: Path, wheel_cache: Path) -> dict[str
     (dest / "Dockerfile").write_text(_asset("Dockerfile"))
     (dest / ".dockerignore").write_text(_asset("dockerignore"))
     (ctx / "create.sh").write_text(_asset("create.sh"))
-    (ctx / "env" / "environment.yml").write_text(_context_spec(plan, ctx))
+    secrets: dict[str, str] = {}  # the ${VAR}s the context names instead of a credential
+    (ctx / "env" / "environment.yml").write_text(_context_spec(plan, ctx, secrets))
     # The channels a conda >= 26 gets as `--override-channels -c ...` (create.sh).
     (ctx / "env" / "channels.txt").write_text(
-        "".join(f"{redact.placeholders(url)}\n" for url in plan.channels)
+        "".join(f"{redact.placeholders(url, taken=secrets)}\n" for url in plan.channels)
     )
     channel_urls = list(plan.channels)
     if plan.lock_path is not None:
@@ -273,15 +274,14 @@ def assemble_context(plan: ImagePlan, dest: Path, wheel_cache: Path) -> dict[str
         "SPEC_NAME": plan.spec.name,
         "SPEC_HASH": plan.spec.content_hash,
         "LOCK_HASH": plan.lock_hash,
-        "ENVASSAY_SECRETS": _builder_secrets(plan),
+        "ENVASSAY_SECRETS": _builder_secrets(plan, secrets),
     }
 
 
-def _builder_secrets(plan: ImagePlan) -> str:
+def _builder_secrets(plan: ImagePlan, values: dict[str, str]) -> str:
     """The credentials the context's spec names as ``${VAR}``, for the builder stage only
     (a build argument that create.sh reads; the context holds no secret)."""
     texts = [*plan.channels, *(r.text for r in plan.spec.pip if r.kind == "option")]
-    _hidden, values = redact.hide("\n".join(texts))
     for name in redact.placeholder_names("\n".join(texts)):  # the user's own ${VAR}s
         if name not in os.environ:
             raise UserError(f"the spec names ${{{name}}}, which is not set", where=plan.spec.path)
@@ -298,7 +298,7 @@ def _builder_secrets(plan: ImagePlan) -> str:
     return base64.b64encode(lines.encode()).decode() if lines else ""
 
 
-def _context_spec(plan: ImagePlan, ctx: Path) -> str:
+def _context_spec(plan: ImagePlan, ctx: Path, secrets: dict[str, str]) -> str:
     """The spec as the builder reads it: resolved channels, no `prefix:`, local pip paths copied."""
     spec = plan.spec
     data = yaml.safe_load(spec.path.read_text(encoding="utf-8"))
@@ -308,12 +308,14 @@ def _context_spec(plan: ImagePlan, ctx: Path) -> str:
     # default channels in either.
     nodefaults = spec.nodefaults or plan.options.creator in ("conda", "mamba")
     # Credentials as ${VAR} (what ENVASSAY_SECRETS sets): the context holds none.
-    channels = [redact.placeholders(url) for url in plan.channels]
+    channels = [redact.placeholders(url, taken=secrets) for url in plan.channels]
     data["channels"] = [*channels, *(["nodefaults"] if nodefaults else [])]
     data.pop("prefix", None)
     for item in data.get("dependencies") or []:
         if isinstance(item, dict) and isinstance(item.get("pip"), list):
-            item["pip"] = [_context_pip_line(str(line), spec, ctx) for line in item["pip"]]
+            lines = [_context_pip_line(str(line), spec, ctx) for line in item["pip"]]
+            # An index's password as ${VAR}: pip expands it (create.sh exports it).
+            item["pip"] = [redact.placeholders(line, taken=secrets) for line in lines]
     return yaml.safe_dump(data, sort_keys=False)
 
 
@@ -333,7 +335,7 @@ def _context_pip_line(line: str, spec: EnvSpec, ctx: Path) -> str:
         return f"--find-links {_copy_pip_path(head.split('=', 1)[1], spec, ctx)}"
     if text.startswith((".", "/", "~")):
         return _copy_pip_path(text, spec, ctx)
-    return redact.placeholders(text)  # an index's password as ${VAR}: pip expands it
+    return text
 
 
 def _copy_pip_path(target: str, spec: EnvSpec, ctx: Path) -> str:

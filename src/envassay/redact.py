@@ -96,10 +96,12 @@ def has_credentials(url: str) -> bool:
     return neutral(url) != url
 
 
-def placeholders(text: str, environ: Mapping[str, str] | None = None) -> str:
+def placeholders(
+    text: str, environ: Mapping[str, str] | None = None, taken: dict[str, str] | None = None
+) -> str:
     """``text`` with each literal credential in its URLs replaced by a placeholder (see
-    :func:`placeholder_url`)."""
-    return _placeholders(text, environ, {})
+    :func:`placeholder_url`); ``taken`` collects name -> value across several calls."""
+    return _placeholders(text, environ, {} if taken is None else taken)
 
 
 def hide(text: str) -> tuple[str, dict[str, str]]:
