@@ -256,3 +256,16 @@ def test_conda_backend_is_masked_too(
     assert 'name="import[privpkg]"' in (out / "junit.xml").read_text()
     roots = [project, tmp_path / "home", tmp_path / "tmp", out]
     assert leaks(roots, "\n".join(printed), skip={spec}) == []
+
+
+def test_a_wrong_index_password_is_exit_2_and_masked(server: AuthServer, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    wrong = "wr0ngIndexPw-q7"
+    spec = write_project(project, [server.basic_url()], pip_index=server.index_url(password=wrong))
+    env = sandbox(tmp_path)
+    result = envassay("create", spec, env=env, cwd=project)
+    printed = result.stdout + result.stderr
+    assert result.returncode == 2, printed
+    assert "envassay: error:" in printed and "privpkg" in printed
+    roots = [project, tmp_path / "home", tmp_path / "tmp"]
+    assert leaks(roots, printed, skip={spec}, secrets=(wrong, SECRETS.password)) == []
