@@ -51,6 +51,7 @@ def require_variables(spec: EnvSpec, channels: tuple[str, ...]) -> None:
     they are masked in what the tools print."""
     options = [r.text for r in spec.pip if r.kind == "option"]
     for text in (*channels, *options):
+        redact.remember_in(text)  # [tool.envassay] default-channels are no spec's
         try:
             redact.expand(text)
         except redact.MissingVariable as missing:
