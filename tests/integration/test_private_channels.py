@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -220,6 +221,11 @@ def test_the_image_holds_no_secret(server: AuthServer, tmp_path: Path, base_imag
     assert b"privpkg" in image  # the env really is in what was searched
     assert [s for s in ALL if s.encode() in image] == []
     saved.unlink()
+    # The builder stage's images (whose history records ENVASSAY_SECRETS) are gone.
+    images = run(["docker", "images", "-a", "-q", "--no-trunc"], timeout=60).stdout.split()
+    for image_id in sorted(set(images)):
+        history = run(["docker", "history", "--no-trunc", image_id], timeout=60).stdout
+        assert not re.search(r"ENVASSAY_SECRETS=[A-Za-z0-9+/=]+", history), image_id
     roots = [project, tmp_path / "home", tmp_path / "tmp"]
     assert leaks(roots, "\n".join(printed), skip={spec}) == []
 
