@@ -162,10 +162,11 @@ def test_rattlers_authentication_store(server: AuthServer, tmp_path: Path) -> No
     spec = write_project(project, [server.bearer_url()], None)
     env = sandbox(tmp_path)
     env["RATTLER_AUTH_FILE"] = str(auth)
-    result = envassay("create", spec, env=env, cwd=project)
-    assert result.returncode == 0, result.stdout + result.stderr
+    for args in (("create", spec), ("lock", spec), ("create", spec)):  # solve, lock, download
+        result = envassay(*args, env=env, cwd=project)
+        assert result.returncode == 0, result.stdout + result.stderr
     env.pop("RATTLER_AUTH_FILE")
-    refused = envassay("lock", spec, env=env, cwd=project)
+    refused = envassay("lock", "--force", spec, env=env, cwd=project)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "refused the credentials" in refused.stderr
 

@@ -13,7 +13,8 @@ import pytest
 
 from envassay import credentials, redact
 from envassay.config import Config
-from envassay.image import ImageOptions, plan_image
+from envassay.errors import UserError
+from envassay.image import ImageOptions, assemble_context, plan_image
 from envassay.lock import lock_status
 from envassay.lockfile import read_lock
 from envassay.spec import load_spec
@@ -202,3 +203,27 @@ def test_hide_gives_two_secrets_of_one_host_and_user_two_names() -> None:
     assert redact.expand(hidden, values) == text
     same, one = redact.hide(f"{BASIC} {BASIC}/simple")
     assert len(one) == 1 and redact.expand(same, one) == f"{BASIC} {BASIC}/simple"
+
+
+def test_an_image_context_holds_placeholders_and_other_creators_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIP_PW", "pip-secret-1")
+    path = _spec(tmp_path, "s3cretPassw0rd")
+    path.write_text(
+        path.read_text()
+        + "  - pip:\n    - --extra-index-url https://bob:${PIP_PW}@pypi.example.com/simple\n"
+    )
+    config = Config(root=tmp_path)
+    plan = plan_image(load_spec(path), config, ImageOptions("b:1", "r:1", "conda"), "linux-64")
+    with pytest.raises(UserError, match="only with creator envassay"):
+        assemble_context(plan, tmp_path / "ctx", tmp_path / "wheels")
+    # What the builder would get: every ${VAR} the context names, and nothing else.
+    context = tmp_path / "ctx"
+    written = (
+        "".join(f.read_text() for f in context.rglob("*.yml"))
+        + (context / "envassay" / "env" / "channels.txt").read_text()
+    )
+    assert "s3cretPassw0rd" not in written and "pip-secret-1" not in written
+    assert "alice:${ENVASSAY_REPO_EXAMPLE_COM_ALICE_PASSWORD}@" in written
+    assert "bob:${PIP_PW}@" in written
