@@ -110,12 +110,22 @@ def test_every_command_works_and_nothing_written_holds_a_secret(
         ),
         ("drift", spec, "--markdown", out / "drift.md"),
         ("matrix",),
+        ("spec", "--json", spec),
+        ("lock", "--check", spec),
+        ("envs", "list"),
     ]
     printed = []
     for args in commands:
         result = envassay(*args, env=env, cwd=project)
         assert result.returncode == 0, (args, result.stdout + result.stderr)
         printed.append(result.stdout + result.stderr)
+    created = [line for line in printed[3].splitlines() if line.startswith("created private")]
+    assert created, printed[3]
+    prefix = created[0].rsplit(": ", 1)[1]
+    probed = envassay("probe", "--json", prefix, env=env, cwd=project)
+    assert probed.returncode == 0, probed.stderr
+    assert f"http://127.0.0.1:{server.port}/basic/" in probed.stdout  # where they came from
+    printed.append(probed.stdout + probed.stderr)
     text = "\n".join(printed)
     assert server.served > served  # the channels really were read through the server
     assert f"alice:****@127.0.0.1:{server.port}/basic" in text  # `spec` shows it, masked
