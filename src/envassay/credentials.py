@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from envassay import redact
 
@@ -46,7 +47,8 @@ def split(url: str) -> tuple[str, str | None, dict[str, Any] | None]:
     entry: dict[str, Any] | None = None
     m = _USERINFO.match(url)
     if m:
-        entry = {"BasicHTTP": {"username": m["user"], "password": m["password"]}}
+        # A URL carries them percent-encoded (`p%40ss`); the store holds what is sent.
+        entry = {"BasicHTTP": {"username": unquote(m["user"]), "password": unquote(m["password"])}}
         url = m["scheme"] + url[m.end() :]
     t = _TOKEN.search(url)
     if t:

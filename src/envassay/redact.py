@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TextIO
+from urllib.parse import unquote
 
 PASSWORD_MASK = "****"
 TOKEN_MASK = "<TOKEN>"
@@ -45,6 +46,7 @@ def remember_in(text: str) -> None:
     for url in _URL.findall(text):
         for secret in secrets_in(url):
             remember(secret)
+            remember(unquote(secret))  # as a tool may print it decoded
 
 
 def mask(text: str) -> str:

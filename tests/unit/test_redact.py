@@ -227,3 +227,11 @@ def test_an_image_context_holds_placeholders_and_other_creators_are_refused(
     assert "s3cretPassw0rd" not in written and "pip-secret-1" not in written
     assert "alice:${ENVASSAY_REPO_EXAMPLE_COM_ALICE_PASSWORD}@" in written
     assert "bob:${PIP_PW}@" in written
+
+
+def test_percent_encoded_credentials_are_decoded_for_the_store_and_masked_both_ways() -> None:
+    url = "https://alice:p%40ss-w0rd@repo.example.com/private"
+    _clean, entries = credentials.for_rattler([url])
+    assert entries["repo.example.com"]["BasicHTTP"]["password"] == "p@ss-w0rd"
+    redact.remember_in(url)
+    assert redact.mask("sent p@ss-w0rd and p%40ss-w0rd") == "sent **** and ****"
