@@ -291,8 +291,8 @@ def _builder_secrets(plan: ImagePlan, values: dict[str, str]) -> str:
             f"channel or index credentials reach the builder only with creator envassay, "
             f"not {plan.options.creator}",
             where=plan.spec.path,
-            hint='set creator = "envassay" for this env, or put the credentials in the '
-            "builder image's own conda config",
+            hint="build with --creator envassay, or put the credentials in the builder "
+            "image's own conda config",
         )
     lines = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
     return base64.b64encode(lines.encode()).decode() if lines else ""
