@@ -1,14 +1,25 @@
 """nox sessions. Thin: each calls envassay's own functions or pytest with its plugin.
 
-`nox -s envs` and friends run in the interpreter that runs nox (no venv): it
-must have envassay installed (`pip install -e '.[test]'`), which keeps warm
-runs fast. `tests` and `lint` build their own venv, as usual.
+`nox -s envs` and friends run in the interpreter that runs nox (no venv) when
+envassay imports there (`pip install -e '.[test]'` beside nox), which keeps warm
+runs fast. Where it does not (a fresh clone, nox from pipx), each such session
+runs again, by nox, in one shared venv with the project installed, `.nox/envassay`,
+made on first use and reused while pyproject.toml and nox's interpreter are
+unchanged. `tests` and `lint` build their own venv, as usual.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.util
+import os
+import shutil
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import nox
 from nox.command import CommandFailed
@@ -16,6 +27,63 @@ from nox.command import CommandFailed
 nox.options.sessions = ["envs"]
 nox.options.reuse_existing_virtualenvs = True
 ROOT = Path(__file__).parent
+PROJECT_VENV = ROOT / ".nox" / "envassay"
+NESTED = "ENVASSAY_NOX_IN_VENV"  # set for the nox run inside PROJECT_VENV: no third level
+SessionFunc = Callable[..., None]
+
+
+def _with_envassay(func: SessionFunc) -> SessionFunc:
+    """Run the session here when envassay imports in nox's interpreter; else run it again,
+    by the same nox (a dependency of envassay), in PROJECT_VENV, with the same posargs."""
+
+    @functools.wraps(func)
+    def session_func(session: nox.Session, **params: Any) -> None:
+        if importlib.util.find_spec("envassay") is not None:
+            func(session, **params)
+            return
+        if os.environ.get(NESTED):
+            session.error(f"envassay does not import in {sys.executable}; remove {PROJECT_VENV}")
+        python = _project_python(session)
+        noxfile = str(ROOT / "noxfile.py")
+        argv = [python, "-m", "nox", "--noxfile", noxfile, "-s", session.name, "--"]
+        session.run(*argv, *session.posargs, env={NESTED: "1"}, external=True)
+
+    return session_func
+
+
+def _project_python(session: nox.Session) -> str:
+    """PROJECT_VENV's interpreter, made (or remade) when its stamp is not today's."""
+    bin_dir = PROJECT_VENV / ("Scripts" if os.name == "nt" else "bin")
+    python = bin_dir / ("python.exe" if os.name == "nt" else "python")
+    stamp = PROJECT_VENV / ".envassay-stamp"
+    # What the venv was made from: the project's dependencies and the interpreter.
+    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
+    key.update(f"{sys.executable}\n{sys.version}".encode())
+    with _locked(PROJECT_VENV.parent / ".envassay.lock"):  # two nox runs at once make it once
+        if python.is_file() and stamp.is_file() and stamp.read_text() == key.hexdigest():
+            return str(python)
+        session.log(f"envassay does not import here: making {PROJECT_VENV} (once)")
+        shutil.rmtree(PROJECT_VENV, ignore_errors=True)
+        # virtualenv comes with nox and needs no ensurepip (absent on some Debian pythons).
+        maker = "virtualenv" if importlib.util.find_spec("virtualenv") else "venv"
+        session.run(sys.executable, "-m", maker, str(PROJECT_VENV), silent=True, external=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        session.run(*pip, "-e", f"{ROOT}[test]", external=True)
+        stamp.write_text(key.hexdigest())
+    return str(python)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        yield
+        return
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _env_names() -> list[str]:
@@ -37,6 +105,7 @@ def _spec_path(name: str) -> str:
 
 @nox.session(venv_backend="none")
 @nox.parametrize("env", _env_names())
+@_with_envassay
 def envs(session: nox.Session, env: str) -> None:
     """Create each env natively and run its smoke tests (after --: pytest args, --backend NAME)."""
     _pytest(session, ROOT, _spec_path(env))
@@ -44,6 +113,7 @@ def envs(session: nox.Session, env: str) -> None:
 
 @nox.session(venv_backend="none")
 @nox.parametrize("env", _env_names())
+@_with_envassay
 def docker(session: nox.Session, env: str) -> None:
     """Build each env's image (or reuse it by content hash) and run the same checks inside it.
 
@@ -71,6 +141,7 @@ def _pytest(
 
 
 @nox.session(venv_backend="none")
+@_with_envassay
 def check(session: nox.Session) -> None:
     """Every env in one `envassay check` run (after --: `-j 2`, `--report-md F`, `--target T`).
 
@@ -80,6 +151,7 @@ def check(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
+@_with_envassay
 def matrix(session: nox.Session) -> None:
     """Print the CI matrix, a job per env x target x platform (after --: `--format github`).
 
@@ -89,6 +161,7 @@ def matrix(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
+@_with_envassay
 def demo(session: nox.Session) -> None:
     """Build the local conda channel, then run the native pipeline on demo/envs."""
     demo_dir = ROOT / "demo"
@@ -99,18 +172,21 @@ def demo(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
+@_with_envassay
 def lock(session: nox.Session) -> None:
     """Solve each spec per platform into envs/NAME.conda-lock.yml (`-- --check`: only check)."""
     session.run(sys.executable, "-m", "envassay", "lock", *session.posargs)
 
 
 @nox.session(venv_backend="none")
+@_with_envassay
 def drift(session: nox.Session) -> None:
     """Solve each locked spec today and show what moved upstream (`-- --fail --markdown F`)."""
     session.run(sys.executable, "-m", "envassay", "drift", *session.posargs)
 
 
 @nox.session(venv_backend="none")
+@_with_envassay
 def bench(session: nox.Session) -> None:
     """The benchmarks of docs/benchmarks.md, each printing its ratios (after --: script names).
 

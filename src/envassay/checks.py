@@ -6,6 +6,7 @@ All judging happens here on the host, with py-rattler for conda semantics and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -149,6 +150,40 @@ def check_conda_pins(deps: Iterable[CondaDependency], report: ProbeReport) -> It
             yield passed("pin", dep.text, f"found {found}")
 
 
+def _virtual_problem(
+    record: CondaRecord, spec: Any, dep: str, name: str, virtual: Mapping[str, str]
+) -> list[str]:
+    """A dependency on a virtual package, judged where the probe detected that kind.
+    ``__cuda`` (the GPU check's question), ``__archspec`` and kinds this target's probe
+    does not report are not judged here."""
+    if name not in _JUDGED_VIRTUAL or not virtual:
+        return []
+    found = virtual.get(name)
+    if found is None:
+        return [f"{record.name} {record.version} depends on {dep}: this target has no {name}"]
+    if not spec.matches(_virtual_record(name, found)):
+        return [f"{record.name} {record.version} depends on {dep}: this target has {name} {found}"]
+    return []
+
+
+# How the probe reports a conda-meta file it could not read.
+_UNREADABLE_RECORD = re.compile(r"conda-meta/[^/:]+\.json: unreadable: ")
+# The virtual packages the probe detects; any other ``__*`` dependency is not judged.
+_JUDGED_VIRTUAL = frozenset({"__unix", "__linux", "__glibc", "__osx", "__win"})
+
+
+def _virtual_record(name: str, version: str) -> Any:
+    from rattler import BuildString, PackageRecord, VersionWithSource
+
+    return PackageRecord(
+        name=name,
+        version=VersionWithSource(version),
+        build=BuildString("0"),
+        build_number=0,
+        subdir="noarch",
+    )
+
+
 def _package_record(record: CondaRecord) -> Any:
     from rattler import BuildString, PackageRecord, VersionWithSource
 
@@ -156,7 +191,7 @@ def _package_record(record: CondaRecord) -> Any:
         name=record.name,
         version=VersionWithSource(record.version),
         build=BuildString(record.build),
-        build_number=0,  # no MatchSpec in an environment.yml pins a build number
+        build_number=record.build_number or 0,
         subdir=record.subdir or "noarch",
     )
 
@@ -236,17 +271,22 @@ def check_pip_health(report: ProbeReport) -> CheckResult:
 
 
 def check_conda_health(report: ProbeReport) -> CheckResult:
-    """Every conda record's `depends` is satisfied by the installed records."""
+    """Every conda record's ``depends`` is satisfied and its ``constrains`` hold, as conda
+    itself judges a prefix (``conda doctor``'s consistency check): a dependency on a
+    virtual package is matched against the target's own (``__glibc``, ``__linux``, ...)."""
     from rattler import MatchSpec
 
     records = {r.name: r for r in report.conda_records}
-    problems: list[str] = []
+    virtual = dict(report.interpreter.virtual_packages) if report.interpreter else {}
+    # conda refuses a prefix with a record it cannot read (CorruptedEnvironmentError).
+    problems = [w for w in report.warnings if _UNREADABLE_RECORD.match(w)]
     for record in report.conda_records:
         for dep in record.depends:
             spec = MatchSpec(dep)
             name = spec.name.normalized if spec.name else dep.split()[0]
             if name.startswith("__"):
-                continue  # virtual packages describe the machine, not the env
+                problems.extend(_virtual_problem(record, spec, dep, name, virtual))
+                continue
             have = records.get(name)
             if have is None:
                 problems.append(f"{record.name} {record.version} depends on {dep}: not installed")
@@ -254,6 +294,14 @@ def check_conda_health(report: ProbeReport) -> CheckResult:
                 problems.append(
                     f"{record.name} {record.version} depends on {dep}: found {have.version}"
                     f" {have.build}"
+                )
+        for constraint in record.constrains:
+            spec = MatchSpec(constraint)
+            other = records.get(spec.name.normalized) if spec.name else None
+            if other is not None and not spec.matches(_package_record(other)):
+                problems.append(
+                    f"{record.name} {record.version} constrains {constraint}:"
+                    f" found {other.version} {other.build}"
                 )
     if problems:
         return failed("health", "conda", "; ".join(problems), problems=problems)

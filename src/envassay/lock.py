@@ -1,7 +1,8 @@
 """Locks and the three kinds of drift.
 
-- **stale lock** (spec <-> lock): the spec's content hash is not the lock's, its
-  channels changed, or a configured platform is missing. Found without solving;
+- **stale lock** (spec <-> lock): the spec's content hash is not the lock's (for a
+  lock envassay did not write: the lock does not solve the spec, :func:`unsolved_reasons`),
+  its channels changed, or a configured platform is missing. Found without solving;
   when the spec's bytes are the ones the lock was made from, without importing
   rattler at all (:func:`lock_status`).
 - **installed != lock** (lock <-> env): the probe's conda records and pip
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from packaging.utils import canonicalize_name
+
 from envassay import redact
 from envassay.config import Config, EnvSettings
 from envassay.errors import SolveError, UserError
@@ -46,6 +49,8 @@ from envassay.lockfile import (
 from envassay.spec import EnvSpec, read_spec_header
 
 if TYPE_CHECKING:
+    from rattler import PackageRecord
+
     from envassay.backends.base import LockedEnv, Progress
     from envassay.checks import CheckResult
     from envassay.probe.report import ProbeReport
@@ -211,7 +216,9 @@ def lock_status(spec_path: Path, config: Config, spec: EnvSpec | None = None) ->
             from envassay.spec import load_spec
 
             spec = load_spec(spec_path)
-        if hashes != {spec.content_hash}:
+        if META_HASH not in lock.metadata.custom:
+            reasons += unsolved_reasons(spec, lock)
+        elif hashes != {spec.content_hash}:
             theirs = ", ".join(sorted(h[:12] for h in hashes)) or "none"
             reasons.append(
                 f"the spec changed since the lock was written (content hash "
@@ -228,6 +235,107 @@ def lock_status(spec_path: Path, config: Config, spec: EnvSpec | None = None) ->
     if missing:
         reasons.append(f"platform(s) {missing} are configured but not locked")
     return LockStatus(spec_path, lock_path, "stale" if reasons else "fresh", tuple(reasons), lock)
+
+
+def unsolved_reasons(spec: EnvSpec, lock: LockFile) -> list[str]:
+    """Why a lock envassay did not write (conda-lock's own) is not a solution of ``spec``.
+
+    Its content hash is conda-lock's, computed over conda-lock's reading of the spec and
+    its virtual-package spec (which the lock does not record): envassay cannot recompute
+    it. Instead, on every platform, each conda spec (``pip`` too, for a pip section, as
+    conda-lock adds it) must match a locked package and each pip requirement a locked
+    distribution, and each locked package must be needed by one of them through the
+    locked dependencies: a spec that asks for something else, or no longer for something
+    locked, makes the lock stale. Channels and platforms are checked by the caller.
+    """
+    from rattler import MatchSpec
+
+    reasons = []
+    deps = {dep.normalized: dep for dep in spec.conda}
+    for platform in lock.platforms:
+        conda = {p.name: p for p in lock.packages_for(platform, "conda")}
+        roots = []
+        for normalized in spec.solve_specs:
+            dep = deps.get(normalized)
+            text = dep.text if dep else normalized  # as the user wrote it
+            match = MatchSpec(normalized)
+            if match.name and match.name.normalized.startswith("__"):
+                continue  # a virtual package: the solver's machine, never in a lock
+            found = conda.get(match.name.normalized if match.name else "")
+            if found is None or not match.matches(_locked_record(found)):
+                have = f"{found.version} {found.build}" if found else "nothing"
+                reasons.append(f"{platform}: the spec asks for {text}, the lock has {have}")
+            elif dep and dep.channel and _last(dep.channel) != _last(found.channel):
+                reasons.append(
+                    f"{platform}: the spec asks for {text}, the lock has it from {found.channel}"
+                )
+            if found is not None:
+                roots.append(found.name)  # asked for, even in another version: not unneeded
+        pip = {str(canonicalize_name(p.name)): p for p in lock.packages_for(platform, "pip")}
+        pip_roots, unnamed = _pip_roots(spec, pip, platform, reasons)
+        unneeded = sorted(set(conda) - _closure(roots, conda))
+        if not unnamed:
+            unneeded += sorted(set(pip) - _closure(pip_roots, pip))
+        if unneeded:
+            reasons.append(
+                f"{platform}: the lock holds {', '.join(unneeded)}, which the spec no longer needs"
+            )
+    return reasons
+
+
+def _pip_roots(
+    spec: EnvSpec, pip: Mapping[str, LockedPackage], platform: str, reasons: list[str]
+) -> tuple[list[str], bool]:
+    """The locked distributions the pip: section names; True when a line names none or
+    has a marker (a path, a URL: what it pulls in is only known when pip installs it)."""
+    from packaging.specifiers import SpecifierSet
+
+    roots, unnamed = [], False
+    for req in spec.pip:
+        if req.kind != "requirement" or req.name is None or req.marker:
+            # A marker is evaluated for the target at install time: not judged here.
+            unnamed = unnamed or req.kind != "option"
+            continue
+        found = pip.get(canonicalize_name(req.name))
+        if found is None or not SpecifierSet(req.specifier).contains(found.version, True):
+            have = found.version if found else "nothing"
+            reasons.append(f"{platform}: the spec asks for pip {req.text}, the lock has {have}")
+        if found is not None:
+            roots.append(str(canonicalize_name(req.name)))
+    return roots, unnamed
+
+
+def _closure(roots: Iterable[str], packages: Mapping[str, LockedPackage]) -> set[str]:
+    """The names reached from ``roots`` through the locked dependencies."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in packages:
+            continue
+        seen.add(name)
+        todo += [
+            canonicalize_name(d) if packages[name].manager == "pip" else d
+            for d in packages[name].dependencies
+        ]
+    return seen
+
+
+def _last(channel: str) -> str:
+    """A channel's name, whatever its URL form (``pytorch::x`` is .../pytorch)."""
+    return channel.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _locked_record(package: LockedPackage) -> PackageRecord:
+    from rattler import BuildString, PackageRecord, VersionWithSource
+
+    return PackageRecord(
+        name=package.name,
+        version=VersionWithSource(package.version),
+        build=BuildString(package.build),
+        build_number=0,  # not in a lock; no environment.yml spec pins one
+        subdir=package.subdir or "noarch",
+    )
 
 
 def current_platform() -> str:

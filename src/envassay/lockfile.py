@@ -263,8 +263,25 @@ def read_lock(path: Path) -> LockFile:
         data, _lines = read_yaml(path)
     except SpecError as exc:
         hint = "regenerate it with `envassay lock`"
+        if exc.message.startswith("not valid YAML") and _is_explicit(path):
+            raise LockError(
+                "an @EXPLICIT lock (one platform's URLs, as `conda-lock --kind explicit` and "
+                "`conda list --explicit` write), not conda-lock's unified format",
+                where=path,
+                hint=f"{hint}, or `conda-lock --kind lock`",
+            ) from None
         raise LockError(exc.message, where=exc.where, hint=hint) from None
     return parse_lock(data, path)
+
+
+def _is_explicit(path: Path) -> bool:
+    """Whether an unreadable lock is an explicit one: a line ``@EXPLICIT`` near its top."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64 * 1024)
+    except OSError:
+        return False
+    return b"\n@EXPLICIT" in b"\n" + head
 
 
 def parse_lock(data: Any, where: Path | str) -> LockFile:

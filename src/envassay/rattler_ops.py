@@ -117,16 +117,19 @@ async def records_from_lock(entries: Sequence[Mapping[str, Any]]) -> list[Any]:
     rattler checks the hash of what it downloads, but a ``file://`` package is
     read in place without any check, so envassay hashes local archives itself
     before anything is linked. A local archive also gives the full record
-    (noarch kind, build number, constrains) that the lock format does not carry.
+    (noarch kind, build number, constrains) that the lock format does not carry;
+    rattler reads no md5 from an archive, so the one hashed here goes into the
+    record (conda-meta), as conda writes it: `conda list --explicit --md5` needs it.
     """
     records = []
     for entry in entries:
         path = local_path(entry["url"])
         if path is not None:
-            verify_archive(path, entry)
+            digests = verify_archive(path, entry)
             record = await RepoDataRecord.from_package_archive(path)
             record.url = entry["url"]
             record.channel = entry["channel"]
+            record.md5 = bytes.fromhex(digests["md5"])
         else:
             record = _record_from_entry(entry)
         records.append(record)
@@ -160,25 +163,25 @@ def local_path(url: str) -> Path | None:
     return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
 
 
-def verify_archive(path: Path, entry: Mapping[str, Any]) -> None:
-    """Raise an 'integrity' failure unless ``path`` has the lock's sha256 and md5."""
+def verify_archive(path: Path, entry: Mapping[str, Any]) -> dict[str, str]:
+    """Raise an 'integrity' failure unless ``path`` has the lock's sha256 and md5;
+    return both digests of ``path``."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise RattlerFailure(
             "integrity", f"{entry['filename']}: cannot read {path}: {exc.strerror}"
         ) from None
-    for algo in ("sha256", "md5"):
+    digests = {algo: hashlib.new(algo, data).hexdigest() for algo in ("sha256", "md5")}
+    for algo, actual in digests.items():
         expected = entry.get(algo)
-        if not expected:
-            continue
-        actual = hashlib.new(algo, data).hexdigest()
-        if actual != expected.lower():
+        if expected and actual != expected.lower():
             raise RattlerFailure(
                 "integrity",
                 f"{entry['filename']}: {algo} mismatch: the lock says {expected}, "
                 f"{path} has {actual}",
             )
+    return digests
 
 
 async def install(records: list[Any], prefix: Path, cache_dir: Path, specs: Sequence[str]) -> None:

@@ -6,8 +6,10 @@ import hashlib
 import json
 import re
 import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,6 +105,7 @@ class EnvSpec:
     variables: Mapping[str, str] = field(default_factory=dict)
     prefix: str | None = None
     platforms: tuple[str, ...] = ()
+    ignored_keys: tuple[str, ...] = ()  # top-level keys envassay (and conda) do not read
 
     @property
     def has_pip_section(self) -> bool:
@@ -176,8 +179,19 @@ class EnvSpec:
             "variables": dict(self.variables),
             "prefix": self.prefix,
             "platforms": list(self.platforms),
+            "ignored_keys": list(self.ignored_keys),
             "content_hash": self.content_hash,
         }
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """One line on stderr, once per process (a spec is read at several stages)."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"envassay: warning: {message}", file=sys.stderr)
 
 
 def load_spec(path: str | Path) -> EnvSpec:
@@ -241,6 +255,18 @@ def read_spec_header(path: str | Path) -> SpecHeader:
     )
 
 
+# conda reads `name=VERSION` as `name VERSION*`, also where VERSION starts with `>` or `<`
+# (a real spec's `ninja=>1.10.2` is conda's `ninja >1.10.2*`, which matches 1.10.2 on);
+# rattler refuses that form, so it is handed to rattler as conda reads it.
+_EQUALS_THEN_OPERATOR = re.compile(r"(?P<name>[^\s=<>!~\[]+)=(?P<version>[<>]=?[^\s=<>!~,|*]+)")
+
+
+def _as_conda_reads(text: str) -> str:
+    if match := _EQUALS_THEN_OPERATOR.fullmatch(text):
+        return f"{match['name']} {match['version']}*"
+    return text
+
+
 class _Parser:
     def __init__(self, path: Path, lines: dict[int, int]) -> None:
         self.path = path
@@ -255,9 +281,19 @@ class _Parser:
 
     def parse(self, data: dict[Any, Any]) -> EnvSpec:
         unknown = [str(k) for k in data if k not in KNOWN_KEYS]
-        if unknown:
+        # conda warns and ignores unknown keys (conda-lock's `category:`, `selectors:`, ...);
+        # so does envassay, except a near miss of a key it knows, which is a typo that
+        # would silently drop what the author meant (`chanels:`, `dependancies:`).
+        near = {k: m[0] for k in unknown if (m := get_close_matches(k, KNOWN_KEYS, 1, 0.8))}
+        if near:
+            guesses = ", ".join(f"{k!r} (did you mean {m!r}?)" for k, m in near.items())
             raise self.error(
-                f"unknown key(s) {', '.join(map(repr, unknown))}; expected {list(KNOWN_KEYS)}"
+                f"unknown key(s) {guesses}", hint=f"the keys envassay reads: {list(KNOWN_KEYS)}"
+            )
+        if unknown:
+            _warn_once(
+                f"{self.path}: ignoring unknown key(s) {', '.join(map(repr, unknown))},"
+                " as conda does"
             )
         channels, nodefaults = self.channels(data.get("channels"))
         conda, pip = self.dependencies(data.get("dependencies"))
@@ -271,6 +307,7 @@ class _Parser:
             variables=self.variables(data.get("variables")),
             prefix=self.prefix(data.get("prefix")),
             platforms=self.platforms(data.get("platforms")),
+            ignored_keys=tuple(unknown),
         )
 
     def name(self, value: Any) -> str:
@@ -353,7 +390,7 @@ class _Parser:
 
         line = self.lines.get(id(text)) or self.lines.get(id(context))
         try:
-            spec = MatchSpec(text.strip())
+            spec = MatchSpec(_as_conda_reads(text.strip()))
         except (KeyboardInterrupt, SystemExit):
             raise
         # rattler raises its own InvalidMatchSpecError; a Rust panic arrives as pyo3's
@@ -508,13 +545,17 @@ def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequire
 
 def _looks_like_path(requirement: str) -> bool:
     """pip's test (req/constructors.py `_looks_like_path`, `_get_url_from_path`): a path
-    separator or a leading `.` or `~`, unless it is PEP 508's `name @ url`."""
-    before_at, at, _ = requirement.partition("@")
-    if at and not _looks_like_path(before_at.strip()) and before_at.strip():
+    separator, a leading `.` or `~`, or an archive name, unless it is PEP 508's
+    `name @ url`."""
+    name, at, _url = requirement.partition("@")
+    if at and name.strip() and not _path_shaped(name.strip()):
         return False
-    if requirement.lower().endswith(ARCHIVE_SUFFIXES):
-        return True  # pip installs `pkg.whl` / `pkg.tar.gz` as a file, present or not
-    return "/" in requirement or requirement.startswith((".", "~"))
+    return _path_shaped(requirement)
+
+
+def _path_shaped(text: str) -> bool:
+    # pip installs `pkg.whl` / `pkg.tar.gz` as a file, present or not.
+    return "/" in text or text.startswith((".", "~")) or text.lower().endswith(ARCHIVE_SUFFIXES)
 
 
 def _egg_name(text: str) -> str | None:

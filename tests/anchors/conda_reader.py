@@ -21,6 +21,8 @@ def meaning(text):
     version = str(spec.get("version") or "")
     if spec.get("build") and version.startswith("=="):
         version = version[2:]
+    if version == "*":  # any version: conda drops it from `blas=*=openblas`, keeps `blas * b`
+        version = ""
     channel = str(spec.get("channel") or "")
     # One URL with or without its scheme's default port (RFC 3986 6.2.3): rattler drops it.
     channel = re.sub(r"^(https://[^/:]+):443(?=/|$)", r"\1", channel)

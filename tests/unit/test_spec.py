@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -228,3 +229,45 @@ def test_a_name_is_a_label(tmp_path: Path, name: str) -> None:
     spec = load_spec(write(tmp_path, f"name: {name!r}\ndependencies: [numpy]\n"))
     assert spec.name == name
     assert "/" not in path_label(name) and " " not in path_label(name)
+
+
+@pytest.mark.parametrize(
+    ("text", "normalized"),
+    [
+        # A real spec's `ninja=>1.10.2`: conda reads `ninja >1.10.2*`, which matches 1.10.2.
+        ("ninja=>1.10.2", "ninja >=1.10.2"),
+        ("ninja=<2", "ninja <2"),
+        ("ninja=1.2", "ninja 1.2.*"),
+    ],
+)
+def test_equals_then_operator_reads_as_conda_reads(
+    tmp_path: Path, text: str, normalized: str
+) -> None:
+    path = tmp_path / "env.yml"
+    path.write_text(f"dependencies: [{text!r}]\n")
+    assert [d.normalized for d in load_spec(path).conda] == [normalized]
+
+
+def test_unknown_keys_are_ignored_with_a_warning_as_conda_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "env.yml"
+    path.write_text("category: main\nselectors: {}\ndependencies: [numpy]\n")
+    assert load_spec(path).ignored_keys == ("category", "selectors")
+    load_spec(path)  # read again: warned once
+    err = capsys.readouterr().err
+    assert err.count("ignoring unknown key(s) 'category', 'selectors', as conda does") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("chanels: [x]\ndependencies: [numpy]\n", "'chanels' (did you mean 'channels'?)"),
+        ("dependancies: [numpy]\n", "'dependancies' (did you mean 'dependencies'?)"),
+    ],
+)
+def test_a_near_miss_of_a_known_key_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "env.yml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=re.escape(message)):
+        load_spec(path)

@@ -31,7 +31,7 @@ from packaging.utils import canonicalize_name
 
 from envassay.errors import EnvassayError
 
-PROBE_VERSION = 1
+PROBE_VERSION = 2
 _T = TypeVar("_T")
 
 Manager = Literal["conda", "pip"]
@@ -94,6 +94,8 @@ class Interpreter:
     base_prefix: str
     platform: str
     markers: Mapping[str, str]
+    # conda's virtual packages of the target (``__glibc`` -> ``2.36``), as conda detects them.
+    virtual_packages: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,9 @@ class CondaRecord:
     url: str | None
     requested_spec: str | None
     python_modules: tuple[str, ...]
+    # What the record forbids of other packages if they are installed (conda's run_constrained).
+    constrains: tuple[str, ...] = ()
+    build_number: int | None = None
 
     @property
     def channel_url(self) -> str:
@@ -347,7 +352,12 @@ def _parse_report(doc: dict[str, Any]) -> ProbeReport:
 def _interpreter(data: object) -> Interpreter:
     f = _Fields(data, "report.interpreter")
     markers = _Fields(f.data.get("markers"), "report.interpreter.markers")
-    return f.read(Interpreter, markers={k: markers.text(k) for k in markers.data})
+    virtual = _Fields(f.data.get("virtual_packages"), "report.interpreter.virtual_packages")
+    return f.read(
+        Interpreter,
+        markers={k: markers.text(k) for k in markers.data},
+        virtual_packages={k: virtual.text(k) for k in virtual.data},
+    )
 
 
 def _packages(data: object) -> dict[str, PackageResolution]:

@@ -169,7 +169,7 @@ import re  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Iterable  # noqa: E402
 
-PROBE_VERSION = 1
+PROBE_VERSION = 2
 MANAGERS = ("conda", "pip")
 # A metapackage is never followed into the interpreter itself or a virtual package.
 NOT_FOLLOWED = ("python", "python_abi")
@@ -257,7 +257,33 @@ def interpreter_facts():
         "base_prefix": sys.base_prefix,
         "platform": sysconfig.get_platform(),
         "markers": marker_environment(platform),
+        "virtual_packages": virtual_packages(platform),
     }
+
+
+def virtual_packages(platform):
+    """The machine's conda virtual packages, detected as conda detects them (its
+    ``conda.plugins.virtual_packages``), so depends such as ``__glibc >=2.28`` are judged
+    against the target itself. ``__cuda`` and ``__archspec`` are left to the GPU check
+    and the solver."""
+    found = {}
+    system = platform.system()
+    if os.name == "posix":
+        found["__unix"] = "0"
+    if system == "Linux":
+        release = re.match(r"\d+\.\d+(\.\d+)?(\.\d+)?", platform.release())
+        found["__linux"] = release.group(0) if release else "0"
+        try:
+            libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+        except (ValueError, OSError):
+            libc = ""
+        if libc.startswith("glibc "):
+            found["__glibc"] = libc.split(" ", 1)[1]
+    elif system == "Darwin":
+        found["__osx"] = platform.mac_ver()[0] or "0"
+    elif system == "Windows":
+        found["__win"] = "0"
+    return found
 
 
 def marker_environment(platform):
@@ -307,9 +333,16 @@ def conda_records(warnings):
     for entry in sorted(os.listdir(meta)):
         if entry.endswith(".json"):
             try:
-                records.append(conda_record(os.path.join(meta, entry)))
+                record = conda_record(os.path.join(meta, entry))
             except Exception as exc:
-                warnings.append(f"conda-meta/{entry}: {type(exc).__name__}: {exc}")
+                warnings.append(f"conda-meta/{entry}: unreadable: {type(exc).__name__}: {exc}")
+                continue
+            # conda ignores a record whose file is not NAME-VERSION-BUILD.json (its
+            # PrefixData warns "Ignoring malformed prefix record"), so the env lacks it.
+            if entry[:-5] != "{name}-{version}-{build}".format(**record):
+                warnings.append(f"conda-meta/{entry}: ignored: not named after its record")
+                continue
+            records.append(record)
     return sorted(records, key=lambda r: r["name"])
 
 
@@ -325,6 +358,8 @@ def conda_record(path):
         "build": raw.get("build", ""),
         "channel": raw.get("channel"),
         "depends": list(raw.get("depends") or []),
+        "constrains": list(raw.get("constrains") or []),
+        "build_number": raw.get("build_number"),
         "subdir": raw.get("subdir"),
         "url": raw.get("url"),
         "requested_spec": requested_spec(raw),
