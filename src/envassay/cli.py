@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from envassay import __version__
+from envassay import __version__, redact
 from envassay.commands import check, env, image, lock, matrix
 from envassay.errors import EXIT_CHECK_FAILED, EXIT_USER_ERROR, EnvassayError, UserError
 
@@ -17,7 +17,13 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; errors become one line and an exit code here, and only here."""
+    """Entry point; everything it prints passes through :func:`redact.mask`."""
+    with redact.masked_output():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    """Errors become one line and an exit code here, and only here."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after a bare `--` belongs to pytest (`envassay check envs/x.yml -- -x -q`).

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from envassay import redact
+
 # For a child that guards itself (the probe, the rattler worker) instead of running under
 # _GUARD: the pid of the envassay process it must die with. A child that reads it after
 # envassay has already died sees another parent, and leaves at once.
@@ -68,7 +70,8 @@ class CommandResult:
         """A short account of a failure: the command line and the tail of its output."""
         tail = (self.stderr.strip() or self.stdout.strip())[-2000:]
         status = "timed out" if self.timed_out else f"exit {self.returncode}"
-        return f"`{' '.join(self.args)}` ({status}): {tail}"
+        # What envassay repeats of a tool's words passes the one mask (credentials in URLs).
+        return redact.mask(f"`{' '.join(self.args)}` ({status}): {tail}")
 
 
 def run(

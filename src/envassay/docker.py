@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envassay import redact
 from envassay.command import CommandResult
 from envassay.errors import EnvassayError, UserError
 
@@ -228,7 +229,7 @@ class Engine:
         def emit(line: str) -> None:
             log.append(line)
             if log_file:
-                log_file.write(line + "\n")
+                log_file.write(redact.mask(line) + "\n")
                 log_file.flush()
             on_line(line)
 

@@ -73,6 +73,12 @@ def _parse(result: command.CommandResult) -> dict[str, Any]:
             message,
             hint="point at a mirror in ~/.rattler/config.toml [mirrors] or use a file:// channel",
         )
+    if kind == "auth":
+        raise UserError(
+            message,
+            hint="check the password or token in the channel's URL, the ${VAR} it names, "
+            "or rattler's authentication store",
+        )
     if kind == "config":
         raise UserError(message)
     if kind == "integrity":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from rattler import (
     VirtualPackage,
     VirtualPackageOverrides,
 )
+
+from envassay import credentials
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,9 @@ def classify(exc: Exception, channels: Sequence[str]) -> RattlerFailure:
     if "hash mismatch" in text.lower():  # rattler checks what it downloads against the record
         return RattlerFailure("integrity", text)
     if name in {"FetchRepoDataError", "GatewayError", "InvalidChannelError"}:
-        listed = ", ".join(channels)
+        listed = ", ".join(credentials.shown(c) for c in channels)
+        if re.search(r"\b(401|403)\b", text):  # the server refused the credentials
+            return RattlerFailure("auth", f"channel(s) {listed} refused the credentials: {text}")
         return RattlerFailure("channel", f"cannot read channel(s) {listed}: {text}")
     return RattlerFailure("other", f"{name}: {text}")
 

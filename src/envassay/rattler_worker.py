@@ -33,7 +33,10 @@ async def _create(request: dict[str, Any]) -> dict[str, Any]:
     prefix = Path(request["prefix"])
     specs: list[str] = request["specs"]
     started = time.perf_counter()
-    _progress(f"solving {len(specs)} spec(s) against {', '.join(request['channels'])}")
+    from envassay.credentials import shown
+
+    listed = ", ".join(shown(c) for c in request["channels"])
+    _progress(f"solving {len(specs)} spec(s) against {listed}")
     records = await rattler_ops.solve(
         request["channels"], specs, cache_dir, request.get("platform")
     )
@@ -105,6 +108,27 @@ async def _install(request: dict[str, Any]) -> dict[str, Any]:
 
 
 OPS = {"create": _create, "solve": _solve, "install": _install}
+
+
+def _credentials(request: dict[str, Any]) -> None:
+    """Give rattler the request's channels without their credentials, and those through
+    its authentication store (see :mod:`envassay.credentials`); ``${VAR}`` placeholders
+    in a channel are read from the environment first."""
+    from envassay import credentials, redact
+    from envassay.rattler_ops import RattlerFailure
+
+    try:
+        channels = [redact.expand(url) for url in request.get("channels", [])]
+        request["channels"], entries = credentials.for_rattler(channels)
+    except redact.MissingVariable as missing:
+        raise RattlerFailure(
+            "config", f"a channel names ${{{missing.name}}}, which is not set: set it"
+        ) from None
+    except credentials.CredentialConflict as conflict:
+        raise RattlerFailure("config", str(conflict)) from None
+    credentials.install_auth_file(entries, os.environ)
+
+
 # envassay.command.GUARD_VARIABLE (a test holds them equal), not imported from there:
 # this module's start is on every create's path, and command.py's imports are not needed.
 GUARD_VARIABLE = "ENVASSAY_GUARD_PARENT"
@@ -134,6 +158,7 @@ def main() -> None:
     code = 0
     try:
         request = json.loads(sys.stdin.read())
+        _credentials(request)
         result = asyncio.run(OPS[request.get("op", "create")](request))
     except RattlerFailure as failure:
         result = {"ok": False, "kind": failure.kind, "message": failure.message}

@@ -16,9 +16,11 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import unquote
 
 PASSWORD_MASK = "****"
 TOKEN_MASK = "<TOKEN>"
@@ -38,6 +40,14 @@ def remember(secret: str) -> None:
     if len(secret) >= _MIN_REMEMBERED and not PLACEHOLDER.match(secret):
         with _known_lock:
             _known.add(secret)
+
+
+def remember_in(text: str) -> None:
+    """:func:`remember` the literal credentials of every URL in ``text``."""
+    for url in _URL.findall(text):
+        for secret in secrets_in(url):
+            remember(secret)
+            remember(unquote(secret))  # as a tool may print it decoded
 
 
 def mask(text: str) -> str:
@@ -89,44 +99,50 @@ def has_credentials(url: str) -> bool:
     return neutral(url) != url
 
 
-def placeholders(text: str, environ: Mapping[str, str] | None = None) -> str:
+def placeholders(
+    text: str, environ: Mapping[str, str] | None = None, taken: dict[str, str] | None = None
+) -> str:
     """``text`` with each literal credential in its URLs replaced by a placeholder (see
-    :func:`placeholder_url`)."""
-    return _URL.sub(lambda m: placeholder_url(m.group(0), environ), text)
+    :func:`placeholder_url`); ``taken`` collects name -> value across several calls."""
+    return _placeholders(text, environ, {} if taken is None else taken)
 
 
 def hide(text: str) -> tuple[str, dict[str, str]]:
     """``text`` for a file a tool reads (pip expands ``${VAR}`` in requirements files):
     its credentials as placeholders, and the variables to give the tool's environment."""
-    hidden = placeholders(text)
-    names = set(placeholder_names(hidden)) - set(placeholder_names(text))
-    values = dict(zip(placeholder_names(hidden), _placeholder_values(text, hidden), strict=False))
-    return hidden, {k: v for k, v in values.items() if k in names}
+    values: dict[str, str] = {}
+    return _placeholders(text, None, values), values
 
 
-def _placeholder_values(text: str, hidden: str) -> list[str]:
-    """The literal value each placeholder of ``hidden`` stands for in ``text``."""
-    pattern = re.escape(hidden)
-    for name in placeholder_names(hidden):
-        pattern = pattern.replace(re.escape("${" + name + "}"), "(.*?)", 1)
-    m = re.fullmatch(pattern, text, flags=re.S)
-    return list(m.groups()) if m else []
+def _placeholders(text: str, environ: Mapping[str, str] | None, taken: dict[str, str]) -> str:
+    return _URL.sub(lambda m: _placeholder_url(m.group(0), environ, taken), text)
 
 
 def placeholder_url(url: str, environ: Mapping[str, str] | None = None) -> str:
     """``url`` with each literal credential replaced by a ``${VAR}`` placeholder, as
     conda-lock writes locks: the variable that holds that value, when one does, else
     ``ENVASSAY_<HOST>_<USER>_PASSWORD`` / ``ENVASSAY_<HOST>_TOKEN``."""
+    return _placeholder_url(url, environ, {})
+
+
+def _placeholder_url(url: str, environ: Mapping[str, str] | None, taken: dict[str, str]) -> str:
+    """:func:`placeholder_url`, recording each name's value in ``taken``; a default name
+    already taken by another value gets a suffix (``_2``), so no two secrets share one."""
     env = os.environ if environ is None else environ
     host = re.sub(r"[^A-Za-z0-9]+", "_", _host(url)).strip("_").upper()
 
     def var_for(value: str, default: str) -> str:
         named = sorted(k for k, v in env.items() if v == value and PLACEHOLDER.match(f"${{{k}}}"))
-        return "${" + (named[0] if named else default) + "}"
+        name, n = (named[0] if named else default), 1
+        while taken.get(name, value) != value:
+            n += 1
+            name = f"{default}_{n}"
+        taken[name] = value
+        return "${" + name + "}"
 
     def userinfo(m: re.Match[str]) -> str:
         password = m["password"]
-        if password and not PLACEHOLDER.match(password):
+        if password and not PLACEHOLDER.match(password) and password != PASSWORD_MASK:
             user = re.sub(r"[^A-Za-z0-9]+", "_", m["user"]).upper()
             password = var_for(password, f"ENVASSAY_{host}_{user}_PASSWORD")
         return f"{m['scheme']}{m['user']}:{password}@"
@@ -185,6 +201,10 @@ class MaskingStream:
         self._inner.write(mask(text))
         return len(text)
 
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
@@ -202,3 +222,12 @@ def masked_output() -> Iterator[None]:
         yield
     finally:
         sys.stdout, sys.stderr = saved
+
+
+def write_requirements(path: Path, lines: Sequence[str]) -> dict[str, str] | None:
+    """Write a pip requirements file whose index credentials are ``${VAR}`` placeholders
+    (pip expands them), so no temporary file holds a secret; return pip's environment for
+    it: None (inherit) when nothing was hidden."""
+    text, hidden = hide("\n".join(lines) + "\n")
+    path.write_text(text, encoding="utf-8")
+    return {**os.environ, **hidden} if hidden else None

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envassay import redact
+
 MARKER = ".envassay-complete.json"
 
 
@@ -147,7 +149,8 @@ class EnvStore:
 
     def _log_creation(self, meta: dict[str, Any]) -> None:
         # One short O_APPEND write per line keeps concurrent writers from interleaving.
-        line = json.dumps({k: meta[k] for k in ("key", "seconds", "created", "pid")}) + "\n"
+        line = json.dumps({k: meta[k] for k in ("key", "seconds", "created", "pid")})
+        line = redact.mask(line) + "\n"
         fd = os.open(self.root / "created.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode())
@@ -157,7 +160,7 @@ class EnvStore:
 
 def _write_marker(prefix: Path, meta: dict[str, Any]) -> None:
     tmp = prefix / f"{MARKER}.tmp"
-    tmp.write_text(json.dumps(meta, indent=1, default=str))
+    tmp.write_text(redact.mask(json.dumps(meta, indent=1, default=str)))
     os.replace(tmp, prefix / MARKER)
 
 

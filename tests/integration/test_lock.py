@@ -39,7 +39,7 @@ sys.addaudithook(lambda event, args: started.append(event) if event in EVENTS el
 from envassay.cli import main
 code = main(sys.argv[1:])
 loaded = sorted(m for m in sys.modules if m == "rattler" or m.startswith(
-    ("rattler.", "envassay.rattler_ops", "envassay.backends")))
+    ("rattler.", "envassay.rattler_ops", "envassay.create.backends")))
 print("AUDIT " + json.dumps({"started": started, "loaded": loaded}), file=sys.stderr)
 sys.exit(code)
 """

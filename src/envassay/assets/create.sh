@@ -11,6 +11,11 @@ started=$(date +%s)
 say() { echo "envassay-create: [$(( $(date +%s) - started ))s] $*"; }
 die() { echo "envassay-create: error: $*" >&2; exit 1; }
 tab=$(printf '\t')
+# A private channel's credentials: the ${VAR}s the context's spec names (see Dockerfile).
+if [ -n "${ENVASSAY_SECRETS:-}" ]; then
+    eval "$(printf '%s' "$ENVASSAY_SECRETS" | base64 -d)"
+fi
+unset ENVASSAY_SECRETS
 
 # Run a creator's command with its output shown as it comes; when it fails, die naming
 # the cause it printed: its first exception (conda's are CamelCase names before a colon:

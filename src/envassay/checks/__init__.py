@@ -15,6 +15,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from envassay import redact
 from envassay.probe.report import CondaRecord, ImportResult, ProbeReport
 from envassay.spec.config import EnvSettings
 from envassay.spec.environment import CondaDependency, EnvSpec, PipRequirement, declared_packages
@@ -33,6 +34,11 @@ class CheckResult:
     outcome: Outcome
     message: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A verdict's words reach JUnit XML, reports and the terminal: mask them once here.
+        object.__setattr__(self, "param", redact.mask(self.param))
+        object.__setattr__(self, "message", redact.mask(self.message))
 
     @property
     def name(self) -> str:

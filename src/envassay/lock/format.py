@@ -28,6 +28,7 @@ from typing import Any, Literal, cast
 
 import yaml
 
+from envassay import redact
 from envassay.errors import SpecError, UserError
 from envassay.spec.config import LOCK_SUFFIX
 from envassay.yamlload import read_yaml
@@ -180,7 +181,8 @@ class LockFile:
         meta = self.metadata
         metadata: dict[str, Any] = {
             "content_hash": dict(meta.content_hash),
-            "channels": [{"url": c, "used_env_vars": []} for c in meta.channels],
+            # conda-lock's convention: a credential is written as the ${VAR} that holds it.
+            "channels": [_channel_dict(c) for c in meta.channels],
             "platforms": list(meta.platforms),
             "sources": list(meta.sources),
         }
@@ -408,6 +410,11 @@ class _Reader:
 def _kind(value: object) -> str:
     names = {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}
     return names.get(type(value), f"{type(value).__name__} {value!r}")
+
+
+def _channel_dict(url: str) -> dict[str, Any]:
+    written = redact.placeholders(url)
+    return {"url": written, "used_env_vars": redact.placeholder_names(written)}
 
 
 @dataclass(frozen=True)

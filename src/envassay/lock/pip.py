@@ -25,7 +25,7 @@ from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from envassay import command
+from envassay import command, redact
 from envassay.lock.format import PIP_UNRESOLVED, LockedPackage
 from envassay.spec.environment import EnvSpec, requirement_lines
 
@@ -72,7 +72,7 @@ def lock_pip(
     native = platform == current_platform and major_minor == host
     with tempfile.TemporaryDirectory(prefix="envassay-piplock-") as tmp:
         requirements = Path(tmp) / "requirements.txt"
-        requirements.write_text("\n".join(requirement_lines(spec)) + "\n", encoding="utf-8")
+        env = redact.write_requirements(requirements, requirement_lines(spec))
         report = Path(tmp) / "report.json"
         args: list[str | Path] = [sys.executable, "-m", "pip", "install", "--dry-run"]
         args += ["--report", report, *_FLAGS]
@@ -88,7 +88,7 @@ def lock_pip(
                 args += ["--platform", tag]
             how += f", wheels only for {', '.join(tags[:2])}{'...' if len(tags) > 2 else ''}"
         args += ["-r", requirements]
-        result = command.run(args, cwd=spec.path.parent, timeout=PIP_TIMEOUT)
+        result = command.run(args, cwd=spec.path.parent, timeout=PIP_TIMEOUT, env=env)
         if not result.ok or not report.is_file():
             return PipLock((), f"{PIP_UNRESOLVED}: {_pip_error(result)}", native)
         try:

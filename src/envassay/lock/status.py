@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from packaging.utils import canonicalize_name
 
+from envassay import redact
 from envassay.lock.format import (
     META_HASH,
     LockedEnv,
@@ -96,7 +97,7 @@ def lock_status(spec_path: Path, config: Config, spec: EnvSpec | None = None) ->
                 f"{spec.content_hash[:12]}, the lock's {theirs})"
             )
     channels = header.channels or config.default_channels
-    if tuple(lock.metadata.channels) != tuple(channels):
+    if [redact.neutral(c) for c in lock.metadata.channels] != [redact.neutral(c) for c in channels]:
         reasons.append(
             f"channels are now {list(channels)}, the lock was solved against "
             f"{list(lock.metadata.channels)}"

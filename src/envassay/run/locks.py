@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from envassay import redact
 from envassay.errors import EXIT_CHECK_FAILED, EXIT_OK, UserError
 from envassay.lock.format import LockError, lock_path_for
 from envassay.lock.status import LockStatus, lock_status
@@ -134,7 +135,7 @@ def report_drift(
         for warning in result.warnings:
             print(f"envassay: warning: {warning}", file=sys.stderr)
     if markdown is not None:
-        markdown.write_text(render_drift_markdown(results), encoding="utf-8")
+        markdown.write_text(redact.mask(render_drift_markdown(results)), encoding="utf-8")
         print(f"wrote {markdown}", file=out)
     moved = [r for r in results if r.moved]
     if moved and fail:

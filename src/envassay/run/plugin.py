@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from envassay import redact
 from envassay.checks import CheckResult
 from envassay.errors import UserError
 from envassay.run.options import GPU_MODES, HELP
@@ -177,7 +178,8 @@ class TargetCollector(pytest.Collector):
             assay = _session(self.config).assay(parent.path, self.name, parent.spec.name, work)
         except UserError as exc:  # details: e.g. what micromamba printed, before the line
             details = f"{exc.details}\n" if exc.details else ""
-            raise self.CollectError(details + exc.render()) from None
+            # JUnit XML keeps this text as pytest gets it: masked here, not by the stream.
+            raise self.CollectError(redact.mask(details + exc.render())) from None
         for result in assay.results:
             yield CheckItem.from_parent(self, name=result.name, result=result)
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from envassay import redact
 from envassay.errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, UserError
 from envassay.run.noxargs import AUTOLOAD, pytest_flags
 from envassay.run.session import AssaySession, SessionHandoff
@@ -133,7 +134,8 @@ def run_pytest(args: Sequence[str], plugins: Sequence[object] = ()) -> int:
     previous = os.environ.get(AUTOLOAD)
     os.environ[AUTOLOAD] = "1"
     try:
-        code = int(pytest.main(list(args), plugins=[watch, *plugins]))
+        with redact.masked_output():  # nox's env sessions print through here too
+            code = int(pytest.main(list(args), plugins=[watch, *plugins]))
     finally:
         if previous is None:
             os.environ.pop(AUTOLOAD, None)

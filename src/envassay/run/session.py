@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
-from envassay import __version__
+from envassay import __version__, redact
 from envassay.checks import CheckResult
 from envassay.command import kill_running
 from envassay.errors import UserError
@@ -164,7 +164,8 @@ class AssaySession:
         if self._stream is None:
             try:
                 fd = os.dup(sys.__stderr__.fileno())  # type: ignore[union-attr]
-                self._stream = open(fd, "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+                real = open(fd, "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+                self._stream = cast(TextIO, redact.MaskingStream(real))
             except (AttributeError, OSError, ValueError):
                 self._stream = sys.stderr
         return self._stream
@@ -230,7 +231,7 @@ class AssaySession:
         if not runs:
             return []
         written = []
-        text = render_markdown(runs)
+        text = redact.mask(render_markdown(runs))
         if markdown is not None:
             markdown.parent.mkdir(parents=True, exist_ok=True)
             markdown.write_text(text, encoding="utf-8")
@@ -243,7 +244,7 @@ class AssaySession:
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")
             document = to_json(runs, envassay_version=__version__, created=created)
             json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(dumps(document), encoding="utf-8")
+            json_path.write_text(redact.mask(dumps(document)), encoding="utf-8")
             written.append(f"JSON report: {json_path}")
         self.written = written
         return written

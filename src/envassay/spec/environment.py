@@ -13,6 +13,7 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal
 
+from envassay import redact
 from envassay.errors import SpecError
 from envassay.spec.platforms import KNOWN_PLATFORMS
 from envassay.yamlload import read_yaml
@@ -134,11 +135,12 @@ class EnvSpec:
         channel order is priority and pip options apply in order, so those are kept.
         """
         return {
-            "channels": list(self.channels),
+            # Keyed by meaning: a rotated password or token is the same spec.
+            "channels": [redact.neutral(c) for c in self.channels],
             "nodefaults": self.nodefaults,
             "conda": sorted(dep.normalized for dep in self.conda),
             "pip": sorted(req.normalized for req in self.pip if req.kind != "option"),
-            "pip_options": [req.text for req in self.pip if req.kind == "option"],
+            "pip_options": [redact.neutral(r.text) for r in self.pip if r.kind == "option"],
             "pip_files": {
                 req.text: _file_digest(self.path.parent, req)
                 for req in self.pip
@@ -338,6 +340,7 @@ class _Parser:
         return tuple(result), nodefaults
 
     def channel(self, item: str, context: object) -> str:
+        redact.remember_in(item)  # its password or token, masked wherever it shows
         if item.startswith(URL_SCHEMES):
             if item.startswith("file://"):
                 local = Path(item[len("file://") :])
@@ -418,6 +421,7 @@ class _Parser:
             if not isinstance(text, str):
                 raise self.error(f"pip requirement {text!r} must be a string", lines)
             line = self.lines.get(id(text)) or self.lines.get(id(lines))
+            redact.remember_in(text)  # an index URL's password, masked wherever it shows
             req = parse_pip_line(text.strip(), self.path, line)
             if req.kind == "requirements-file" and _file_digest(self.path.parent, req) is None:
                 raise SpecError(

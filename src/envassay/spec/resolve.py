@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from envassay.errors import SpecError
+from envassay import redact
+from envassay.errors import SpecError, UserError
 from envassay.spec.config import Config, EnvSettings
 from envassay.spec.environment import EnvSpec
 from envassay.spec.platforms import CUDA_NAMES, DEFAULT_CUDA, current_platform, validate_platforms
@@ -22,7 +23,25 @@ def resolve_channels(spec: EnvSpec, config: Config) -> tuple[str, ...]:
             where=spec.path,
             hint="add e.g. `channels: [conda-forge]` or a file:// channel",
         )
+    require_variables(spec, channels)
     return channels
+
+
+def require_variables(spec: EnvSpec, channels: tuple[str, ...]) -> None:
+    """Every ``${VAR}`` a channel or pip index option names must be set, before any tool
+    runs (each says so in its own words, or not at all); their values are remembered, so
+    they are masked in what the tools print."""
+    options = [r.text for r in spec.pip if r.kind == "option"]
+    for text in (*channels, *options):
+        redact.remember_in(text)  # [tool.envassay] default-channels are no spec's
+        try:
+            redact.expand(text)
+        except redact.MissingVariable as missing:
+            raise UserError(
+                f"{redact.mask(text)} names ${{{missing.name}}}, which is not set",
+                where=spec.path,
+                hint=f"export {missing.name}; in CI, from a secret",
+            ) from None
 
 
 def configured_platforms(

@@ -11,6 +11,7 @@ goes through :mod:`envassay.docker`.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -18,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import time
@@ -32,7 +34,7 @@ from typing import Any
 import yaml
 from filelock import FileLock
 
-from envassay import __version__
+from envassay import __version__, redact
 from envassay.command import run
 from envassay.docker import Engine, ImageInfo, shared_engine
 from envassay.errors import EnvassayError, UserError
@@ -189,7 +191,8 @@ def plan_image(
         "assets": assets,
         "spec": spec.content_hash,
         "lock": locked,
-        "channels": {url: _channel_digest(url, platform) for url in channels},
+        # Keyed by meaning: a rotated password or token is the same image.
+        "channels": {redact.neutral(url): _channel_digest(url, platform) for url in channels},
         "args": {
             "BUILDER_IMAGE": options.builder_image,
             "RUNTIME_IMAGE": options.runtime_image,
@@ -252,9 +255,12 @@ def assemble_context(plan: ImagePlan, dest: Path, wheel_cache: Path) -> dict[str
     (dest / "Dockerfile").write_text(_asset("Dockerfile"))
     (dest / ".dockerignore").write_text(_asset("dockerignore"))
     (ctx / "create.sh").write_text(_asset("create.sh"))
-    (ctx / "env" / "environment.yml").write_text(_context_spec(plan, ctx))
+    secrets: dict[str, str] = {}  # the ${VAR}s the context names instead of a credential
+    (ctx / "env" / "environment.yml").write_text(_context_spec(plan, ctx, secrets))
     # The channels a conda >= 26 gets as `--override-channels -c ...` (create.sh).
-    (ctx / "env" / "channels.txt").write_text("".join(f"{url}\n" for url in plan.channels))
+    (ctx / "env" / "channels.txt").write_text(
+        "".join(f"{redact.placeholders(url, taken=secrets)}\n" for url in plan.channels)
+    )
     channel_urls = list(plan.channels)
     if plan.lock_path is not None:
         shutil.copyfile(plan.lock_path, ctx / "env" / "environment.conda-lock.yml")
@@ -278,10 +284,31 @@ def assemble_context(plan: ImagePlan, dest: Path, wheel_cache: Path) -> dict[str
         "SPEC_NAME": plan.spec.name,
         "SPEC_HASH": plan.spec.content_hash,
         "LOCK_HASH": plan.lock_hash,
+        "ENVASSAY_SECRETS": _builder_secrets(plan, secrets),
     }
 
 
-def _context_spec(plan: ImagePlan, ctx: Path) -> str:
+def _builder_secrets(plan: ImagePlan, values: dict[str, str]) -> str:
+    """The credentials the context's spec names as ``${VAR}``, for the builder stage only
+    (a build argument that create.sh reads; the context holds no secret)."""
+    texts = [*plan.channels, *(r.text for r in plan.spec.pip if r.kind == "option")]
+    for name in redact.placeholder_names("\n".join(texts)):  # the user's own ${VAR}s
+        if name not in os.environ:
+            raise UserError(f"the spec names ${{{name}}}, which is not set", where=plan.spec.path)
+        values[name] = os.environ[name]
+    if values and plan.options.creator != "envassay":
+        raise UserError(
+            f"channel or index credentials reach the builder only with creator envassay, "
+            f"not {plan.options.creator}",
+            where=plan.spec.path,
+            hint="build with --creator envassay, or put the credentials in the builder "
+            "image's own conda config",
+        )
+    lines = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+    return base64.b64encode(lines.encode()).decode() if lines else ""
+
+
+def _context_spec(plan: ImagePlan, ctx: Path, secrets: dict[str, str]) -> str:
     """The spec as the builder reads it: resolved channels, no `prefix:`, local pip paths copied."""
     spec = plan.spec
     data = yaml.safe_load(spec.path.read_text(encoding="utf-8"))
@@ -290,11 +317,15 @@ def _context_spec(plan: ImagePlan, ctx: Path) -> str:
     # >= 26 the channels instead): always there, as the native conda backend never lets
     # default channels in either.
     nodefaults = spec.nodefaults or plan.options.creator in ("conda", "mamba")
-    data["channels"] = [*plan.channels, *(["nodefaults"] if nodefaults else [])]
+    # Credentials as ${VAR} (what ENVASSAY_SECRETS sets): the context holds none.
+    channels = [redact.placeholders(url, taken=secrets) for url in plan.channels]
+    data["channels"] = [*channels, *(["nodefaults"] if nodefaults else [])]
     data.pop("prefix", None)
     for item in data.get("dependencies") or []:
         if isinstance(item, dict) and isinstance(item.get("pip"), list):
-            item["pip"] = [_context_pip_line(str(line), spec, ctx) for line in item["pip"]]
+            lines = [_context_pip_line(str(line), spec, ctx) for line in item["pip"]]
+            # An index's password as ${VAR}: pip expands it (create.sh exports it).
+            item["pip"] = [redact.placeholders(line, taken=secrets) for line in lines]
     return yaml.safe_dump(data, sort_keys=False)
 
 

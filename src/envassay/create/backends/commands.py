@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from envassay import redact
 from envassay.create.backends.tools import Style, Tool
 
 # Set for every tool run: pip (run by the tool for a pip: section) never prompts.
@@ -87,7 +88,8 @@ def create_from_spec(
     if tool.style == "conda" and not spec_via_create(tool):
         argv = [tool.path, "env", "create", "-p", prefix, "-f", env_file]
     else:
-        options = [arg for channel in channels for arg in ("-c", channel)]
+        # A `-c` URL's ${VAR} is not expanded by the tool (a file's is, by conda): here.
+        options = [arg for channel in channels for arg in ("-c", redact.expand(channel))]
         file_flag = "--file" if tool.style == "conda" else "-f"
         argv = [tool.path, "create", "-y", "-p", prefix, file_flag, env_file]
         argv += ["--override-channels", *options]

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from envassay import command
+from envassay import command, redact
 from envassay.errors import CreateError, SolveError, UserError
 from envassay.lock.format import LockedPackage
 from envassay.progress import Progress
@@ -25,11 +25,12 @@ def install_pip_section(spec: EnvSpec, prefix: Path, progress: Progress) -> floa
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="envassay-pip-") as tmp:
         requirements = Path(tmp) / "requirements.txt"
-        requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        env = redact.write_requirements(requirements, lines)
         progress(f"pip installing {len(spec.pip)} line(s) from the pip: section")
         result = command.run(
             [python, "-m", "pip", "install", *PIP_FLAGS, "-r", requirements],
             cwd=spec.path.parent,
+            env=env,
         )
     if not result.ok:
         message = _pip_error(result.stderr or result.stdout)
@@ -59,11 +60,12 @@ def install_locked_pip(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="envassay-pip-") as tmp:
         requirements = Path(tmp) / "requirements.txt"
-        requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        env = redact.write_requirements(requirements, lines)
         progress(f"pip installing {len(entries)} locked distribution(s), --no-deps")
         result = command.run(
             [python, "-m", "pip", "install", *PIP_FLAGS, "--no-deps", "-r", requirements],
             cwd=spec.path.parent,
+            env=env,
         )
     if not result.ok:
         message = _pip_error(result.stderr or result.stdout)

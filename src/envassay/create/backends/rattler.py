@@ -68,6 +68,7 @@ class RattlerBackend:
                 for p in locked.conda
             ],
             "specs": spec.solve_specs,
+            "channels": list(request.channels),  # their credentials, for the downloads
             "prefix": str(request.prefix),
             "cache_dir": str(request.cache_dir),
         }
