@@ -23,21 +23,29 @@ def install_pip_section(spec: EnvSpec, prefix: Path, progress: Progress) -> floa
     python = prefix / "bin" / "python"
     lines = requirement_lines(spec)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="envassay-pip-") as tmp:
-        requirements = Path(tmp) / "requirements.txt"
-        env = redact.write_requirements(requirements, lines)
-        progress(f"pip installing {len(spec.pip)} line(s) from the pip: section")
-        result = command.run(
-            [python, "-m", "pip", "install", *PIP_FLAGS, "-r", requirements],
-            cwd=spec.path.parent,
-            env=env,
-        )
+    progress(f"pip installing {len(spec.pip)} line(s) from the pip: section")
+    result = _pip_install(python, lines, spec.path.parent)
     if not result.ok:
         message = _pip_error(result.stderr or result.stdout)
         if "No matching distribution" in message or "ResolutionImpossible" in message:
             raise SolveError(f"pip could not resolve the pip: section: {message}", where=spec.path)
         raise CreateError(f"pip install failed in {prefix}: {message}")
     return time.perf_counter() - started
+
+
+def _pip_install(
+    python: Path, lines: Sequence[str], cwd: Path, *flags: str
+) -> command.CommandResult:
+    """``python -m pip install -r`` a temporary requirements file of ``lines`` (its index
+    credentials as ``${VAR}``, their values in pip's environment)."""
+    with tempfile.TemporaryDirectory(prefix="envassay-pip-") as tmp:
+        requirements = Path(tmp) / "requirements.txt"
+        env = redact.write_requirements(requirements, lines)
+        return command.run(
+            [python, "-m", "pip", "install", *PIP_FLAGS, *flags, "-r", requirements],
+            cwd=cwd,
+            env=env,
+        )
 
 
 def install_locked_pip(
@@ -58,15 +66,8 @@ def install_locked_pip(
         line = f"{entry.name} @ {entry.url}" if entry.source else f"{entry.name}=={entry.version}"
         lines.append(f"{line} --hash=sha256:{entry.sha256}" if hashed else line)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="envassay-pip-") as tmp:
-        requirements = Path(tmp) / "requirements.txt"
-        env = redact.write_requirements(requirements, lines)
-        progress(f"pip installing {len(entries)} locked distribution(s), --no-deps")
-        result = command.run(
-            [python, "-m", "pip", "install", *PIP_FLAGS, "--no-deps", "-r", requirements],
-            cwd=spec.path.parent,
-            env=env,
-        )
+    progress(f"pip installing {len(entries)} locked distribution(s), --no-deps")
+    result = _pip_install(python, lines, spec.path.parent, "--no-deps")
     if not result.ok:
         message = _pip_error(result.stderr or result.stdout)
         if "DO NOT MATCH THE HASHES" in (result.stderr or "").upper():
