@@ -73,9 +73,13 @@ async def _solve(request: dict[str, Any]) -> dict[str, Any]:
                 virtual.append(["__cuda", target["cuda"], "0"])
         started = time.perf_counter()
         _progress(f"solving {len(request['specs'])} spec(s) for {platform}")
-        records = await rattler_ops.solve(
-            request["channels"], request["specs"], cache_dir, platform, virtual
-        )
+        try:
+            records = await rattler_ops.solve(
+                request["channels"], request["specs"], cache_dir, platform, virtual
+            )
+        except rattler_ops.RattlerFailure as failure:  # which of the platforms failed
+            message = f"for {platform}: {failure.message}"
+            raise rattler_ops.RattlerFailure(failure.kind, message) from None
         seconds[platform] = time.perf_counter() - started
         solutions[platform] = [rattler_ops.record_full(r) for r in records]
         used[platform] = virtual

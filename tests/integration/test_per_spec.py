@@ -28,7 +28,11 @@ def test_a_bad_spec_fails_alone_and_every_other_env_is_reported(
 ) -> None:
     store = tmp_path / "store"
     summary = tmp_path / "summary.md"
-    env = {"ENVASSAY_HOME": str(store), "PATH": "/usr/bin:/bin", "GITHUB_STEP_SUMMARY": str(summary)}
+    env = {
+        "ENVASSAY_HOME": str(store),
+        "PATH": "/usr/bin:/bin",
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
     project.spec("one", ["python=3.11", "six"])
     project.spec("two", ["python=3.11", "idna"])
     (project.root / "envs" / "unreachable.yml").write_text(
@@ -76,7 +80,7 @@ def test_checking_one_spec_creates_only_that_env(project: Project, tmp_path: Pat
 
     store = tmp_path / "cli-store"
     env = {"ENVASSAY_HOME": str(store), "PATH": "/usr/bin:/bin"}
-    code, outcomes, output = check(project, env, "envs/one.yml")
+    code, _, output = check(project, env, "envs/one.yml")
     assert code == 0, output
     assert _store_names(store) == ["one"], output
     assert "attrs" not in output and "idna" not in output

@@ -126,7 +126,7 @@ def test_symlinked_and_foreign_entries_are_refused_never_followed(
 
 def test_prune_never_removes_an_env_in_use(project: Project, tmp_path: Path) -> None:
     store = tmp_path / "store"
-    project.settings('[tool.envassay.envs.slow]\nimport-timeout = 25')
+    project.settings("[tool.envassay.envs.slow]\nimport-timeout = 25")
     project.spec("slow", ["python=3.11", "brokenhang"])
     xml = project.root / "junit.xml"
     checker = subprocess.Popen(  # a check whose probe hangs in an import for 25 s
@@ -155,7 +155,9 @@ def test_prune_never_removes_an_env_in_use(project: Project, tmp_path: Path) -> 
 def test_a_long_env_name_fits_the_store(project: Project, tmp_path: Path) -> None:
     name = "n" * 240
     spec = project.root / "envs" / "long.yml"
-    spec.write_text(f"name: {name}\nchannels: [{project.channel.url}]\ndependencies: [python=3.11]\n")
+    spec.write_text(
+        f"name: {name}\nchannels: [{project.channel.url}]\ndependencies: [python=3.11]\n"
+    )
     created = envassay("create", spec, env=_env(tmp_path / "store"), cwd=project.root)
     assert created.ok, created.stdout + created.stderr
     key = next((tmp_path / "store" / "envs").iterdir()).name

@@ -43,6 +43,7 @@ def add_check(sub: Subparsers) -> None:
     )
     add_image_options(check)
     check.add_argument("--gpu", choices=GPU_MODES, default="auto", help=HELP["gpu"])
+    check.add_argument("--recreate", action="store_true", help=HELP["recreate"])
     check.set_defaults(handler=cmd_check)
 
 
@@ -82,6 +83,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         report_md=args.report_md,
         report_json=args.report_json,
+        recreate=args.recreate,
     )
 
 

@@ -29,6 +29,9 @@ def add_create(sub: Subparsers) -> None:
     create = sub.add_parser("create", help="create the environment of a spec (cached in the store)")
     create.add_argument("spec", type=Path)
     create.add_argument("--prefix", type=Path, help="create here instead of in the store")
+    create.add_argument(
+        "--force", action="store_true", help="make the env again even if the store has it"
+    )
     add_backend(create)
     create.set_defaults(handler=cmd_create)
 
@@ -39,8 +42,19 @@ def add_envs(sub: Subparsers) -> None:
     envs_list = envs_sub.add_parser("list", help="list stored environments")
     add_json(envs_list, help_text=None)
     envs_list.set_defaults(handler=cmd_envs_list)
-    prune = envs_sub.add_parser("prune", help="remove environments no current spec uses")
-    prune.add_argument("--all", action="store_true", help="remove every stored environment")
+    prune = envs_sub.add_parser(
+        "prune",
+        help="remove this project's environments that no current spec uses (never one in use, "
+        "never an entry envassay did not make)",
+    )
+    prune.add_argument(
+        "--all", action="store_true", help="remove this project's environments, used or not"
+    )
+    prune.add_argument(
+        "--all-projects",
+        action="store_true",
+        help="consider the environments of every project on this store, not only this one's",
+    )
     prune.set_defaults(handler=cmd_envs_prune)
 
 
@@ -115,9 +129,12 @@ def _create(args: argparse.Namespace, spec: EnvSpec, config: Config, lock: LockS
             )
             print(f"created {spec.name} at {args.prefix.resolve()}")
             return 0
-        ensured = create_env(spec, config, backend_name=args.backend, progress=progress, lock=lock)
+        ensured = create_env(
+            spec, config, backend_name=args.backend, progress=progress, lock=lock, force=args.force
+        )
     finally:
         progress.close()
+    ensured.lease.release()
     if ensured.reused:
         print(f"reused {spec.name} from the store (no solve, no link): {ensured.prefix}")
     else:
@@ -148,6 +165,8 @@ def cmd_envs_list(args: argparse.Namespace) -> int:
         print(f"the store at {store.root} is empty")
     for entry in entries:
         state = "complete" if entry.complete else "HALF-MADE (will be removed)"
+        if entry.kind != "env":
+            state = f"{entry.kind.upper()} (not envassay's; never touched)"
         size = entry.size_bytes() / 1e6
         print(f"{entry.key:<60} {size:8.1f} MB  {state}  {entry.meta.get('spec', '')}")
     return 0
@@ -172,18 +191,40 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
                 keep.add(str(store_key(spec, backend, locked=plan(spec, config))))
             except UserError:
                 continue  # a broken spec keeps nothing alive
-    removed = 0
+    removed = others = 0
     for entry in store.entries():
-        if entry.key not in keep or not entry.complete:
-            store.remove(entry)
+        if entry.kind == "symlink":
+            print(f"refused {entry.key}: a symlink (never followed; not made by envassay)")
+            continue
+        if entry.kind == "foreign":
+            print(f"refused {entry.key}: not made by envassay (no envassay marker)")
+            continue
+        if not args.all_projects and not _ours(entry.project, entry.meta, config.root):
+            others += 1
+            continue
+        if entry.key in keep and entry.complete:
+            continue
+        if store.remove(entry):
             removed += 1
             print(f"removed {entry.key}")
-    print(f"{removed} environment(s) removed")
+        else:
+            print(f"kept {entry.key}: in use (a check or create holds it)")
+    tail = f"; {others} of other projects kept (--all-projects)" if others else ""
+    print(f"{removed} environment(s) removed{tail}")
     from envassay.create.backends.bytecode import remove_leftovers
 
     if leftovers := remove_leftovers(store.cache_dir):
         print(f"{leftovers} leftover(s) of killed creators removed from the pyc cache")
     return 0
+
+
+def _ours(project: str | None, meta: dict[str, object], root: Path) -> bool:
+    """Whether an entry was made for the project at ``root`` (entries made before the
+    store recorded projects: when their spec lies under ``root``)."""
+    if project is not None:
+        return Path(project) == root
+    spec = meta.get("spec")
+    return isinstance(spec, str) and Path(spec).resolve().is_relative_to(root)
 
 
 def cmd_backends(args: argparse.Namespace) -> int:

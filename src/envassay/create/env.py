@@ -67,8 +67,10 @@ def create_env(
     backend_name: str | None = None,
     progress: Progress = lambda _line: None,
     lock: LockStatus | None = None,
+    force: bool = False,
 ) -> Ensured:
-    """Return a complete prefix for ``spec`` from the store, creating it if needed.
+    """Return a complete prefix for ``spec`` from the store, creating it if needed (always
+    with ``force``). The caller holds the returned env's lease until it is done with it.
 
     ``lock``: the spec's lock status when the caller has read it already."""
     backend = get_backend(resolve_backend(backend_name, config.backend))
@@ -86,6 +88,7 @@ def create_env(
 
     info = {
         "spec": str(spec.path),
+        "project": str(config.root),
         "name": spec.name,
         "spec_hash": spec.content_hash,
         "backend": backend.name,
@@ -93,7 +96,7 @@ def create_env(
         "source": str(locked.lock_path) if locked else "spec",
     }
     with naming(spec):
-        return store.ensure(key, build, info)
+        return store.ensure(key, build, info, force=force)
 
 
 def create_at(

@@ -53,14 +53,22 @@ def probe_request(spec: EnvSpec, settings: EnvSettings) -> ProbeRequest:
 
 
 def assay_native(
-    spec: EnvSpec, config: Config, *, backend: str | None = None, progress: Progress = print
+    spec: EnvSpec,
+    config: Config,
+    *,
+    backend: str | None = None,
+    progress: Progress = print,
+    recreate: bool = False,
 ) -> Assay:
-    """Create ``spec`` natively (or reuse it) and run every check against it."""
+    """Create ``spec`` natively (or reuse it; ``recreate``: make it again) and run every
+    check against it, holding the env's lease so that no prune removes it meanwhile."""
     assay = Assay(spec, "native")
     assay.lock = lock_status(spec.path, config, spec)  # an unreadable lock: exit 2
     assay.platform = current_platform()
     try:
-        ensured = create_env(spec, config, backend_name=backend, progress=progress, lock=assay.lock)
+        ensured = create_env(
+            spec, config, backend_name=backend, progress=progress, lock=assay.lock, force=recreate
+        )
     except UserError:
         raise  # the user's to fix: reported once, as a collection error
     except EnvassayError as exc:
@@ -72,7 +80,10 @@ def assay_native(
         how += f" from {Path(ensured.meta['source']).name}"
     assay.results.append(passed("create", "native", f"{how}: {ensured.prefix}"))
     assay.results.append(check_lock_fresh(assay.lock))
-    return probe_and_check(assay, NativeTarget(ensured.prefix), config.env(spec.name))
+    try:
+        return probe_and_check(assay, NativeTarget(ensured.prefix), config.env(spec.name))
+    finally:
+        ensured.lease.release()
 
 
 def probe_and_check(assay: Assay, target: Target, settings: EnvSettings) -> Assay:

@@ -20,6 +20,7 @@ SHORT_FORMS = {
     "--report-md": "--envassay-report-md",
     "--report-json": "--envassay-report-json",
     "--gpu": "--envassay-gpu",
+    "--recreate": "--envassay-recreate",
 }
 
 
@@ -56,6 +57,8 @@ def pytest_flags(root: Path) -> list[str]:
     """
     return [
         *("-p", "envassay.pytest_plugin", "-p", "no:cacheprovider"),
+        # An unforeseen error in one spec's collection must not hide the other envs.
+        "--continue-on-collection-errors",
         *("-p", "no:unraisableexception", "-p", "no:threadexception"),
         *("-c", os.devnull, "--rootdir", str(root)),
     ]

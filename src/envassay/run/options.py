@@ -70,6 +70,7 @@ HELP = {
     "jobs": "create and probe up to N env targets at once; auto: one per usable CPU (default 1)",
     "report_md": "write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set)",
     "report_json": "write the JSON report here",
+    "recreate": "make each native env again even when the store has it (e.g. one changed by hand)",
     "gpu": "GPU items: auto (each env's gpu policy), require (optional becomes required: "
     "no GPU fails; for GPU CI jobs), skip (skip them without touching the driver)",
 }

@@ -24,7 +24,7 @@ from envassay.run.report import terminal_table
 from envassay.run.session import AssaySession, SessionHandoff, parse_jobs
 from envassay.run.work import RunOptions, assay_spec, project_config, submit, targets_for
 from envassay.spec.config import LOCK_SUFFIX
-from envassay.spec.environment import load_spec
+from envassay.spec.environment import EnvSpec, load_spec
 
 SPEC_SUFFIXES = (".yml", ".yaml")
 _SESSION = pytest.StashKey[AssaySession]()
@@ -53,6 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="docker target: what creates the env in the builder (default: from the image)",
     )
     group.addoption("--envassay-gpu", choices=GPU_MODES, default="auto", help=HELP["gpu"])
+    group.addoption("--envassay-recreate", action="store_true", help=HELP["recreate"])
     group.addoption(
         "--envassay-jobs",
         type=parse_jobs,
@@ -105,7 +106,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if not _looks_like_spec(file_path) or not _is_spec(file_path, parent.config):
         return None
-    _submit(parent.config, file_path)  # a spec found in a directory starts now
+    # A spec found in a directory that was asked for starts now. pytest also offers the
+    # siblings of a file it was asked for, and keeps only that file: they start nothing.
+    _submit(parent.config, file_path)
     return SpecFile.from_parent(parent, path=file_path)
 
 
@@ -114,9 +117,30 @@ def _looks_like_spec(path: Path) -> bool:
 
 
 def _submit(config: pytest.Config, path: Path) -> None:
-    """Start creating and probing ``path`` on each of its targets (each target's collector
-    waits for its own); a target already started is left alone."""
-    submit(_session(config), _options(config), [path])
+    """Start creating and probing ``path`` on each of its targets the command line asks
+    for (each target's collector waits for its own); one already started is left alone."""
+    if (only := _requested_targets(config, path)) is not None:
+        submit(_session(config), _options(config), [path], only=only)
+
+
+def _requested_targets(config: pytest.Config, path: Path) -> frozenset[str] | None:
+    """The targets of ``path`` its arguments select: every one (empty set) for the file
+    or a directory above it, those named by node ids (``x.yml::native``); None: not asked."""
+    path = path.resolve()
+    named: set[str] = set()
+    every = False
+    for arg in config.args or [str(config.invocation_params.dir)]:
+        where, _, rest = arg.partition("::")
+        asked = Path(where).resolve()
+        if asked == path:
+            target = rest.split("::")[0]
+            every = every or not target
+            named.add(target)
+        elif path.is_relative_to(asked) and asked.is_dir():
+            every = True
+    if every:
+        return frozenset()
+    return frozenset(named) if named else None
 
 
 def _is_spec(path: Path, config: pytest.Config) -> bool:
@@ -135,15 +159,20 @@ def _configured_specs(directory: Path) -> frozenset[Path]:
 class SpecFile(pytest.File):
     """An environment.yml: one child per target."""
 
+    spec: EnvSpec | None = None
+    error: UserError | None = None  # the spec cannot be read: each target fails with it
+
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         try:
             self.spec = load_spec(self.path)
         except UserError as exc:
-            for target in _targets(self.config, self.path.parent):
-                _session(self.config).record_error(self.path, target, self.path.stem, exc.render())
-            raise self.CollectError(exc.render()) from None
+            self.error = exc
         for target in _targets(self.config, self.path.parent):
             yield TargetCollector.from_parent(self, name=target)
+
+    @property
+    def env_name(self) -> str:
+        return self.spec.name if self.spec is not None else self.path.stem
 
 
 def _targets(config: pytest.Config, directory: Path) -> list[str]:
@@ -163,6 +192,7 @@ def _options(config: pytest.Config) -> RunOptions:
             builder_image=get("envassay_builder_image"),
             runtime_image=get("envassay_runtime_image"),
             creator=get("envassay_creator"),
+            recreate=bool(get("envassay_recreate")),
         )
     return options
 
@@ -173,15 +203,47 @@ class TargetCollector(pytest.Collector):
     def collect(self) -> Iterator[pytest.Item]:
         parent = self.parent
         assert isinstance(parent, SpecFile)
+        session = _session(self.config)
+        if parent.spec is None:  # unreadable: this env's one item fails, the run goes on
+            error = parent.error or UserError("cannot be read", where=parent.path)
+            session.record_error(parent.path, self.name, parent.env_name, error.render())
+            yield BadInputItem.from_parent(self, name="spec", error=error)
+            return
         work = functools.partial(assay_spec, _options(self.config), parent.spec, self.name, None)
         try:
-            assay = _session(self.config).assay(parent.path, self.name, parent.spec.name, work)
-        except UserError as exc:  # details: e.g. what micromamba printed, before the line
-            details = f"{exc.details}\n" if exc.details else ""
-            # JUnit XML keeps this text as pytest gets it: masked here, not by the stream.
-            raise self.CollectError(redact.mask(details + exc.render())) from None
+            assay = session.assay(parent.path, self.name, parent.spec.name, work)
+        except UserError as exc:  # cannot be solved or created: likewise
+            yield BadInputItem.from_parent(self, name="create", error=exc)
+            return
         for result in assay.results:
             yield CheckItem.from_parent(self, name=result.name, result=result)
+
+
+class BadInputItem(pytest.Item):
+    """The one item of an env whose spec cannot be read, solved or created: it fails with
+    the error, naming the spec; the run's other envs are checked as usual."""
+
+    def __init__(self, *, error: UserError, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        details = f"{error.details}\n" if error.details else ""  # e.g. what micromamba printed
+        # JUnit XML keeps this text as pytest gets it: masked here, not by the stream.
+        self.message = redact.mask(details + error.render())
+        self.user_properties.append(("envassay", self.message))
+
+    def runtest(self) -> None:
+        raise CheckFailed(self.message)
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> str:
+        if isinstance(excinfo.value, CheckFailed):
+            return f"{self.name}: {excinfo.value}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.parent.name if self.parent else ''}::{self.name}"
 
 
 class CheckFailed(Exception):
@@ -226,7 +288,7 @@ def pytest_runtest_makereport(
         spec_file = target.parent if target is not None else None
         if isinstance(target, TargetCollector) and isinstance(spec_file, SpecFile):
             _session(item.config).record_result(
-                spec_file.path, target.name, spec_file.spec.name, item.result
+                spec_file.path, target.name, spec_file.env_name, item.result
             )
     return report
 
@@ -234,17 +296,22 @@ def pytest_runtest_makereport(
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Write the Markdown and JSON reports (and $GITHUB_STEP_SUMMARY) of what ran."""
     config = session.config
-    _session(config).write_reports(
+    state = _session(config)
+    state.write_reports(
         config.getoption("envassay_report_md"),
         config.getoption("envassay_report_json"),
         environ=dict(os.environ),
     )
+    if state.report_error is not None:  # one line at the end (terminal summary), exit 2
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """A table at the end of the run: per env and target, passed/failed/skipped."""
 
     state = _session(config)
+    if state.report_error is not None:
+        terminalreporter.write_line(f"envassay: error: {state.report_error.render()}")
     runs = state.runs()
     if not runs:
         return

@@ -40,6 +40,7 @@ def run_checks(
     jobs: int = 1,
     report_md: Path | None = None,
     report_json: Path | None = None,
+    recreate: bool = False,
 ) -> int:
     """Run every check on ``specs`` (default: the configured ones); 0 pass, 1 fail, 2 bad input.
 
@@ -84,6 +85,8 @@ def run_checks(
         args += ["--envassay-report-md", str(report_md)]
     if report_json:
         args += ["--envassay-report-json", str(report_json)]
+    if recreate:
+        args += ["--envassay-recreate"]
     options = RunOptions(
         targets=tuple(targets),
         backend=backend,
@@ -92,6 +95,7 @@ def run_checks(
         builder_image=builder_image,
         runtime_image=runtime_image,
         creator=creator,
+        recreate=recreate,
     )
     session = AssaySession(jobs=jobs, root=config.root)
     session.open_stderr()
@@ -101,12 +105,17 @@ def run_checks(
         code = run_pytest(argv, plugins=[SessionHandoff(session)])
     finally:
         session.close()  # pytest's unconfigure closed it already, unless pytest never ran
+    if session.report_error is not None:  # a report that could not be written
+        raise session.report_error
+    if code in (PYTEST_OK, PYTEST_FAILED) and session.bad_input:
+        # Every env was still checked and reported; a spec that is bad input (unreadable,
+        # unsolvable, an unreachable channel) keeps its exit code, 2, above failures' 1.
+        return EXIT_USER_ERROR
     if code == PYTEST_OK:
         return EXIT_OK
     if code == PYTEST_FAILED:
         return EXIT_CHECK_FAILED
-    # pytest says INTERRUPTED for collection errors (bad specs) too; those, usage
-    # errors and a run with no items are the user's to fix.
+    # Usage errors, a run with no items and pytest's other exits are the user's to fix.
     return EXIT_USER_ERROR
 
 

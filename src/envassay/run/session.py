@@ -67,6 +67,7 @@ class _Entry:
     results: list[CheckResult] = field(default_factory=list)
     assay: Assay | None = None
     error: str | None = None
+    bad_input: bool = False  # the error is the user's to fix (a UserError)
     seconds: float | None = None
 
     def run(self) -> TargetRun:
@@ -105,6 +106,7 @@ class AssaySession:
         self._lock = threading.Lock()
         self._stream: TextIO | None = None
         self.written: list[str] = []
+        self.report_error: UserError | None = None  # a report file that could not be written
 
     # --- running assays -------------------------------------------------------------------
 
@@ -139,6 +141,7 @@ class AssaySession:
             assay, seconds = future.result() if future is not None else _timed(work)
         except Exception as exc:
             entry.error = _one_line(exc)
+            entry.bad_input = isinstance(exc, UserError)
             raise
         entry.assay, entry.seconds, entry.platform = assay, seconds, assay.platform
         return assay
@@ -196,7 +199,14 @@ class AssaySession:
         self._entry((path.resolve(), target), env).results.append(result)
 
     def record_error(self, path: Path, target: str, env: str, message: str) -> None:
-        self._entry((path.resolve(), target), env).error = message
+        """``message``: why the env is bad input (its spec cannot be read)."""
+        entry = self._entry((path.resolve(), target), env)
+        entry.error, entry.bad_input = message, True
+
+    @property
+    def bad_input(self) -> bool:
+        """Whether some env's spec was bad input (the run's exit code is then 2)."""
+        return any(entry.bad_input for entry in self._entries.values())
 
     def runs(self) -> list[TargetRun]:
         """What ran, in collection order; targets none of whose items ran are left out."""
@@ -224,13 +234,28 @@ class AssaySession:
         """Markdown to ``markdown`` and appended to $GITHUB_STEP_SUMMARY; JSON to ``json_path``.
 
         Nothing is written when no envassay target ran (the plugin is inert then).
-        Returns a line per file written.
+        Returns a line per file written. A file that cannot be written ends the writing:
+        ``report_error`` says which and why (one line, exit 2).
         """
+        try:
+            return self._write_reports(markdown, json_path, environ=environ)
+        except OSError as exc:
+            where = exc.filename or markdown or json_path
+            self.report_error = UserError(
+                f"cannot write the report: {exc.strerror or exc}",
+                where=where,
+                hint="choose a writable path",
+            )
+            return self.written
+
+    def _write_reports(
+        self, markdown: Path | None, json_path: Path | None, *, environ: dict[str, str]
+    ) -> list[str]:
 
         runs = self.runs()
         if not runs:
             return []
-        written = []
+        written = self.written = []
         text = redact.mask(render_markdown(runs))
         if markdown is not None:
             markdown.parent.mkdir(parents=True, exist_ok=True)
@@ -246,7 +271,6 @@ class AssaySession:
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_path.write_text(redact.mask(dumps(document)), encoding="utf-8")
             written.append(f"JSON report: {json_path}")
-        self.written = written
         return written
 
 

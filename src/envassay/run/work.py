@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +39,7 @@ class RunOptions:
     builder_image: str | None = None
     runtime_image: str | None = None
     creator: str | None = None
+    recreate: bool = False  # make each native env again, even when the store has it
 
 
 @functools.lru_cache(maxsize=32)
@@ -59,10 +60,18 @@ def targets_for(options: RunOptions, directory: Path) -> list[str]:
         return ["native"]
 
 
-def submit(session: AssaySession, options: RunOptions, paths: Iterable[Path]) -> None:
-    """Start every target of every spec in ``paths``, in order (already started: left be)."""
+def submit(
+    session: AssaySession,
+    options: RunOptions,
+    paths: Iterable[Path],
+    only: Collection[str] = (),
+) -> None:
+    """Start every target (those in ``only`` when given) of every spec in ``paths``, in
+    order (already started: left be)."""
     for path in paths:
         for target in targets_for(options, path.parent):
+            if only and target not in only:
+                continue
             session.submit(
                 path, target, functools.partial(assay_path, options, path, target, session)
             )
@@ -90,7 +99,9 @@ def assay_spec(options: RunOptions, spec: EnvSpec, target: str, progress: Progre
         config = dataclasses.replace(config, gpu_mode=options.gpu)
     if target == "docker":
         return _assay_docker(options, spec, config, progress)
-    return assay_native(spec, config, backend=options.backend, progress=progress or _line)
+    return assay_native(
+        spec, config, backend=options.backend, progress=progress or _line, recreate=options.recreate
+    )
 
 
 def _assay_docker(
