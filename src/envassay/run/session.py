@@ -239,39 +239,45 @@ class AssaySession:
         """
         try:
             return self._write_reports(markdown, json_path, environ=environ)
-        except OSError as exc:
-            where = exc.filename or markdown or json_path
-            self.report_error = UserError(
-                f"cannot write the report: {exc.strerror or exc}",
-                where=where,
-                hint="choose a writable path",
-            )
+        except UserError as exc:
+            self.report_error = exc
             return self.written
 
     def _write_reports(
         self, markdown: Path | None, json_path: Path | None, *, environ: dict[str, str]
     ) -> list[str]:
-
         runs = self.runs()
         if not runs:
             return []
         written = self.written = []
         text = redact.mask(render_markdown(runs))
         if markdown is not None:
-            markdown.parent.mkdir(parents=True, exist_ok=True)
-            markdown.write_text(text, encoding="utf-8")
+            _write(markdown, text)
             written.append(f"Markdown report: {markdown}")
         if summary := environ.get(STEP_SUMMARY):
-            with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(text + "\n")
+            _write(Path(summary), text + "\n", append=True)
             written.append(f"Markdown report appended to ${STEP_SUMMARY} ({summary})")
         if json_path is not None:
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")
             document = to_json(runs, envassay_version=__version__, created=created)
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(redact.mask(dumps(document)), encoding="utf-8")
+            _write(json_path, redact.mask(dumps(document)))
             written.append(f"JSON report: {json_path}")
         return written
+
+
+def _write(path: Path, text: str, *, append: bool = False) -> None:
+    """Write a report file; one that cannot be written is the user's to fix (a path)."""
+    try:
+        if not append:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a" if append else "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise UserError(
+            f"cannot write the report: {exc.strerror or exc}",
+            where=path,
+            hint="choose a writable path",
+        ) from None
 
 
 def _timed(work: Work) -> tuple[Assay, float]:
