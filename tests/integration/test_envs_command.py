@@ -19,7 +19,7 @@ def test_list_and_prune(project: Project, tmp_path: Path) -> None:
     gone = project.spec("gone", ["python=3.11", "idna"])
     for spec in (kept, gone):
         assert envassay("create", spec, env=env, cwd=project.root).ok
-    (tmp_path / "store" / "envs" / "half-made").mkdir()  # as a killed creator leaves it
+    (tmp_path / "store" / "envs" / "not-ours").mkdir()  # a folder envassay did not make
 
     listed = json.loads(envassay("envs", "list", "--json", env=env, cwd=project.root).stdout)
     assert sorted((e.get("name", ""), e["complete"]) for e in listed) == [
@@ -28,11 +28,13 @@ def test_list_and_prune(project: Project, tmp_path: Path) -> None:
         ("kept", True),
     ]
     text = envassay("envs", "list", env=env, cwd=project.root).stdout
-    assert "HALF-MADE" in text and "MB" in text
+    assert "FOREIGN" in text and "MB" in text
 
     gone.unlink()
     pruned = envassay("envs", "prune", env=env, cwd=project.root)
-    assert pruned.ok and "2 environment(s) removed" in pruned.stdout
+    assert pruned.ok and "1 environment(s) removed" in pruned.stdout
+    assert "refused not-ours: not made by envassay" in pruned.stdout
+    (tmp_path / "store" / "envs" / "not-ours").rmdir()
     listed = json.loads(envassay("envs", "list", "--json", env=env, cwd=project.root).stdout)
     assert [e["name"] for e in listed] == ["kept"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from envassay.store import MARKER, EnvStore, StoreKey
+from envassay.store import MARKER, EnvStore, StoreError, StoreKey
 
 KEY = StoreKey("demo", "ab" * 32, "rattler", "linux-64")
 
@@ -76,16 +76,49 @@ def test_failed_build_leaves_nothing(tmp_path: Path) -> None:
     assert store.lookup(KEY) is None
 
 
-def test_half_made_prefix_is_never_used_and_is_replaced(tmp_path: Path) -> None:
+def test_a_folder_envassay_did_not_make_is_never_used_nor_replaced(tmp_path: Path) -> None:
     store = EnvStore(tmp_path)
-    half = store.prefix_for(KEY)
-    half.mkdir(parents=True)
-    (half / "stale").write_text("from a killed creator")
+    foreign = store.prefix_for(KEY)
+    foreign.mkdir(parents=True)
+    (foreign / "data").write_text("the user's")
     assert store.lookup(KEY) is None
-    assert [e.complete for e in store.entries()] == [False]
+    assert [(e.complete, e.kind) for e in store.entries()] == [(False, "foreign")]
+    with pytest.raises(StoreError, match="not made by envassay"):
+        store.ensure(KEY, build_files, {})
+    assert (foreign / "data").read_text() == "the user's"
+    (entry,) = store.entries()
+    with pytest.raises(StoreError):
+        store.remove(entry)
+
+
+def test_a_symlink_at_an_entry_is_never_followed(tmp_path: Path) -> None:
+    store = EnvStore(tmp_path / "store")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / MARKER).write_text("{}")  # even one that looks complete
+    store.prefix_for(KEY).parent.mkdir(parents=True)
+    store.prefix_for(KEY).symlink_to(elsewhere)
+    assert store.lookup(KEY) is None
+    with pytest.raises(StoreError, match="symlink"):
+        store.ensure(KEY, build_files, {})
+    assert sorted(p.name for p in elsewhere.iterdir()) == [MARKER]
+
+
+def test_a_long_name_is_shortened_and_kept_apart() -> None:
+    first = StoreKey("x" * 300, "ab" * 32, "rattler", "linux-64")
+    second = StoreKey("x" * 299 + "y", "ab" * 32, "rattler", "linux-64")
+    assert len(str(first)) < 128 and str(first) != str(second)
+    assert str(KEY).startswith("demo-")  # short names are as before
+
+
+def test_an_env_in_use_is_not_removed(tmp_path: Path) -> None:
+    store = EnvStore(tmp_path)
     ensured = store.ensure(KEY, build_files, {})
-    assert not ensured.reused
-    assert not (ensured.prefix / "stale").exists()
+    (entry,) = store.entries()
+    assert not store.remove(entry)  # this process holds the lease
+    ensured.lease.release()
+    assert store.remove(entry)
+    assert list(store.entries()) == []
 
 
 @pytest.mark.parametrize("delay", [0.05, 0.15, 0.3])
@@ -115,8 +148,8 @@ def test_concurrent_creators_create_once(tmp_path: Path) -> None:
 
 def test_remove_entry(tmp_path: Path) -> None:
     store = EnvStore(tmp_path)
-    store.ensure(KEY, build_files, {})
+    store.ensure(KEY, build_files, {}).lease.release()
     (entry,) = store.entries()
-    store.remove(entry)
+    assert store.remove(entry)
     assert list(store.entries()) == []
     assert os.path.isdir(tmp_path / "envs")
