@@ -11,7 +11,13 @@ from collections.abc import Callable, Sequence
 
 from envassay import __version__, redact
 from envassay.commands import check, env, image, lock, matrix
-from envassay.errors import EXIT_CHECK_FAILED, EXIT_USER_ERROR, EnvassayError, UserError
+from envassay.errors import (
+    EXIT_CHECK_FAILED,
+    EXIT_USER_ERROR,
+    UNUSABLE,
+    EnvassayError,
+    UserError,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -41,6 +47,13 @@ def _main(argv: Sequence[str] | None) -> int:
     except EnvassayError as exc:
         print(f"envassay: failed: {exc}", file=sys.stderr)
         return EXIT_CHECK_FAILED
+    except OSError as exc:
+        if exc.errno not in UNUSABLE:  # the unexpected keeps its traceback
+            raise
+        # A path given or configured that cannot be written (a full disk, read-only).
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"envassay: error: {where}{exc.strerror}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("envassay: interrupted; nothing half-made is kept", file=sys.stderr)
         return 130

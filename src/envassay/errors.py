@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USER_ERROR = 2
+
+# errno values of an OSError that mean a path the user gave or configured (the store, a
+# report) cannot be used as it is: a full disk, read-only, a file where a folder must
+# be. One line and exit 2, not a traceback.
+UNUSABLE = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.ENAMETOOLONG,
+    }
+)
 
 
 class EnvassayError(Exception):

@@ -33,21 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from envassay import redact
-from envassay.errors import UserError
+from envassay.errors import UNUSABLE, UserError
 
 MARKER = ".envassay-complete.json"
 LABEL_MAX = 64  # a name's share of a key: keys (and ``<key>.lock``) stay far below 255 bytes
-# errno values that mean the store (its disk, its permissions) is unusable, not a bug.
-UNUSABLE = {
-    errno.ENOSPC,
-    errno.EDQUOT,
-    errno.EROFS,
-    errno.EACCES,
-    errno.EPERM,
-    errno.ENOTDIR,
-    errno.EEXIST,
-    errno.ENAMETOOLONG,
-}
 NO_SPACE = ("No space left on device", "Disk quota exceeded", "os error 28", "os error 122")
 
 
