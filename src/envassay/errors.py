@@ -23,6 +23,7 @@ UNUSABLE = frozenset(
         errno.EISDIR,
         errno.EEXIST,
         errno.ENAMETOOLONG,
+        errno.ELOOP,  # a symlink planted where the store opens a file without following one
     }
 )
 

@@ -131,6 +131,12 @@ def test_lock_goes_on_past_a_failing_spec_naming_spec_and_platform(
     assert result.returncode == 2
     assert "good.yml" in result.stderr and "osx-arm64" in result.stderr, result.stderr
 
+    # lock --check: an unreadable lock is named, the other locks are still judged.
+    (project.root / "envs" / "aaa.conda-lock.yml").write_text("version: 1\nmetadata: [x\n")
+    result = envassay("lock", "--check", env=env, cwd=project.root)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "aaa.conda-lock.yml" in result.stderr and "1 lock(s) fresh" in result.stdout
+
     # drift over both: the good one is reported, the bad one named with its platform.
     (project.root / "envs" / "aaa.conda-lock.yml").write_text(
         good.with_name("good.conda-lock.yml").read_text()

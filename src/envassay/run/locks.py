@@ -47,16 +47,24 @@ def check_locks(specs: Sequence[Path], *, out: TextIO = sys.stdout) -> int:
     """Stale-lock drift without solving: exit 1 naming each stale or missing lock."""
     config = load_config()
     started = time.perf_counter()
-    statuses = [lock_status(path, config) for path in spec_paths(specs, config)]
+    statuses, unreadable = [], 0
+    for path in spec_paths(specs, config):
+        try:
+            statuses.append(lock_status(path, config))
+        except UserError as exc:  # this spec's (or its lock's) error; the others go on
+            _spec_error(exc, path, ())
+            unreadable += 1
     bad = [s for s in statuses if not s.fresh]
     for status in bad:
         print(status.describe(), file=out)
     seconds = time.perf_counter() - started
     if bad:
         print(f"{len(bad)} of {len(statuses)} lock(s) stale or missing ({seconds:.2f}s)", file=out)
-        return EXIT_CHECK_FAILED
-    print(f"{len(statuses)} lock(s) fresh ({seconds:.2f}s)", file=out)
-    return EXIT_OK
+    else:
+        print(f"{len(statuses)} lock(s) fresh ({seconds:.2f}s)", file=out)
+    if unreadable:
+        return EXIT_USER_ERROR
+    return EXIT_CHECK_FAILED if bad else EXIT_OK
 
 
 def write_locks(
