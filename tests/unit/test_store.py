@@ -153,3 +153,17 @@ def test_remove_entry(tmp_path: Path) -> None:
     assert store.remove(entry)
     assert list(store.entries()) == []
     assert os.path.isdir(tmp_path / "envs")
+
+
+def test_a_symlink_planted_at_a_lease_or_lock_file_is_refused(tmp_path: Path) -> None:
+    store = EnvStore(tmp_path / "store")
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    for folder, name in (("leases", str(KEY)), ("locks", f"{KEY}.lock")):
+        (store.root / folder).mkdir(parents=True, exist_ok=True)
+        (store.root / folder / name).symlink_to(victim)
+        with pytest.raises(StoreError, match="symbolic links"):
+            store.ensure(KEY, build_files, {})
+        (store.root / folder / name).unlink()
+    assert victim.read_text() == "keep"
+    assert store.lookup(KEY) is None
