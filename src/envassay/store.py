@@ -132,8 +132,14 @@ class EnvStore:
         return prefix if not prefix.is_symlink() and (prefix / MARKER).is_file() else None
 
     def lease(self, key: StoreKey | str) -> Lease:
-        """Take a shared lease on ``key`` (waits while a prune removes it)."""
-        fd = self._open_lease(str(key))
+        """Take a shared lease on ``key`` (waits while a prune removes it). On a read-only
+        store nothing can be removed, so none is needed: its envs are still usable."""
+        try:
+            fd = os.open(self.root / "leases" / str(key), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno == errno.EROFS or _read_only(self.root):
+                return Lease(None)
+            fd = self._open_lease(str(key))
         try:
             _flock(fd, exclusive=False, wait=True)
         except BaseException:
@@ -334,6 +340,13 @@ def _remove(path: Path) -> None:
         return
     if path.exists():
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _flock(fd: int, *, exclusive: bool, wait: bool) -> bool:

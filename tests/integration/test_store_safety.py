@@ -180,10 +180,16 @@ def test_an_unusable_store_is_one_line_exit_2(
     assert code == 2 and "Traceback" not in output, output
     assert "a-file" in output
 
-    _mount(mount_point, "ro,size=1m")
-    _one_line_exit_2(envassay("create", spec, env=_env(mount_point), cwd=project.root))
+    # A read-only store: its envs are still checked; one it lacks is one line, exit 2.
+    _mount(mount_point, "size=200m")
+    assert envassay("create", spec, env=_env(mount_point), cwd=project.root).ok
+    subprocess.run(["mount", "-o", "remount,ro", str(mount_point)], check=True)
     code, _, output = check(project, _env(mount_point), "envs/one.yml")
-    assert code == 2 and "Traceback" not in output, output
+    assert code == 0, output
+    two = project.spec("two", ["python=3.11", "idna"])
+    _one_line_exit_2(envassay("create", two, env=_env(mount_point), cwd=project.root))
+    code, _, output = check(project, _env(mount_point), "envs/two.yml")
+    assert code == 2 and "Traceback" not in output and "Read-only" in output, output
 
 
 def test_a_full_disk_is_one_line_exit_2(
