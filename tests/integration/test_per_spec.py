@@ -5,6 +5,7 @@ creates only those."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -32,8 +33,10 @@ def _outcomes(path: Path) -> dict[str, tuple[str, str]]:
 
 
 def _store_names(store: Path) -> list[str]:
-    envs = store / "envs"
-    return sorted(p.name.split("-")[0] for p in envs.iterdir()) if envs.is_dir() else []
+    """The envs a store ever created (its creation log keeps those removed since)."""
+    log = store / "created.jsonl"
+    lines = log.read_text().splitlines() if log.is_file() else []
+    return sorted(json.loads(line)["key"].split("-")[0] for line in lines)
 
 
 def test_a_bad_spec_fails_alone_and_every_other_env_is_reported(
@@ -110,6 +113,18 @@ def test_checking_one_spec_creates_only_that_env(project: Project, tmp_path: Pat
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert _store_names(store) == ["two"], result.stdout + result.stderr
+
+    # nox's per-env session, for real: this repository's noxfile in the project.
+    shutil.copy(Path(__file__).parents[2] / "noxfile.py", project.root / "noxfile.py")
+    store = tmp_path / "nox-store"
+    result = run(
+        [sys.executable, "-m", "nox", "-s", "envs(env='three')"],
+        env={**env, "ENVASSAY_HOME": str(store)},
+        cwd=project.root,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _store_names(store) == ["three"], result.stdout + result.stderr
 
 
 def test_lock_goes_on_past_a_failing_spec_naming_spec_and_platform(
