@@ -161,7 +161,7 @@ def _pins_without_conda_meta(
     interpreter = report.interpreter
     for dep in deps:
         if dep.name in INTERPRETER_PACKAGES and interpreter is not None:
-            version, found = interpreter.version, f"the interpreter: {interpreter.describe()}"
+            version, found = interpreter.version, f"the interpreter: {interpreter.describe(0)}"
         elif (dist := report.distribution(dep.name)) is not None:
             version, found = dist.version, f"pip's {dist.name} {dist.version} ({dist.metadata})"
         else:

@@ -106,9 +106,12 @@ class Interpreter:
     # and pip's distributions (an image envassay did not build, a venv).
     conda_meta: bool = True
 
-    def describe(self) -> str:
-        """``Python 3.11.2 at /opt/venv/bin/python (prefix /opt/venv, no conda-meta)``."""
+    def describe(self, records: int | None = None) -> str:
+        """``Python 3.11.2 at /opt/venv/bin/python (prefix /opt/venv, no conda-meta)``;
+        with ``records``, how many conda records its conda-meta holds."""
         meta = "conda-meta" if self.conda_meta else "no conda-meta"
+        if self.conda_meta and records is not None:
+            meta += f", {records} records" if records else " without records"
         return f"Python {self.version} at {self.executable} (prefix {self.prefix}, {meta})"
 
 
