@@ -163,7 +163,8 @@ def _pins_without_conda_meta(
         if dep.name in INTERPRETER_PACKAGES and interpreter is not None:
             version, found = interpreter.version, f"the interpreter: {interpreter.describe(0)}"
         elif (dist := report.distribution(dep.name)) is not None:
-            version, found = dist.version, f"pip's {dist.name} {dist.version} ({dist.metadata})"
+            where = f" ({dist.metadata})" if dist.metadata else ""
+            version, found = dist.version, f"pip's {dist.name} {dist.version}{where}"
         else:
             yield failed(
                 "pin", dep.text, f"expected {dep.normalized}; no conda-meta and no {dep.name}"
