@@ -51,6 +51,10 @@ def test_pip_over_conda_fails_for_the_spec_and_its_lock_as_conda_sees_it(
 ) -> None:
     conda = real_conda_from(conda_path)
     spec = project.spec("pipover", CONDA, pip=PIP)
+    shown = envassay("spec", spec, env=envassay_env, cwd=project.root)
+    assert shown.ok, shown.describe()
+    for conda_line, pip_line in zip(CONDA[1:3], PIP, strict=True):
+        assert f"warning: `{conda_line}` (conda) and `{pip_line}` (pip) contradict" in shown.stdout
 
     code, items, output = check(project, envassay_env, spec)
     assert code == 1
@@ -70,6 +74,9 @@ def test_pip_over_conda_fails_for_the_spec_and_its_lock_as_conda_sees_it(
     for prefix in (from_spec, from_lock):
         pip_check = run([prefix / "bin" / "python", "-m", "pip", "check"], timeout=120)
         assert pip_check.ok, pip_check.describe()  # pip alone sees a healthy env
+        listed = run([prefix / "bin" / "python", "-m", "pip", "list", "--format", "json"])
+        versions = {d["name"].lower(): d["version"] for d in json.loads(listed.stdout)}
+        assert (versions["pyyaml"], versions["six"]) == ("6.0.2", "1.17.0")  # what imports
         # On a copy: reading a prefix whose conda files pip replaced, conda deletes those
         # conda-meta records (its PrefixData drops a record pip clobbered).
         copy = tmp_path / f"copy-{prefix.name}"
