@@ -37,6 +37,12 @@ def assert_pip_over_conda_fails(items: dict[str, tuple[str, str]], output: str) 
     assert items["health[pip]"][0] == "passed"
 
 
+def freeze(prefix: Path) -> list[str]:
+    result = run([prefix / "bin" / "python", "-m", "pip", "list", "--format", "freeze"])
+    assert result.ok, result.describe()
+    return sorted(result.stdout.split())
+
+
 def created_prefix(project: Project, env: dict[str, str], spec: Path) -> Path:
     result = envassay("create", spec, env=env, cwd=project.root)
     assert result.ok, result.describe()
@@ -71,6 +77,7 @@ def test_pip_over_conda_fails_for_the_spec_and_its_lock_as_conda_sees_it(
     from_lock = created_prefix(project, envassay_env, spec)
     assert from_lock != from_spec  # a second env, made from the lock
 
+    assert freeze(from_spec) == freeze(from_lock)  # the same env
     for prefix in (from_spec, from_lock):
         pip_check = run([prefix / "bin" / "python", "-m", "pip", "check"], timeout=120)
         assert pip_check.ok, pip_check.describe()  # pip alone sees a healthy env
@@ -87,3 +94,25 @@ def test_pip_over_conda_fails_for_the_spec_and_its_lock_as_conda_sees_it(
         assert (by_name["pyyaml"]["version"], by_name["pyyaml"]["channel"]) == ("6.0.2", "pypi")
         assert (by_name["six"]["version"], by_name["six"]["channel"]) == ("1.17.0", "pypi")
         assert not list((copy / "conda-meta").glob("pyyaml-*.json"))
+
+
+@pytest.mark.channel
+@pytest.mark.slow
+def test_a_pip_line_that_conda_satisfies_leaves_conda_alone(
+    project: Project, envassay_env: dict[str, str]
+) -> None:
+    """pip keeps conda's six 1.16.0 for `six>=1.16`; the lock leaves it to conda too."""
+    spec = project.spec("pipkeeps", ["python=3.11", "six=1.16.0", "pip"], pip=["six>=1.16"])
+    for made_from in ("spec", "lock"):
+        code, items, output = check(project, envassay_env, spec)
+        assert code == 0, (made_from, output)
+        assert items["health[conda-pip]"][0] == "passed"
+        prefix = created_prefix(project, envassay_env, spec)
+        assert "six==1.16.0" in freeze(prefix)
+        if made_from == "spec":
+            locked = envassay("lock", spec, env=envassay_env, cwd=project.root)
+            assert locked.ok, locked.describe()
+            assert (
+                "provided by conda: six"
+                in locked.stdout + (project.root / "envs" / "pipkeeps.conda-lock.yml").read_text()
+            )
