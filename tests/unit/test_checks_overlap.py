@@ -142,3 +142,18 @@ def test_without_conda_records_the_interpreter_and_pip_answer_pins(
     got = verdicts(run_all(load_spec(path), probe, EnvSettings()))
     assert got["pin[python=3.12]"][0] == "failed"
     assert "Python 3.11.2" in got["pin[python=3.12]"][1]
+
+
+def test_envassay_probe_lists_pip_distributions_as_conda_list_does() -> None:
+    """A metadata directory no record owns is pip's, whatever its name (conda list: pypi)."""
+    from envassay.probe.render import pip_only, render_report
+
+    probe = report(
+        conda_records=[record("python", "3.11.7", modules=[]), yaml_record()],
+        distributions=[
+            yaml_dist("6.0.2", PIP_YAML, [], "pip"),
+            dist("six", "1.17.0") | {"metadata": f"{SITE}/six-1.17.0.dist-info"},
+        ],
+    )
+    assert [d.name for d in pip_only(probe)] == ["PyYAML", "six"]
+    assert "PyYAML                       6.0.2" in render_report(probe)
