@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
-from envassay.docker import Engine
+from envassay.docker import Engine, shared_engine
 from tests.conftest import Project
 from tests.integration.envassay_cli import check, envassay
 
@@ -68,6 +69,21 @@ def judged_items(
     return judged, output
 
 
+def assert_distributions_are_pips(project: Project, env: dict[str, str], image: str) -> None:
+    """The distributions the probe found (which answer the pins) are those `pip list` lists
+    in the same image, at the same versions."""
+    probed = envassay("probe", f"docker://{image}", "--json", env=env, cwd=project.root)
+    assert probed.ok, probed.describe()
+    found = {
+        canonicalize_name(d["name"]): d["version"]
+        for d in json.loads(probed.stdout)["distributions"]
+    }
+    listed = shared_engine().run(image, ["python3", "-m", "pip", "list", "--format", "json"])
+    assert listed.ok, listed.describe()
+    pips = {canonicalize_name(d["name"]): d["version"] for d in json.loads(listed.stdout)}
+    assert found == pips
+
+
 def assert_judged_on_what_it_holds(
     project: Project,
     env: dict[str, str],
@@ -88,6 +104,7 @@ def assert_judged_on_what_it_holds(
     assert not failures, output
     # Every run names the interpreter and the prefix it judged, below the table.
     assert f"(prefix {prefix}, {meta}" in output, output
+    assert_distributions_are_pips(project, env, image)
     judged, output = judged_items(project, env, image, "3.12")
     outcome, message = judged["pin[python=3.12]"]
     assert outcome == "failure" and "3.11" in message, message
