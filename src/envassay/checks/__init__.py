@@ -81,8 +81,9 @@ def check_imports(
         if name in settings.skip:
             yield skipped("import", name, f"skipped by [tool.envassay]: {settings.skip[name]}")
         elif name in INTERPRETER_PACKAGES:
-            version = report.interpreter.version if report.interpreter else "?"
-            yield passed("import", name, f"the interpreter ran the probe (Python {version})")
+            interpreter = report.interpreter
+            ran = interpreter.describe(len(report.conda_records)) if interpreter else "Python ?"
+            yield passed("import", name, f"the interpreter ran the probe: {ran}")
         else:
             yield _import_verdict(name, report, by_module)
 
