@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envassay import redact
-from envassay.checks.overlap import overlap_of, overlaps
+from envassay.checks.overlap import by_name, overlaps
 from envassay.probe.report import CondaRecord, ImportResult, ProbeReport
 from envassay.spec.config import EnvSettings
 from envassay.spec.environment import CondaDependency, EnvSpec, PipRequirement, declared_packages
@@ -129,13 +129,14 @@ def check_conda_pins(deps: Iterable[CondaDependency], report: ProbeReport) -> It
         yield from _pins_without_conda_meta(deps, report)
         return
     records = {r.name: r for r in report.conda_records}
+    both = by_name(overlaps(report))
     for dep in deps:
         record = records.get(dep.name)
         if record is None:
             yield failed("pin", dep.text, f"expected {dep.normalized}; found nothing installed")
             continue
         found = f"{record.name} {record.version} {record.build} from {record.channel}"
-        overlap = overlap_of(report, dep.name)
+        overlap = both.get(canonicalize_name(dep.name))
         if not MatchSpec(dep.normalized).matches(_package_record(record)):
             yield failed("pin", dep.text, f"expected {dep.normalized}; found {found}")
         elif dep.channel and not _same_channel(dep.channel, record.channel_url):
@@ -252,6 +253,7 @@ def _same_channel(wanted: str, found: str) -> bool:
 def check_pip_pins(reqs: Iterable[PipRequirement], report: ProbeReport) -> Iterable[CheckResult]:
     dists = {canonicalize_name(d.name): d for d in report.distributions}
     markers = dict(report.interpreter.markers) if report.interpreter else {}
+    both = by_name(overlaps(report))
     for req in reqs:
         if req.kind != "requirement" or req.name is None:
             continue
@@ -261,7 +263,7 @@ def check_pip_pins(reqs: Iterable[PipRequirement], report: ProbeReport) -> Itera
             yield skipped("pin", param, f"marker `{parsed.marker}` is false on this target")
             continue
         dist = dists.get(canonicalize_name(req.name))
-        overlap = overlap_of(report, req.name)
+        overlap = both.get(canonicalize_name(req.name))
         if dist is None:
             yield failed("pin", param, f"expected {req.text}; found no distribution {req.name}")
         elif overlap is not None:

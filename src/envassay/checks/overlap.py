@@ -53,11 +53,11 @@ def metadata_name_version(path: str) -> tuple[str, str]:
 def overlaps(report: ProbeReport) -> list[Overlap]:
     """Every distribution that a conda record owns and pip installed too."""
     owned = {path for record in report.conda_records for path in record.python_dists}
+    dists = {canonicalize_name(d.name): d for d in report.distributions}
     found: list[Overlap] = []
     for record in report.conda_records:
         for path in record.python_dists:
-            name = metadata_name_version(path)[0]
-            dist = report.distribution(name)
+            dist = dists.get(canonicalize_name(metadata_name_version(path)[0]))
             if dist is not None:
                 found.extend(_overlap(record, path, dist, owned))
     return found
@@ -77,14 +77,10 @@ def _overlap(
     return [Overlap(record, dist.name, version, pip_path, imported, conda_present)]
 
 
-def overlap_of(report: ProbeReport, name: str) -> Overlap | None:
-    """The overlap of the conda package or distribution called ``name``, if any."""
-    key = canonicalize_name(name)
-    return next(
-        (
-            o
-            for o in overlaps(report)
-            if key in (canonicalize_name(o.record.name), canonicalize_name(o.dist_name))
-        ),
-        None,
-    )
+def by_name(found: Iterable[Overlap]) -> dict[str, Overlap]:
+    """Each overlap under its conda package's name and its distribution's (normalised)."""
+    table: dict[str, Overlap] = {}
+    for overlap in found:
+        table.setdefault(canonicalize_name(overlap.record.name), overlap)
+        table.setdefault(canonicalize_name(overlap.dist_name), overlap)
+    return table
