@@ -64,3 +64,26 @@ def test_ranges_contradict_exactly_when_they_do_not_meet(
     tmp = tmp_path_factory.mktemp("both")
     (found,) = in_both(load_spec(spec_of(tmp, f"pkg >={a}", f"pkg<{b}")))
     assert found.contradict is (Version(b) <= Version(a))
+
+
+OPERATORS = st.sampled_from(["==", ">=", "<=", ">", "<", "!=", "~=", "=", ""])
+WORDS = st.text(alphabet="0123456789.*abrcdevpost+!", min_size=1, max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(conda_op=OPERATORS, conda_v=WORDS, pip_op=OPERATORS, pip_v=WORDS)
+def test_any_pair_of_lines_is_judged_without_raising(
+    tmp_path_factory: pytest.TempPathFactory, conda_op: str, conda_v: str, pip_op: str, pip_v: str
+) -> None:
+    """Whatever versions a spec's lines hold, `envassay spec` names the pair or the line
+    is refused where it is read; judging the pair never raises."""
+    from envassay.errors import EnvassayError
+
+    tmp = tmp_path_factory.mktemp("both")
+    try:
+        spec = load_spec(spec_of(tmp, f"pkg {conda_op}{conda_v}", f"pkg{pip_op}{pip_v}"))
+    except EnvassayError:
+        return
+    for found in in_both(spec):
+        assert isinstance(found.contradict, bool)
+        assert found.describe()
