@@ -650,3 +650,16 @@ def test_unknown_platform_is_a_user_error() -> None:
     assert validate_platforms(["osx-arm64", "linux-64", "osx-arm64"]) == ("osx-arm64", "linux-64")
     with pytest.raises(UserError, match=r"unknown platform\(s\) \['macos'\]"):
         validate_platforms(["macos"])
+
+
+def test_pip_lock_reads_a_hashed_line_as_its_requirement(tmp_path: Path) -> None:
+    """`pyyaml==6.0.2 --hash=...` still holds conda's 6.0.1 to 6.0.2: pip replaces it."""
+    from envassay.lock.pip import _requirement_texts
+
+    path = tmp_path / "env.yml"
+    path.write_text(
+        'dependencies:\n  - pip\n  - pip:\n    - "pyyaml==6.0.2 --hash=sha256:'
+        + "a" * 64
+        + '"\n    - --no-index\n'
+    )
+    assert _requirement_texts(load_spec(path)) == ["pyyaml==6.0.2"]

@@ -33,7 +33,7 @@ from packaging.version import InvalidVersion, Version
 
 from envassay import command, redact
 from envassay.lock.format import PIP_UNRESOLVED, LockedPackage
-from envassay.spec.environment import EnvSpec, requirement_lines
+from envassay.spec.environment import PIP_REQUIREMENT_OPTIONS, EnvSpec, requirement_lines
 
 PIP_TIMEOUT = 600.0
 _FLAGS = ("--no-input", "--disable-pip-version-check", "--quiet", "--ignore-installed")
@@ -101,7 +101,7 @@ def lock_pip(
             document = json.loads(report.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             return unresolved(f"pip's report is unreadable: {exc}")
-    wanted = _requirements(requirement_lines(spec), document)
+    wanted = _requirements(_requirement_texts(spec), document)
     packages, left_out = _packages(document, platform, conda, wanted)
     note = f"resolved with {how} for python {major_minor}; markers evaluated for this host"
     if left_out:
@@ -138,6 +138,15 @@ def _environment(document: dict[str, Any]) -> dict[str, str]:
     environment: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
     environment.update(document.get("environment") or {})
     return environment
+
+
+def _requirement_texts(spec: EnvSpec) -> list[str]:
+    """The section's requirement lines without their per-line options (``--hash=...``)."""
+    return [
+        PIP_REQUIREMENT_OPTIONS.split(req.text, maxsplit=1)[0]
+        for req in spec.pip
+        if req.kind == "requirement"
+    ]
 
 
 def _requirements(lines: Iterable[str], document: dict[str, Any]) -> list[Requirement]:
