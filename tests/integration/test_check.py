@@ -76,9 +76,7 @@ def test_mutated_env_fails_its_pin_with_expected_and_found(
     )
     code, items, output = check(project, envassay_env, spec)
     assert code == 0, output
-    prefix = Path(
-        next(line for line in output.splitlines() if "/envs/mutated-" in line).split()[-1]
-    )
+    prefix = Path(next(line for line in output.splitlines() if "linking into" in line).split()[-1])
     # Someone "fixes" the env by hand after it was created.
     upgrade = pip_install(prefix, "--no-index", "--find-links", wheels, "pinned-tool==2.0")
     assert upgrade.ok, upgrade.describe()

@@ -597,7 +597,7 @@ def test_pip_report_becomes_lock_entries() -> None:
             },
         ],
     }
-    packages, left_out = _packages(document, "linux-64", {"pyyaml", "python"})
+    packages, left_out = _packages(document, "linux-64", {"pyyaml": "6.0.1", "python": "3.11.9"})
     assert left_out == ["pyyaml"]
     first, second = packages
     assert (first.name, first.version, first.sha256, dict(first.dependencies)) == (
@@ -609,7 +609,57 @@ def test_pip_report_becomes_lock_entries() -> None:
     assert first.source is None and second.source == "file:///w/local_tool-0.1-py3-none-any.whl"
 
 
+@pytest.mark.parametrize(
+    ("conda_version", "lines", "locked"),
+    [
+        ("6.0.1", ["pyyaml==6.0.2"], True),  # pip installs its own over conda's
+        ("6.0.1", ["pyyaml>=6"], False),  # pip keeps conda's
+        ("6.0.1", ["tool"], True),  # tool's Requires-Dist wants a newer one
+        ("6.0.2", ["tool"], False),
+        ("not a version", ["pyyaml"], True),
+    ],
+)
+def test_pip_lock_sees_conda_packages_as_installed(
+    conda_version: str, lines: list[str], locked: bool
+) -> None:
+    """As create's pip: a conda distribution that satisfies every requirement on it is
+    kept (not locked), one that does not is replaced by pip's (locked)."""
+    from envassay.lock.pip import _packages, _requirements
+
+    document = {
+        "install": [
+            {
+                "metadata": {"name": "tool", "version": "1.0", "requires_dist": ["PyYAML>=6.0.2"]},
+                "download_info": {"url": "file:///w/tool.whl"},
+            },
+            {
+                "metadata": {"name": "PyYAML", "version": "6.0.2"},
+                "download_info": {"url": "file:///w/y.whl"},
+            },
+        ]
+    }
+    if lines != ["tool"]:
+        document["install"] = document["install"][1:]
+    wanted = _requirements(lines, document)
+    packages, left_out = _packages(document, "linux-64", {"pyyaml": conda_version}, wanted)
+    assert ("pyyaml" in {p.name for p in packages}) is locked
+    assert (left_out == ["pyyaml"]) is not locked
+
+
 def test_unknown_platform_is_a_user_error() -> None:
     assert validate_platforms(["osx-arm64", "linux-64", "osx-arm64"]) == ("osx-arm64", "linux-64")
     with pytest.raises(UserError, match=r"unknown platform\(s\) \['macos'\]"):
         validate_platforms(["macos"])
+
+
+def test_pip_lock_reads_a_hashed_line_as_its_requirement(tmp_path: Path) -> None:
+    """`pyyaml==6.0.2 --hash=...` still holds conda's 6.0.1 to 6.0.2: pip replaces it."""
+    from envassay.lock.pip import _requirement_texts
+
+    path = tmp_path / "env.yml"
+    path.write_text(
+        'dependencies:\n  - pip\n  - pip:\n    - "pyyaml==6.0.2 --hash=sha256:'
+        + "a" * 64
+        + '"\n    - --no-index\n'
+    )
+    assert _requirement_texts(load_spec(path)) == ["pyyaml==6.0.2"]

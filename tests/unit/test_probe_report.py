@@ -27,6 +27,7 @@ DOC: dict[str, Any] = {
         "platform": "linux-x86_64",
         "markers": {"python_version": "3.11", "sys_platform": "linux"},
         "virtual_packages": {"__unix": "0", "__linux": "6.1.0", "__glibc": "2.36"},
+        "conda_meta": True,
     },
     "site_packages": ["/opt/env/lib/python3.11/site-packages"],
     "conda_records": [
@@ -42,6 +43,7 @@ DOC: dict[str, Any] = {
             "python_modules": ["yaml"],
             "constrains": ["pyyaml-ft <0"],
             "build_number": 1,
+            "python_dists": ["/opt/env/lib/python3.11/site-packages/PyYAML-6.0.1.dist-info"],
         }
     ],
     "distributions": [
@@ -52,6 +54,8 @@ DOC: dict[str, Any] = {
             "top_level": ["yaml"],
             "installer": "conda",
             "location": "/opt/env/lib/python3.11/site-packages",
+            "metadata": "/opt/env/lib/python3.11/site-packages/PyYAML-6.0.1.dist-info",
+            "shadows": [],
         }
     ],
     "packages": {

@@ -159,7 +159,8 @@ def seed(prefix: Path) -> None:
     )
     dist_info(site, "Z_Dist", "1.0", {"RECORD": record, "INSTALLER": "conda\n"})
     dist_info(site, "nsdist", "1.0", {"RECORD": "nsroot/sub/__init__.py,,\nnsroot/data/x.txt,,\n"})
-    dist_info(site, "testmods", "1.0", {"top_level.txt": "goodmod\n"})
+    # Like Debian's setuptools, which lists a `debian` module it does not install.
+    dist_info(site, "testmods", "1.0", {"top_level.txt": "goodmod\ndebian\n"})
     egg = site / "legacy-1.0-py3.egg-info"
     egg.mkdir()
     (egg / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: legacy\nVersion: 1.0\n")
@@ -359,7 +360,17 @@ def test_distributions(probed: Probed) -> None:
     nsdist = probed.report.distribution("nsdist")
     assert nsdist is not None
     assert nsdist.top_level == ("nsroot.sub",)
-    assert Path(nsdist.location) == next(probed.target.prefix.glob("lib/python*/site-packages"))
+    site = next(probed.target.prefix.glob("lib/python*/site-packages"))
+    assert Path(nsdist.location) == site
+    # A top_level.txt name with no module beside it is no import name.
+    assert probed.report.distribution("testmods").top_level == ("goodmod",)  # type: ignore[union-attr]
+    # The older ydist later on sys.path is recorded as shadowed, with real paths.
+    real = os.path.realpath
+    assert ydist.metadata == real(site / "ydist-2.0.dist-info")
+    assert ydist.shadows == (real(probed.target.prefix / "extra" / "ydist-1.0.dist-info"),)
+    # A conda record owns the metadata directories among its files.
+    x = probed.report.conda_record("x")
+    assert x is not None and x.python_dists == (real(site / "x-1.0.dist-info"),)
 
 
 def test_egg_info_distributions(probed: Probed) -> None:

@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envassay import redact
+from envassay.checks.overlap import by_name, overlaps
 from envassay.probe.report import CondaRecord, ImportResult, ProbeReport
 from envassay.spec.config import EnvSettings
 from envassay.spec.environment import CondaDependency, EnvSpec, PipRequirement, declared_packages
@@ -65,6 +66,7 @@ def run_all(spec: EnvSpec, report: ProbeReport, settings: EnvSettings) -> list[C
         *check_pip_pins(spec.pip, report),
         check_pip_health(report),
         check_conda_health(report),
+        check_conda_pip(report),
     ]
 
 
@@ -79,8 +81,9 @@ def check_imports(
         if name in settings.skip:
             yield skipped("import", name, f"skipped by [tool.envassay]: {settings.skip[name]}")
         elif name in INTERPRETER_PACKAGES:
-            version = report.interpreter.version if report.interpreter else "?"
-            yield passed("import", name, f"the interpreter ran the probe (Python {version})")
+            interpreter = report.interpreter
+            ran = interpreter.describe(len(report.conda_records)) if interpreter else "Python ?"
+            yield passed("import", name, f"the interpreter ran the probe: {ran}")
         else:
             yield _import_verdict(name, report, by_module)
 
@@ -122,19 +125,75 @@ def _describe_import(result: ImportResult) -> str:
 def check_conda_pins(deps: Iterable[CondaDependency], report: ProbeReport) -> Iterable[CheckResult]:
     from rattler import MatchSpec
 
+    if not has_conda_records(report):
+        yield from _pins_without_conda_meta(deps, report)
+        return
     records = {r.name: r for r in report.conda_records}
+    both = by_name(overlaps(report))
     for dep in deps:
         record = records.get(dep.name)
         if record is None:
             yield failed("pin", dep.text, f"expected {dep.normalized}; found nothing installed")
             continue
         found = f"{record.name} {record.version} {record.build} from {record.channel}"
+        overlap = both.get(canonicalize_name(dep.name))
         if not MatchSpec(dep.normalized).matches(_package_record(record)):
             yield failed("pin", dep.text, f"expected {dep.normalized}; found {found}")
         elif dep.channel and not _same_channel(dep.channel, record.channel_url):
             yield failed("pin", dep.text, f"expected channel {dep.channel}; found {found}")
+        elif overlap is not None and overlap.imported == "pip":
+            yield failed("pin", dep.text, f"found {found}, but {overlap.describe()}")
         else:
             yield passed("pin", dep.text, f"found {found}")
+
+
+def has_conda_records(report: ProbeReport) -> bool:
+    """Whether the env is judged as conda's: conda-meta exists and holds a record. Without
+    one (a venv, a distribution's python, a conda base installed by pip) the interpreter
+    and pip's distributions answer the conda pins."""
+    meta = report.interpreter.conda_meta if report.interpreter else True
+    return meta and bool(report.conda_records)
+
+
+def _pins_without_conda_meta(
+    deps: Iterable[CondaDependency], report: ProbeReport
+) -> Iterable[CheckResult]:
+    from rattler import MatchSpec
+
+    interpreter = report.interpreter
+    for dep in deps:
+        if dep.name in INTERPRETER_PACKAGES and interpreter is not None:
+            version, found = interpreter.version, f"the interpreter: {interpreter.describe(0)}"
+        elif (dist := report.distribution(dep.name)) is not None:
+            where = f" ({dist.metadata})" if dist.metadata else ""
+            version, found = dist.version, f"pip's {dist.name} {dist.version}{where}"
+        else:
+            yield failed(
+                "pin", dep.text, f"expected {dep.normalized}; no conda-meta and no {dep.name}"
+            )
+            continue
+        record = _version_record(dep.name, version)
+        if record is None or not MatchSpec(dep.normalized).matches(record):
+            yield failed("pin", dep.text, f"expected {dep.normalized}; found {found}")
+        elif dep.channel:
+            yield failed(
+                "pin", dep.text, f"expected channel {dep.channel}; found {found}, no conda-meta"
+            )
+        else:
+            yield passed("pin", dep.text, f"found {found}")
+
+
+def _version_record(name: str, version: str) -> Any:
+    """A record for a version that is not a conda record's (the interpreter's, pip's)."""
+    from rattler import BuildString, PackageRecord, VersionWithSource
+
+    try:
+        parsed = VersionWithSource(version)
+    except Exception:  # a version conda cannot read matches no pin
+        return None
+    return PackageRecord(
+        name=name, version=parsed, build=BuildString("pypi_0"), build_number=0, subdir="noarch"
+    )
 
 
 def _virtual_problem(
@@ -194,6 +253,7 @@ def _same_channel(wanted: str, found: str) -> bool:
 def check_pip_pins(reqs: Iterable[PipRequirement], report: ProbeReport) -> Iterable[CheckResult]:
     dists = {canonicalize_name(d.name): d for d in report.distributions}
     markers = dict(report.interpreter.markers) if report.interpreter else {}
+    both = by_name(overlaps(report))
     for req in reqs:
         if req.kind != "requirement" or req.name is None:
             continue
@@ -203,8 +263,12 @@ def check_pip_pins(reqs: Iterable[PipRequirement], report: ProbeReport) -> Itera
             yield skipped("pin", param, f"marker `{parsed.marker}` is false on this target")
             continue
         dist = dists.get(canonicalize_name(req.name))
+        overlap = both.get(canonicalize_name(req.name))
         if dist is None:
             yield failed("pin", param, f"expected {req.text}; found no distribution {req.name}")
+        elif overlap is not None:
+            found = f"found {dist.name} {dist.version}, but {overlap.describe()}"
+            yield failed("pin", param, found)
         elif _contains(parsed, dist.version):
             yield passed("pin", param, f"found {dist.name} {dist.version}")
         else:
@@ -293,3 +357,13 @@ def check_conda_health(report: ProbeReport) -> CheckResult:
     if problems:
         return failed("health", "conda", "; ".join(problems), problems=problems)
     return passed("health", "conda", f"{len(report.conda_records)} conda records consistent")
+
+
+def check_conda_pip(report: ProbeReport) -> CheckResult:
+    """``health[conda-pip]``: no distribution is installed by both conda and pip."""
+    found = overlaps(report)
+    if found:
+        problems = [o.describe() for o in found]
+        return failed("health", "conda-pip", "; ".join(problems), problems=problems)
+    owned = sum(len(r.python_dists) for r in report.conda_records)
+    return passed("health", "conda-pip", f"{owned} conda distributions, none installed by pip too")

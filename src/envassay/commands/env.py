@@ -66,11 +66,14 @@ def add_backends(sub: Subparsers) -> None:
 
 def cmd_spec(args: argparse.Namespace) -> int:
     # Deferred: start-up cost; only the chosen subcommand's modules load.
+    from envassay.spec.both import in_both
     from envassay.spec.environment import load_spec
 
     spec = load_spec(args.spec)
+    both = in_both(spec)
     if args.json:
-        print(json.dumps(spec.to_dict(), indent=2))
+        document = spec.to_dict() | {"in_both": [b.describe() for b in both]}
+        print(json.dumps(document, indent=2))
         return 0
     print(f"name:     {spec.name}")
     print(f"file:     {spec.path}")
@@ -90,6 +93,8 @@ def cmd_spec(args: argparse.Namespace) -> int:
     for key, value in spec.variables.items():
         print(f"variable: {key}={value}")
     print(f"hash:     {spec.content_hash}")
+    for item in both:  # pip over conda: named before anything is made
+        print(f"{'warning' if item.contradict else 'note'}: {item.describe()}")
     return 0
 
 

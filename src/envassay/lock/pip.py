@@ -5,10 +5,15 @@ platform and Python it resolves exactly as the env's own pip would (source
 distributions allowed); for another platform or Python version it resolves
 wheels only, for that platform's wheel tags and that Python version. Markers
 are always evaluated for this host (pip has no way to evaluate them for another
-machine), which the lock says in its metadata. Distributions the conda part
-already provides (same normalised name) are left out, as conda leaves them to
-conda. When pip cannot resolve the section here, the platform is locked without
-its pip part and the reason is written into the lock.
+machine), which the lock says in its metadata.
+
+The conda part is seen as create's pip sees it, installed: a distribution the conda
+part provides (same normalised name) whose conda version satisfies every requirement
+on it is left out (pip keeps conda's); one whose conda version does not is locked, as
+pip would install it over conda's (``health[conda-pip]`` then fails, for the env made
+from the spec and the one made from the lock alike). When pip cannot resolve the
+section here, the platform is locked without its pip part and the reason is written
+into the lock.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Collection, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +29,11 @@ from typing import Any
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from envassay import command, redact
 from envassay.lock.format import PIP_UNRESOLVED, LockedPackage
-from envassay.spec.environment import EnvSpec, requirement_lines
+from envassay.spec.environment import PIP_REQUIREMENT_OPTIONS, EnvSpec, requirement_lines
 
 PIP_TIMEOUT = 600.0
 _FLAGS = ("--no-input", "--disable-pip-version-check", "--quiet", "--ignore-installed")
@@ -61,7 +67,7 @@ def lock_pip(
     *,
     python_version: str | None,
     virtual: Sequence[Sequence[str]],
-    conda_names: Collection[str],
+    conda: Mapping[str, str],
     current_platform: str,
 ) -> PipLock:
     """Resolve ``spec``'s pip: section for ``platform``; never raises for pip's failures."""
@@ -95,10 +101,14 @@ def lock_pip(
             document = json.loads(report.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             return unresolved(f"pip's report is unreadable: {exc}")
-    packages, left_out = _packages(document, platform, set(conda_names))
+    wanted = _requirements(_requirement_texts(spec), document)
+    packages, left_out = _packages(document, platform, conda, wanted)
     note = f"resolved with {how} for python {major_minor}; markers evaluated for this host"
     if left_out:
         note += f"; provided by conda: {', '.join(sorted(left_out))}"
+    over = sorted(p.name for p in packages if p.name in {canonicalize_name(n) for n in conda})
+    if over:
+        note += f"; pip replaces conda's: {', '.join(over)}"
     return PipLock(tuple(packages), note, native)
 
 
@@ -124,18 +134,65 @@ def _version_pair(text: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
-def _packages(
-    document: dict[str, Any], platform: str, conda_names: set[str]
-) -> tuple[list[LockedPackage], list[str]]:
+def _environment(document: dict[str, Any]) -> dict[str, str]:
     environment: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
     environment.update(document.get("environment") or {})
-    conda = {canonicalize_name(n) for n in conda_names}
+    return environment
+
+
+def _requirement_texts(spec: EnvSpec) -> list[str]:
+    """The section's requirement lines without their per-line options (``--hash=...``)."""
+    return [
+        PIP_REQUIREMENT_OPTIONS.split(req.text, maxsplit=1)[0]
+        for req in spec.pip
+        if req.kind == "requirement"
+    ]
+
+
+def _requirements(lines: Iterable[str], document: dict[str, Any]) -> list[Requirement]:
+    """Every requirement pip resolved against: the section's lines and the resolved
+    distributions' Requires-Dist, those whose markers hold here."""
+    texts = list(lines)
+    for item in document.get("install") or []:
+        texts.extend((item.get("metadata") or {}).get("requires_dist") or [])
+    environment = _environment(document)
+    found: list[Requirement] = []
+    for text in texts:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue  # an option line, a path: no version to hold conda's to
+        if req.marker is None or req.marker.evaluate(environment | {"extra": ""}):
+            found.append(req)
+    return found
+
+
+def _conda_satisfies(name: str, version: str | None, wanted: Sequence[Requirement]) -> bool:
+    """Whether pip, finding conda's ``version`` of ``name`` installed, would keep it."""
+    if version is None:
+        return False
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        return False
+    specifiers = [r.specifier for r in wanted if canonicalize_name(r.name) == name]
+    return all(s.contains(parsed, prereleases=True) for s in specifiers)
+
+
+def _packages(
+    document: dict[str, Any],
+    platform: str,
+    conda_versions: Mapping[str, str],
+    wanted: Sequence[Requirement] = (),
+) -> tuple[list[LockedPackage], list[str]]:
+    environment = _environment(document)
+    conda = {canonicalize_name(n): v for n, v in conda_versions.items()}
     packages: list[LockedPackage] = []
     left_out: list[str] = []
     for item in document.get("install") or []:
         metadata = item.get("metadata") or {}
         name = canonicalize_name(str(metadata.get("name", "")))
-        if name in conda:
+        if name in conda and _conda_satisfies(name, conda[name], wanted):
             left_out.append(name)
             continue
         download = item.get("download_info") or {}

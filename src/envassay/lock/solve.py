@@ -95,7 +95,7 @@ def make_lock(
                 platform,
                 python_version=python,
                 virtual=virtual,
-                conda_names={p.name for p in conda},
+                conda={p.name: p.version for p in conda},
                 current_platform=current,
             )
             custom[META_PIP_PREFIX + platform] = pip.note

@@ -4,12 +4,18 @@ Schema version 1 of the document ``script.py`` prints::
 
     {"probe_version": 1,
      "interpreter": {"version", "implementation", "executable", "prefix", "base_prefix",
+                     "conda_meta": whether <prefix>/conda-meta exists,
                      "platform", "markers": {PEP 508 marker environment}},
      "site_packages": [path, ...],
      "conda_records": [{"name", "version", "build", "channel", "depends": [...], "subdir",
-                        "url", "requested_spec", "python_modules": [...]}],
+                        "url", "requested_spec", "python_modules": [...],
+                        "python_dists": [metadata directory, ...]}],
      "distributions": [{"name", "version", "requires": [...], "top_level": [...],
-                        "installer", "location"}],
+                        "installer", "location", "metadata": its metadata directory,
+                        "shadows": [later metadata directory of the same name, ...]}],
+
+``conda_meta``, ``python_dists``, ``metadata`` and ``shadows`` may be absent (an older
+probe): they read as true, empty and empty.
      "packages": {name: {"manager", "status", "modules": [...], "via": [...]}},
      "imports": [{"module", "package", "status", "error", "signal", "seconds"}],
      "warnings": [text, ...],
@@ -96,6 +102,17 @@ class Interpreter:
     markers: Mapping[str, str]
     # conda's virtual packages of the target (``__glibc`` -> ``2.36``), as conda detects them.
     virtual_packages: Mapping[str, str]
+    # Whether <prefix>/conda-meta exists: without it, pins are answered by the interpreter
+    # and pip's distributions (an image envassay did not build, a venv).
+    conda_meta: bool = True
+
+    def describe(self, records: int | None = None) -> str:
+        """``Python 3.11.2 at /opt/venv/bin/python (prefix /opt/venv, no conda-meta)``;
+        with ``records``, how many conda records its conda-meta holds."""
+        meta = "conda-meta" if self.conda_meta else "no conda-meta"
+        if self.conda_meta and records is not None:
+            meta += f", {records} records" if records else " without records"
+        return f"Python {self.version} at {self.executable} (prefix {self.prefix}, {meta})"
 
 
 @dataclass(frozen=True)
@@ -114,6 +131,8 @@ class CondaRecord:
     # What the record forbids of other packages if they are installed (conda's run_constrained).
     constrains: tuple[str, ...] = ()
     build_number: int | None = None
+    # The metadata directories (dist-info, egg-info) among its files, as real paths.
+    python_dists: tuple[str, ...] = ()
 
     @property
     def channel_url(self) -> str:
@@ -135,6 +154,9 @@ class Distribution:
     top_level: tuple[str, ...]
     installer: str | None
     location: str
+    # Its metadata directory, and those of the same name later on sys.path (not imported).
+    metadata: str = ""
+    shadows: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -257,6 +279,16 @@ class _Fields:
     def number(self, key: str) -> float:
         return float(self.value(key, (int, float)))
 
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise ProbeError(f"{self.where}.{key}: expected bool, got {value!r}")
+        return value
+
+    def optional_texts(self, key: str) -> tuple[str, ...]:
+        """A list of strings that an older probe does not send (then empty)."""
+        return self.texts(key) if key in self.data else ()
+
     def maybe_int(self, key: str) -> int | None:
         return cast("int | None", self.value(key, int, optional=True))
 
@@ -339,8 +371,18 @@ def _parse_report(doc: dict[str, Any]) -> ProbeReport:
         probe_version=version,
         interpreter=None if "interpreter" in errors else _interpreter(doc.get("interpreter")),
         site_packages=ok.texts("site_packages"),
-        conda_records=tuple(f.read(CondaRecord) for f in ok.objects("conda_records")),
-        distributions=tuple(f.read(Distribution) for f in ok.objects("distributions")),
+        conda_records=tuple(
+            f.read(CondaRecord, python_dists=f.optional_texts("python_dists"))
+            for f in ok.objects("conda_records")
+        ),
+        distributions=tuple(
+            f.read(
+                Distribution,
+                metadata=f.maybe_text("metadata") or "",
+                shadows=f.optional_texts("shadows"),
+            )
+            for f in ok.objects("distributions")
+        ),
         packages=_packages(ok.data.get("packages")),
         imports=tuple(f.read(ImportResult) for f in ok.objects("imports")),
         warnings=top.texts("warnings"),
@@ -357,6 +399,7 @@ def _interpreter(data: object) -> Interpreter:
         Interpreter,
         markers={k: markers.text(k) for k in markers.data},
         virtual_packages={k: virtual.text(k) for k in virtual.data},
+        conda_meta=f.flag("conda_meta", True),
     )
 
 

@@ -179,6 +179,8 @@ STARTUP_SECONDS = 30.0
 # module may have started a non-daemon thread).
 EXIT_SECONDS = 5.0
 SITE_PACKAGES = re.compile(r"^(?:lib/(?:python|pypy)\d+\.\d+t?|Lib)/site-packages/(.+)$")
+# A distribution's metadata directory among a conda record's files.
+METADATA_DIR = re.compile(r"^(.*?/site-packages/[^/]+\.(?:dist-info|egg-info))(?:/|$)")
 DEPENDS_NAME = re.compile(r"[^\s\[=<>!~,]+")
 HEADER = re.compile(r"^(name|version|requires-dist)[ \t]*:(.*)$", re.IGNORECASE)
 TIMEOUT = "timeout"
@@ -255,6 +257,8 @@ def interpreter_facts():
         "executable": sys.executable,
         "prefix": sys.prefix,
         "base_prefix": sys.base_prefix,
+        # Without conda-meta the host judges the env by the interpreter and pip alone.
+        "conda_meta": os.path.isdir(os.path.join(sys.prefix, "conda-meta")),
         "platform": sysconfig.get_platform(),
         "markers": marker_environment(platform),
         "virtual_packages": virtual_packages(platform),
@@ -364,9 +368,23 @@ def conda_record(path):
         "url": raw.get("url"),
         "requested_spec": requested_spec(raw),
         "python_modules": module_names(below),
+        "python_dists": python_dists(files),
         # Only used here to tell a metapackage; not part of the output.
         "_has_files": bool(files),
     }
+
+
+def python_dists(files):
+    """The metadata directories (dist-info, egg-info) a record's files put down, as real
+    paths: the host tells conda's distributions from pip's by them, as ``conda list``
+    does (a metadata directory no record owns is pip's)."""
+    found = [m.group(1) for m in map(METADATA_DIR.match, files) if m]
+    return [real_path(os.path.join(sys.prefix, path)) for path in unique(found)]
+
+
+def real_path(path):
+    """``path`` with symlinks resolved (``lib64`` -> ``lib``), so that paths compare."""
+    return os.path.normcase(os.path.realpath(path))
 
 
 def requested_spec(raw):
@@ -390,7 +408,11 @@ def distributions(warnings: list[str]) -> list[dict]:
         try:
             headers = metadata_headers(read_meta(path, "METADATA") or read_meta(path, "PKG-INFO"))
             name = (headers.get("name") or [""])[0]
-            if name and normalize(name) not in found:
+            if not name:
+                continue
+            if normalize(name) in found:  # shadowed: installed, but not what imports find
+                found[normalize(name)]["shadows"].append(real_path(path))
+            else:
                 found[normalize(name)] = distribution(path, name, headers)
         except Exception as exc:
             warnings.append(f"{path}: {type(exc).__name__}: {exc}")
@@ -453,6 +475,8 @@ def distribution(path, name, headers):
         "top_level": top_level(path),
         "installer": (read_meta(path, "INSTALLER") or "").strip() or None,
         "location": os.path.dirname(path),
+        "metadata": real_path(path),
+        "shadows": [],
     }
 
 
@@ -472,14 +496,41 @@ def egg_requires(path):
 
 
 def top_level(path):
-    """Import names from top_level.txt, else derived from the RECORD (or egg-info file list)."""
+    """Import names from top_level.txt, else derived from the RECORD (or egg-info file list).
+
+    A top_level.txt entry with no module beside the metadata is not an import name:
+    Debian's setuptools lists ``debian``, which it does not install.
+    """
     text = read_meta(path, "top_level.txt")
-    if text:
-        return module_names([line.strip() + "/__init__.py" for line in text.split() if line])
+    present = modules_at(os.path.dirname(path))
+    listed = [line.strip() for line in (text or "").split() if line.strip()]
+    names = [n for n in listed if n in present]
+    if names:
+        return module_names([n + "/__init__.py" for n in names])
     record = read_meta(path, "RECORD")
     if record is not None:
         return module_names(record_paths(record))
     return module_names([str(f) for f in legacy(path).files or []])
+
+
+MODULES_AT = {}
+
+
+def modules_at(directory):
+    """Top-level module names present in ``directory`` (packages, namespace directories,
+    modules and extension modules), read once per directory."""
+    if directory not in MODULES_AT:
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            entries = []
+        names = set()
+        for entry in entries:
+            name = entry if os.path.isdir(os.path.join(directory, entry)) else file_module(entry)
+            if name and name.isidentifier():
+                names.add(name)
+        MODULES_AT[directory] = names
+    return MODULES_AT[directory]
 
 
 def record_paths(record):
@@ -533,6 +584,10 @@ class Index:
         if manager == "pip":
             return self.dist_modules(name), [], normalize(name) in self.dists
         record = self.records.get(name.lower())
+        if record is None and not self.records:
+            # No conda records (a venv, a distribution's python): pip's distribution of
+            # that name answers, as the host's pins do.
+            return self.dist_modules(name), [], normalize(name) in self.dists
         if record is None:
             return [], [], False
         modules = self.record_modules(record)

@@ -81,6 +81,8 @@ class TargetRun:
     imports: tuple[ImportResult, ...] = ()
     error: str | None = None
     seconds: float | None = None  # create + probe + judging
+    # The interpreter and prefix the probe judged (Interpreter.describe()), once probed.
+    interpreter: str | None = None
 
     @property
     def counts(self) -> Counts:
@@ -162,6 +164,10 @@ def render_markdown(runs: Sequence[TargetRun], *, title: str = "envassay report"
             f"| {_cell(run.env)} | {run.target} | {_cell(run.platform or '')} | {state} "
             f"| {counts.passed} | {counts.failed} | {counts.skipped} | {seconds} |"
         )
+    judged = [run for run in runs if run.interpreter]
+    if judged:
+        lines += ["", "### Interpreters judged", ""]
+        lines += [f"- {_cell(r.env)} ({r.target}): {_cell(r.interpreter or '')}" for r in judged]
     errors = [run for run in runs if run.error]
     if errors:
         lines += ["", "### Errors", "", "| env | target | error |", "|---|---|---|"]
@@ -290,6 +296,7 @@ def _run_json(run: TargetRun) -> dict[str, Any]:
         "spec": run.spec,
         "target": run.target,
         "platform": run.platform,
+        "interpreter": run.interpreter,
         "ok": run.counts.ok,
         "summary": run.counts.to_dict(),
         "seconds": None if run.seconds is None else round(run.seconds, 3),
@@ -358,4 +365,8 @@ def terminal_table(runs: Sequence[TargetRun]) -> list[str]:
             for i, cell in enumerate(row)
         ]
         lines.append("  ".join(cells).rstrip())
+    # Which interpreter and prefix each run judged, below the table.
+    lines += [
+        f"{run.env} {run.target}: judged {run.interpreter}" for run in runs if run.interpreter
+    ]
     return lines

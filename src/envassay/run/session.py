@@ -71,7 +71,9 @@ class _Entry:
     seconds: float | None = None
 
     def run(self) -> TargetRun:
-        imports = self.assay.report.imports if self.assay and self.assay.report else ()
+        report = self.assay.report if self.assay else None
+        imports = report.imports if report else ()
+        interpreter = report.interpreter if report else None
         return TargetRun(
             env=self.env,
             spec=self.spec,
@@ -81,6 +83,9 @@ class _Entry:
             imports=imports,
             error=self.error,
             seconds=self.seconds,
+            interpreter=interpreter.describe(len(report.conda_records))
+            if report and interpreter
+            else None,
         )
 
 

@@ -539,8 +539,10 @@ def env_prefix(info: ImageInfo) -> str:
 
 
 def image_python(info: ImageInfo) -> str:
+    """The env's interpreter, else the image's ``python3`` on its PATH: Debian's python3
+    package installs no ``python``, and a venv, a conda env or a python image has both."""
     prefix = env_prefix(info)
-    return f"{prefix}/bin/python" if prefix else "python"
+    return f"{prefix}/bin/python" if prefix else "python3"
 
 
 def gather_facts(
