@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envassay.checks import CheckResult
+from envassay.cleantext import visible
 from envassay.probe.report import ImportResult
 
 REPORT_VERSION = 1
@@ -242,7 +243,7 @@ def _counts_words(counts: Counts) -> str:
 
 def _cell(text: str) -> str:
     """Text safe inside a Markdown table cell: one line, pipes escaped, bounded."""
-    text = text.strip()
+    text = visible(text.strip())
     if len(text) > _CELL_LIMIT:
         text = text[: _CELL_LIMIT - 1] + "…"
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -250,7 +251,7 @@ def _cell(text: str) -> str:
 
 
 def _code(text: str) -> str:
-    return text.replace("`", "'").replace("|", "\\|")
+    return visible(text).replace("`", "'").replace("|", "\\|")
 
 
 # --- JSON ---------------------------------------------------------------------------------
