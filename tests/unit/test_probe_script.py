@@ -477,7 +477,7 @@ def test_failing_probe_shows_stderr(tmp_path: Path) -> None:
 
 def test_unparsable_output_shows_what_came_back(tmp_path: Path) -> None:
     target = fake_python(tmp_path, "echo garbage; echo oops >&2")
-    with pytest.raises(ProbeError, match=r"malformed probe output.*'garbage\\n'.*stderr: oops"):
+    with pytest.raises(ProbeError, match=r"did not write \(first: 'garbage'\).*stderr: oops"):
         run_probe(target, ProbeRequest())
 
 
