@@ -67,7 +67,8 @@ class CommandResult:
     # Bounded runs (run(limit=...)): something the command started still held its output
     # after it exited (that output was not read), and how many bytes were cut.
     outlived: bool = False
-    cut: int = 0
+    stdout_cut: int = 0
+    stderr_cut: int = 0
 
     @property
     def ok(self) -> bool:
@@ -202,8 +203,8 @@ def _run_bounded(
     for reader in readers:
         reader.join()
     out, err = (c.text() for c in captures)
-    cut = sum(c.cut for c in captures)
-    return CommandResult(argv, proc.returncode, out, err, timed_out, outlived, cut)
+    cuts = [c.cut for c in captures]
+    return CommandResult(argv, proc.returncode, out, err, timed_out, outlived, *cuts)
 
 
 def _pump(fd: int, capture: Capture, stop: threading.Event) -> None:

@@ -424,7 +424,9 @@ class Engine:
         error = (status.get("Error") or {}).get("Message") if isinstance(status, dict) else None
         if error:
             stderr = f"{stderr}{error}\n"
-        return CommandResult(argv, code, stdout, stderr)
+        return CommandResult(
+            argv, code, stdout, stderr, stdout_cut=streams.out.cut, stderr_cut=streams.err.cut
+        )
 
 
 def connect() -> Engine:

@@ -87,7 +87,7 @@ def report_text(result: CommandResult, token: str) -> str:
             "a process started in the target still held the report channel after the probe "
             "exited; report refused"
         )
-    if result.cut:
+    if result.stdout_cut:
         raise ProbeError(f"the output exceeded {OUTPUT_LIMIT} bytes; report refused")
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     framed = [line for line in lines if line.startswith(f"{token} ")]

@@ -169,6 +169,7 @@ class Process:
         args = [sys.executable, "-c", CHILD_CODE]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.popen = None
+        self.code = None  # the exit status, once reaped
         if hasattr(os, "posix_spawn"):
             self.pid, self.stdin, self.stdout = posix_spawn(args, env)
         else:
@@ -184,7 +185,8 @@ class Process:
             return
         import signal
 
-        os.kill(self.pid, signal.SIGKILL)  # not reaped before wait(), so the pid is still ours
+        if self.code is None:  # not reaped yet, so the pid is still ours
+            os.kill(self.pid, signal.SIGKILL)
 
     def wait(self, timeout=None):
         """The exit status (negative for a signal, as subprocess has it); None on timeout."""
@@ -193,11 +195,15 @@ class Process:
                 return self.popen.wait(timeout)
             except Exception:  # subprocess.TimeoutExpired
                 return None
+        if self.code is not None:
+            return self.code
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             pid, status = os.waitpid(self.pid, 0 if deadline is None else os.WNOHANG)
             if pid:
-                return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+                signaled = os.WIFSIGNALED(status)
+                self.code = -os.WTERMSIG(status) if signaled else os.WEXITSTATUS(status)
+                return self.code
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.005)
@@ -255,6 +261,8 @@ SITE_PACKAGES = re.compile(r"^(?:lib/(?:python|pypy)\d+\.\d+t?|Lib)/site-package
 DEPENDS_NAME = re.compile(r"[^\s\[=<>!~,]+")
 HEADER = re.compile(r"^(name|version|requires-dist)[ \t]*:(.*)$", re.IGNORECASE)
 TIMEOUT = "timeout"
+# How often a child that may have exited is looked at while its pipe stays open.
+EXIT_POLL = 0.1
 # The longest protocol line read from a child (an ERR line carries at most 2000 characters).
 LINE_LIMIT = 65536
 
@@ -699,9 +707,19 @@ class Child:
         """The next protocol line as a list of fields, None at EOF, or TIMEOUT."""
         while True:
             try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                line = self.lines.get(timeout=min(EXIT_POLL, max(0.0, deadline - time.monotonic())))
             except queue.Empty:
-                return TIMEOUT
+                # Exited, but its pipe is still open: a process it left holds it. What it
+                # wrote before exiting is read at once; after that, its end is the EOF.
+                if self.proc.wait(0) is not None:
+                    try:
+                        line = self.lines.get(timeout=EXIT_POLL)
+                    except queue.Empty:
+                        return None
+                elif time.monotonic() >= deadline:
+                    return TIMEOUT
+                else:
+                    continue
             if line is None:
                 return None
             if not line.startswith(self.key + " "):
@@ -844,6 +862,8 @@ class Imports:
             if not valid_module(m)
         ]
         todo, child = self.todo, self.child
+        if not todo:  # nothing to import: let the child go now, not at the end
+            child.close(self.timeout, self.warnings)
         while todo:
             batch = drive(child, todo, self.timeout, self.warnings)
             results.extend(batch)
