@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import pytest
 from packaging.markers import default_environment
 from packaging.utils import canonicalize_name
 
-from envassay.command import CommandResult, run
+from envassay import redact
+from envassay.command import Capture, CommandResult, run
 from envassay.probe import (
     PackageRequest,
     ProbeError,
@@ -537,3 +539,66 @@ def test_every_self_guarded_child_reads_the_same_variable() -> None:
     from envassay.probe import script
 
     assert rattler_worker.GUARD_VARIABLE == script.GUARD_VARIABLE == GUARD_VARIABLE
+
+
+# --------------------------------------------------------------------------- containment
+
+
+def test_a_report_without_this_runs_token_is_refused(tmp_path: Path) -> None:
+    """A package that prints a whole report cannot pass it off as the probe's."""
+    doc = json.dumps({"probe_version": 2, "imports": []})
+    target = fake_python(tmp_path, f"echo '{doc}'")
+    with pytest.raises(ProbeError, match="did not write"):
+        run_probe(target, ProbeRequest())
+
+
+def test_a_report_written_twice_is_refused(tmp_path: Path) -> None:
+    # The real probe, run twice by one script: two framed reports on the channel.
+    wrapper = tmp_path / "twice.py"
+    wrapper.write_text(
+        "import subprocess, sys\nscript = sys.stdin.read()\nfor _ in range(2):\n"
+        "    subprocess.run([sys.executable, '-', *sys.argv[1:]], input=script, text=True)\n"
+    )
+    target = fake_python(
+        tmp_path, f'exec env -u ENVASSAY_GUARD_PARENT {sys.executable} {wrapper} "$@"'
+    )
+    with pytest.raises(ProbeError, match="written more than once"):
+        run_probe(target, ProbeRequest())
+
+
+def test_a_report_written_after_the_probe_exited_is_refused(tmp_path: Path) -> None:
+    """Something the probe left holds its output and writes later: refused, not read."""
+    target = fake_python(tmp_path, "(sleep 3; echo late) & exit 0")
+    started = time.monotonic()
+    with pytest.raises(ProbeError, match="still held the report channel"):
+        run_probe(target, ProbeRequest())
+    assert time.monotonic() - started < 3  # the host did not wait for it
+
+
+def test_channel_credentials_are_not_in_the_probes_environment(
+    probed: Probed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHANNEL_TOKEN", "s3cr3t-token-value")
+    monkeypatch.setenv("HARMLESS", "kept")
+    redact.expand("https://conda.example/t/${CHANNEL_TOKEN}/ch")  # as a spec's channel is
+    script = "import json, os; print(json.dumps(dict(os.environ)))"
+    env = json.loads(probed.target.run_python(script, [], timeout=60).stdout)
+    assert "CHANNEL_TOKEN" not in env
+    assert "s3cr3t-token-value" not in json.dumps(env)
+    assert env["HARMLESS"] == "kept"
+
+
+def test_capture_keeps_head_and_tail_and_says_what_was_cut() -> None:
+    capture = Capture(10)
+    for chunk in (b"abc", b"defgh", b"123456789", b"XYZ"):
+        capture.feed(chunk)
+    assert capture.text() == "abcde\n[envassay: 10 bytes of output cut here]\n89XYZ"
+    assert capture.cut == 10
+
+
+def test_a_flooding_command_is_held_to_its_limit(tmp_path: Path) -> None:
+    flood = "import sys\nfor _ in range(200): sys.stderr.write('x' * 1048576)\nprint('done')"
+    result = run([sys.executable, "-c", flood], timeout=60, limit=1 << 20)
+    assert result.stdout == "done\n"
+    assert result.stderr_cut == 200 * 1048576 - (1 << 20)
+    assert len(result.stderr) < (1 << 20) + 100
