@@ -8,6 +8,7 @@ scratch prefix (directories, symlinks), and a path lands outside when
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 from pathlib import Path
@@ -16,6 +17,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from envassay.create.backends.linked import check_linked
+from envassay.errors import CreateError
 from envassay.linkcheck import Entry, Escape, check
 
 NAMES = st.sampled_from(["a", "b", "lnk", "..", "."])
@@ -117,3 +120,39 @@ def test_inside_is_allowed(tmp_path: Path, entries: list[Entry]) -> None:
 
 def test_an_absolute_symlink_into_the_prefix_is_allowed(tmp_path: Path) -> None:
     check(tmp_path, [Entry("x", "bin/py", str(tmp_path / "bin" / "python3.11"))])
+
+
+# --------------------------------------------------------------------------- after a CLI linked
+
+
+def _record(prefix: Path, name: str, files: list[str]) -> None:
+    meta = prefix / "conda-meta"
+    meta.mkdir(parents=True, exist_ok=True)
+    record = {"name": name, "version": "1.0", "build": "h0_0", "files": files}
+    (meta / f"{name}-1.0-h0_0.json").write_text(json.dumps(record))
+
+
+def test_what_a_cli_linked_outside_fails_the_create(tmp_path: Path) -> None:
+    """conda 26.7.1 links a `..` paths.json entry outside the prefix (measured): the
+    record it writes names the path, and the create fails on it."""
+    prefix = tmp_path / "env"
+    _record(prefix, "good", ["lib/libx.so"])
+    _record(prefix, "evil", ["../../pkgs-x/evilx-1.0-h0_0/payload"])
+    with pytest.raises(CreateError, match=r"evil-1\.0-h0_0 wrote '\.\./\.\./pkgs-x/.*outside"):
+        check_linked(prefix, "conda 26.7.1")
+
+
+def test_a_symlink_a_cli_linked_is_followed(tmp_path: Path) -> None:
+    prefix = tmp_path / "env"
+    _record(prefix, "evil", ["esc", "esc/pwned"])
+    (prefix / "esc").symlink_to(tmp_path)
+    with pytest.raises(CreateError, match="unsafe package linked by conda"):
+        check_linked(prefix, "conda 26.7.1")
+
+
+def test_what_stays_inside_passes(tmp_path: Path) -> None:
+    prefix = tmp_path / "env"
+    _record(prefix, "good", ["lib/libx.so", "lib/libx.so.1", "share/x/../y"])
+    (prefix / "lib").mkdir()
+    (prefix / "lib" / "libx.so").symlink_to("libx.so.1")
+    check_linked(prefix, "conda 26.7.1")
