@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from envassay.command import run
+from envassay.docker import Engine
 from envassay.testing import (
     LocalChannel,
     index_channel,
@@ -37,7 +38,7 @@ if os.fork() == 0:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        with open(os.path.join(os.environ["EVIL_DIR"], "daemon.pid"), "w") as f:
+        with open(os.path.join(os.environ.get("EVIL_DIR", "/tmp"), "daemon.pid"), "w") as f:
             f.write(str(os.getpid()))
         time.sleep(300)
     os._exit(0)
@@ -101,9 +102,8 @@ class Checked:
     evil_dir: Path
 
 
-@pytest.fixture(scope="module")
-def checked(tmp_path_factory: pytest.TempPathFactory, test_channel: LocalChannel) -> Checked:
-    root = tmp_path_factory.mktemp("hostile")
+def _hostile_project(root: Path, test_channel: LocalChannel) -> tuple[Path, Path]:
+    """A project whose one spec pulls in every hostile package; (spec, project root)."""
     channel = new_channel(root / "channel")
     for name, code in MODULES.items():
         files = {f"{name}/__init__.py": code}
@@ -118,6 +118,13 @@ def checked(tmp_path_factory: pytest.TempPathFactory, test_channel: LocalChannel
         f"name: hostile\nchannels: [{channel.as_uri()}, {test_channel.url}]\n"
         f"dependencies:\n  - python=3.11\n{deps}"
     )
+    return spec, project
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory: pytest.TempPathFactory, test_channel: LocalChannel) -> Checked:
+    root = tmp_path_factory.mktemp("hostile")
+    spec, project = _hostile_project(root, test_channel)
     evil_dir = root / "evil"
     evil_dir.mkdir()
     summary = root / "step-summary.md"
@@ -193,3 +200,30 @@ def test_no_workflow_command_or_escape_reaches_a_log(checked: Checked, surface: 
 
 def test_the_check_itself_ends_with_the_failures(checked: Checked) -> None:
     assert checked.code == 1, checked.output[-3000:]
+
+
+@pytest.mark.docker
+def test_in_the_docker_target_the_same_packages_harm_nothing(
+    tmp_path: Path, test_channel: LocalChannel, base_image: str, engine: Engine
+) -> None:
+    """The container ends what the imports started (the engine fixture: no container
+    left); the flood is bounded on the way out of the container; no forgery is taken."""
+    spec, project = _hostile_project(tmp_path, test_channel)
+    (project / "pyproject.toml").write_text(
+        f'[tool.envassay.envs.hostile]\nbuilder-image = "{base_image}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(ENVASSAY_HOME=str(tmp_path / "store"))
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    junit = project / "junit.xml"
+    argv = [sys.executable, "-m", "envassay", "check", "--target", "docker", spec]
+    result = run([*argv, "--junitxml", junit], env=env, cwd=project, timeout=900)
+    items = junit_outcomes(junit)
+    assert result.returncode == 1, result.describe()
+    assert items["import[evildaemon]"][0] == "passed", items
+    assert items["import[evilflood]"][0] == "passed", items
+    assert items["import[evilvictim]"][0] == "failure", items
+    output = result.stdout + result.stderr + junit.read_text()
+    assert "evilerror failed" in output
+    assert "\x1b" not in output
+    assert not any(line.lstrip().startswith("::") for line in output.splitlines())
