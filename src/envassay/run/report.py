@@ -340,8 +340,8 @@ def terminal_table(runs: Sequence[TargetRun]) -> list[str]:
         seconds = f"{run.seconds:.1f}s" if run.seconds is not None else "-"
         rows.append(
             (
-                run.env,
-                run.target,
+                visible(run.env),  # names come from specs: no escape reaches the terminal
+                visible(run.target),
                 run.platform or "-",
                 str(counts.passed),
                 str(counts.failed),
