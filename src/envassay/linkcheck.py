@@ -80,6 +80,7 @@ class _Tree:
     def __init__(self, prefix: Path, links: Iterable[Entry]) -> None:
         self.prefix = prefix
         self.links: dict[tuple[str, ...], str] = {}
+        self._disk: dict[tuple[str, ...], str | None] = {}
         links = list(links)
         # A symlink's own place may lie under another symlink: key each by its resolved
         # parent, repeated until the keys settle (each round can only uncover more).
@@ -133,8 +134,10 @@ class _Tree:
         key = (*done, part)
         if key in self.links:
             return self.links[key]
-        on_disk = self.prefix.joinpath(*key)
-        return os.readlink(on_disk) if on_disk.is_symlink() else None
+        if key not in self._disk:  # the same directories come up for every file below them
+            on_disk = os.path.join(self.prefix, *key)
+            self._disk[key] = os.readlink(on_disk) if os.path.islink(on_disk) else None
+        return self._disk[key]
 
     def _outside(self, how: str, target: str | None = None) -> str:
         where = f" ({target})" if target else ""

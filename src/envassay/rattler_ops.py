@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -236,14 +237,18 @@ async def check_link_paths(records: Sequence[Any], prefix: Path, cache_dir: Path
 
 
 def _archive_key(record: Any) -> str | None:
-    """What a package's listing is remembered by: a local archive's own sha256 (rattler
-    reads it in place, unchecked), else the record's (rattler checks what it downloads)."""
+    """What a package's listing is remembered by: a local archive's own identity (path,
+    inode, size, mtime: rattler reads it in place, unchecked; hashing every archive of
+    every create would cost more than the check), else the record's sha256 (rattler
+    checks what it downloads against it)."""
     path = local_path(str(record.url))
     if path is not None:
         try:
-            return hashlib.sha256(path.read_bytes()).hexdigest()
+            st = path.stat()
         except OSError:
             return None
+        identity = f"{path.resolve()}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}"
+        return "local-" + hashlib.sha256(identity.encode()).hexdigest()
     return record.sha256.hex() if record.sha256 else None
 
 
@@ -263,9 +268,31 @@ async def _package_entries(record: Any, cache_dir: Path) -> list[linkcheck.Entry
         if archive is None:
             archive = Path(work) / package
             await download_to_path(client(), str(record.url), archive)
+        if archive.name.endswith(".tar.bz2"):  # read as a stream: nothing written to disk
+            return _tar_entries(package, archive)
         unpacked = Path(work) / "pkg"
         extract(archive, unpacked)
         return list(_listed_entries(package, unpacked))
+
+
+def _tar_entries(package: str, archive: Path) -> list[linkcheck.Entry]:
+    """:func:`_listed_entries` of a ``.tar.bz2``, read in one pass without unpacking."""
+    listing: dict[str, bytes] = {}
+    links: dict[str, str] = {}
+    with tarfile.open(archive, "r:bz2") as tar:
+        for member in tar:
+            name = os.path.normpath(member.name)
+            if name in ("info/paths.json", "info/files"):
+                handle = tar.extractfile(member)
+                listing[name] = handle.read() if handle is not None else b""
+            elif member.issym():
+                links[name] = member.linkname
+    if "info/paths.json" in listing:
+        raw = json.loads(listing["info/paths.json"])
+        paths = [str(p["_path"]) for p in raw.get("paths", [])]
+    else:
+        paths = [line for line in listing.get("info/files", b"").decode().splitlines() if line]
+    return [linkcheck.Entry(package, p, links.get(os.path.normpath(p))) for p in paths]
 
 
 def _listed_entries(package: str, unpacked: Path) -> Iterator[linkcheck.Entry]:
