@@ -358,14 +358,39 @@ def _feed_and_read(
 # SIGKILL), runs the command in its own process group (stdin/stdout/stderr are the same
 # pipes) and, on that signal, kills the whole group: the command and everything it
 # started (compileall's and pip's workers too), which PR_SET_PDEATHSIG alone would miss.
+# It is also a child subreaper: what the command leaves behind (a daemon that left the
+# group with setsid, a build backend's server) is adopted, and killed when the command
+# ends, so nothing a command starts outlives it.
 # It exits as the command did (a signal is re-raised), so callers see no difference.
 _GUARD = """\
 import os, signal, sys
+def _children():
+    me, found = os.getpid(), set()
+    for tid in os.listdir(f"/proc/{me}/task"):
+        with open(f"/proc/{me}/task/{tid}/children") as f:
+            found.update(int(p) for p in f.read().split())
+    return found
+def _descendants():
+    try:
+        for _ in range(10000):
+            found = _children()
+            if not found:
+                return
+            for p in found:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                    os.waitpid(p, 0)
+                except OSError:
+                    pass
+    except OSError:
+        pass
 def _end(*_):
+    _descendants()
     os.killpg(0, signal.SIGKILL)
 signal.signal(signal.SIGTERM, _end)
 import ctypes
 ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+ctypes.CDLL(None).prctl(36, 1)
 if os.getppid() != int(sys.argv[1]):
     _end()
 pid = os.posix_spawn(sys.argv[2], sys.argv[3:], os.environ,
@@ -376,6 +401,7 @@ while True:
         break
     except InterruptedError:
         continue
+_descendants()
 code = os.waitstatus_to_exitcode(status)
 if code < 0:
     signal.signal(-code, signal.SIG_DFL)

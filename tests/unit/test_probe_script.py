@@ -602,3 +602,32 @@ def test_a_flooding_command_is_held_to_its_limit(tmp_path: Path) -> None:
     assert result.stdout == "done\n"
     assert result.stderr_cut == 200 * 1048576 - (1 << 20)
     assert len(result.stderr) < (1 << 20) + 100
+
+
+def test_a_daemon_a_guarded_command_leaves_is_ended_with_it(tmp_path: Path) -> None:
+    """Any command envassay runs (pip, compileall, the GPU probe, conda): what it leaves
+    behind, even after a double fork and setsid, ends when it does."""
+    pidfile = tmp_path / "daemon.pid"
+    daemon = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        null = os.open(os.devnull, os.O_RDWR)\n"
+        "        [os.dup2(null, fd) for fd in (0, 1, 2)]\n"
+        f"        open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+        "        time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "os.wait()\n"
+        f"while not os.path.exists({str(pidfile)!r}): time.sleep(0.01)\n"
+    )
+    assert run([sys.executable, "-c", daemon], timeout=60).ok
+    pid = int(pidfile.read_text())
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        state = "gone"
+    if state != "gone":
+        os.kill(pid, 9)
+    assert state in ("gone", "Z"), state
