@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +64,11 @@ class CommandResult:
     stdout: str
     stderr: str
     timed_out: bool = False
+    # Bounded runs (run(limit=...)): something the command started still held its output
+    # after it exited (that output was not read), and how many bytes were cut.
+    outlived: bool = False
+    stdout_cut: int = 0
+    stderr_cut: int = 0
 
     @property
     def ok(self) -> bool:
@@ -74,6 +82,46 @@ class CommandResult:
         return redact.mask(f"`{' '.join(self.args)}` ({status}): {tail}")
 
 
+class Capture:
+    """What is kept of an output stream of any size: its first and last ``limit // 2``
+    bytes, and how many were cut between them (said where they were cut)."""
+
+    def __init__(self, limit: int) -> None:
+        self.half = max(limit // 2, 1)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.cut = 0
+
+    def feed(self, data: bytes) -> None:
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if not data:
+            return
+        self.tail += data
+        excess = len(self.tail) - self.half
+        if excess > 0:
+            self.cut += excess
+            del self.tail[:excess]
+
+    def text(self) -> str:
+        marker = f"\n[envassay: {self.cut} bytes of output cut here]\n" if self.cut else ""
+        return (bytes(self.head).decode("utf-8", "replace") + marker) + bytes(self.tail).decode(
+            "utf-8", "replace"
+        )
+
+
+# What a bounded run keeps of stderr at most: enough to say what went wrong.
+_STDERR_LIMIT = 1024 * 1024
+# How long a bounded run's output is still read after the command exited: what it wrote
+# before exiting is in the pipe already; a writer still there after this is not it.
+_DRAIN_SECONDS = 1.0
+# A bounded run that times out is asked to end (SIGTERM: a guarded child ends what it
+# started) before it is killed.
+_TERM_GRACE_SECONDS = 2.0
+
+
 def run(
     args: Sequence[str | os.PathLike[str]],
     *,
@@ -82,6 +130,7 @@ def run(
     cwd: str | Path | None = None,
     timeout: float | None = None,
     die_with_parent: bool = True,
+    limit: int | None = None,
 ) -> CommandResult:
     """Run ``args`` to completion, capturing text output; never raises on a non-zero exit.
 
@@ -89,9 +138,18 @@ def run(
     here (Ctrl-C) kills it too; and with ``die_with_parent`` (the default; Linux) the
     child is killed when this process dies, even by SIGKILL: a killed `create` leaves
     no pip writing into a prefix that the next creator removes.
+
+    With ``limit`` (bytes per stream) the output is bounded in memory (:class:`Capture`)
+    and read only until the command exits (see :data:`_DRAIN_SECONDS`).
     """
     argv = tuple(str(a) for a in args)
     with _spawn(argv, env, cwd, die_with_parent, stdin=input is not None) as proc, _tracked(proc):
+        if limit is not None:
+            try:
+                return _run_bounded(argv, proc, input, timeout, limit)
+            except BaseException:
+                _kill_group(proc)
+                raise
         try:
             out, err = proc.communicate(input=input, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -102,6 +160,66 @@ def run(
             _kill_group(proc)
             raise
     return CommandResult(argv, proc.returncode, out, err)
+
+
+def _run_bounded(
+    argv: tuple[str, ...],
+    proc: subprocess.Popen[str],
+    input: str | None,
+    timeout: float | None,
+    limit: int,
+) -> CommandResult:
+    """:func:`run` for a command whose output may be huge or hostile."""
+    assert proc.stdout is not None and proc.stderr is not None
+    captures = (Capture(limit), Capture(min(limit, _STDERR_LIMIT)))
+    stop = threading.Event()
+    readers = [
+        threading.Thread(target=_pump, args=(stream.fileno(), capture, stop), daemon=True)
+        for stream, capture in zip((proc.stdout, proc.stderr), captures, strict=True)
+    ]
+    for reader in readers:
+        reader.start()
+    if proc.stdin is not None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            proc.stdin.write(input or "")
+            proc.stdin.close()
+    timed_out = False
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(_TERM_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.wait()
+    deadline = time.monotonic() + _DRAIN_SECONDS
+    for reader in readers:
+        reader.join(max(deadline - time.monotonic(), 0.0))
+    outlived = any(reader.is_alive() for reader in readers)
+    stop.set()
+    for reader in readers:
+        reader.join()
+    out, err = (c.text() for c in captures)
+    cuts = [c.cut for c in captures]
+    return CommandResult(argv, proc.returncode, out, err, timed_out, outlived, *cuts)
+
+
+def _pump(fd: int, capture: Capture, stop: threading.Event) -> None:
+    """Feed ``fd`` into ``capture`` until EOF or ``stop``."""
+    while not stop.is_set():
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if not ready:
+            continue
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            return
+        if not data:
+            return
+        capture.feed(data)
 
 
 def _spawn(
@@ -240,14 +358,39 @@ def _feed_and_read(
 # SIGKILL), runs the command in its own process group (stdin/stdout/stderr are the same
 # pipes) and, on that signal, kills the whole group: the command and everything it
 # started (compileall's and pip's workers too), which PR_SET_PDEATHSIG alone would miss.
+# It is also a child subreaper: what the command leaves behind (a daemon that left the
+# group with setsid, a build backend's server) is adopted, and killed when the command
+# ends, so nothing a command starts outlives it.
 # It exits as the command did (a signal is re-raised), so callers see no difference.
 _GUARD = """\
 import os, signal, sys
+def _children():
+    me, found = os.getpid(), set()
+    for tid in os.listdir(f"/proc/{me}/task"):
+        with open(f"/proc/{me}/task/{tid}/children") as f:
+            found.update(int(p) for p in f.read().split())
+    return found
+def _descendants():
+    try:
+        for _ in range(10000):
+            found = _children()
+            if not found:
+                return
+            for p in found:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                    os.waitpid(p, 0)
+                except OSError:
+                    pass
+    except OSError:
+        pass
 def _end(*_):
+    _descendants()
     os.killpg(0, signal.SIGKILL)
 signal.signal(signal.SIGTERM, _end)
 import ctypes
 ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+ctypes.CDLL(None).prctl(36, 1)
 if os.getppid() != int(sys.argv[1]):
     _end()
 pid = os.posix_spawn(sys.argv[2], sys.argv[3:], os.environ,
@@ -258,6 +401,7 @@ while True:
         break
     except InterruptedError:
         continue
+_descendants()
 code = os.waitstatus_to_exitcode(status)
 if code < 0:
     signal.signal(-code, signal.SIG_DFL)

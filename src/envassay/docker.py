@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from envassay import redact
-from envassay.command import CommandResult
+from envassay.command import Capture, CommandResult
 from envassay.errors import EnvassayError, UserError
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -315,11 +315,14 @@ class Engine:
         entrypoint: Sequence[str] | None = None,
         environment: Mapping[str, str] | None = None,
         gpus: bool = False,
+        limit: int | None = None,
     ) -> CommandResult:
         """`docker run --rm -i --network NETWORK IMAGE COMMAND` with ``stdin`` piped in.
 
         Returns exit status and output like :func:`envassay.command.run`. On timeout
-        the container is killed; the container is removed in every case.
+        the container is killed; the container is removed in every case. Each output
+        stream keeps at most ``limit`` bytes (default :data:`_OUTPUT_LIMIT`; head and
+        tail, see :class:`envassay.command.Capture`).
         """
         import docker.errors
         from docker.types import DeviceRequest
@@ -358,7 +361,7 @@ class Engine:
         with _RUNNING_LOCK:
             _RUNNING[container] = self
         try:
-            result = self._attach_and_run(container, argv, stdin, timeout)
+            result = self._attach_and_run(container, argv, stdin, timeout, limit or _OUTPUT_LIMIT)
         except _lost_connection() as exc:
             result = CommandResult(argv, 125, "", f"the container's run was cut: {_gone(exc)}\n")
         finally:
@@ -386,7 +389,7 @@ class Engine:
         return result
 
     def _attach_and_run(
-        self, container: str, argv: tuple[str, ...], stdin: str | None, timeout: float
+        self, container: str, argv: tuple[str, ...], stdin: str | None, timeout: float, limit: int
     ) -> CommandResult:
         import docker.errors
 
@@ -403,13 +406,14 @@ class Engine:
             if stdin is not None:
                 raw.sendall(stdin.encode())
                 raw.shutdown(socket.SHUT_WR)
-            data, timed_out = _read_until_eof(raw, deadline)
+            streams = _Demux(limit)
+            timed_out = _read_until_eof(raw, deadline, streams.feed)
         finally:
             with contextlib.suppress(OSError):
                 attached.close()
             with contextlib.suppress(OSError):
                 raw.close()  # closing the SocketIO alone leaves the socket open (a leak)
-        stdout, stderr = _demux(data)
+        stdout, stderr = streams.out.text(), streams.err.text()
         if timed_out:
             with contextlib.suppress(docker.errors.APIError):
                 self.api.kill(container)
@@ -420,7 +424,9 @@ class Engine:
         error = (status.get("Error") or {}).get("Message") if isinstance(status, dict) else None
         if error:
             stderr = f"{stderr}{error}\n"
-        return CommandResult(argv, code, stdout, stderr)
+        return CommandResult(
+            argv, code, stdout, stderr, stdout_cut=streams.out.cut, stderr_cut=streams.err.cut
+        )
 
 
 def connect() -> Engine:
@@ -530,37 +536,51 @@ def _raw_socket(attached: Any) -> socket.socket:
     return raw
 
 
-def _read_until_eof(raw: socket.socket, deadline: float) -> tuple[bytes, bool]:
-    chunks: list[bytes] = []
+def _read_until_eof(raw: socket.socket, deadline: float, feed: Callable[[bytes], None]) -> bool:
+    """Hand what ``raw`` sends to ``feed`` until EOF; True when ``deadline`` came first."""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            return b"".join(chunks), True
+            return True
         raw.settimeout(left)
         try:
             chunk = raw.recv(65536)
         except TimeoutError:
-            return b"".join(chunks), True
+            return True
         if not chunk:
-            return b"".join(chunks), False
-        chunks.append(chunk)
+            return False
+        feed(chunk)
 
 
-def _demux(data: bytes) -> tuple[str, str]:
-    """Split Docker's multiplexed stream (8-byte frame headers) into stdout and stderr."""
-    out: list[bytes] = []
-    err: list[bytes] = []
-    view = memoryview(data)
-    pos = 0
-    while pos + 8 <= len(view):
-        kind, size = struct.unpack(">BxxxL", view[pos : pos + 8])
-        payload = bytes(view[pos + 8 : pos + 8 + size])
-        (err if kind == 2 else out).append(payload)
-        pos += 8 + size
-    return (
-        b"".join(out).decode("utf-8", "replace"),
-        b"".join(err).decode("utf-8", "replace"),
-    )
+# What a container run keeps of each stream unless told: a container's output is untrusted.
+_OUTPUT_LIMIT = 64 * 1024 * 1024
+
+
+class _Demux:
+    """Docker's multiplexed stream (8-byte frame headers) split, as it arrives, into
+    bounded stdout and stderr captures."""
+
+    def __init__(self, limit: int) -> None:
+        self.out, self.err = Capture(limit), Capture(limit)
+        self._pending = b""
+        self._left = 0  # payload bytes still due to the current frame
+        self._into = self.out
+
+    def feed(self, data: bytes) -> None:
+        data = self._pending + data
+        self._pending = b""
+        while data:
+            if self._left:
+                taken, data = data[: self._left], data[self._left :]
+                self._into.feed(taken)
+                self._left -= len(taken)
+                continue
+            if len(data) < 8:
+                self._pending = data
+                return
+            kind, self._left = struct.unpack(">BxxxL", data[:8])
+            self._into = self.err if kind == 2 else self.out
+            data = data[8:]
 
 
 def _build_error(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
+from envassay.cleantext import visible
+
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USER_ERROR = 2
@@ -63,7 +65,8 @@ class UserError(EnvassayError):
         text = f"{self.where}: {self.message}" if self.where else self.message
         if self.hint:
             text = f"{text} ({self.hint})"
-        return " ".join(text.split("\n"))
+        # A message can quote a tool's or a package's words: no escape reaches the terminal.
+        return visible(" ".join(text.split("\n")))
 
 
 class SpecError(UserError):

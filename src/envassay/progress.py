@@ -6,6 +6,8 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from envassay.cleantext import visible
+
 
 class ProgressLine:
     """Callable progress sink; ``close()`` ends a live line cleanly."""
@@ -16,7 +18,8 @@ class ProgressLine:
         self._width = 0
 
     def __call__(self, message: str) -> None:
-        message = message.strip()
+        # A tool's or a package's output (pip, conda, a build) shown live: made harmless.
+        message = visible(message.strip())
         if not message:
             return
         if self.live:

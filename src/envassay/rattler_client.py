@@ -86,4 +86,6 @@ def _parse(result: command.CommandResult) -> dict[str, Any]:
             f"a package failed its hash check; nothing was installed: {message}",
             hint="the archive is not the one the lock or the channel records; fix it or re-lock",
         )
+    if kind == "unsafe":  # a package that would write outside the prefix: never linked
+        raise CreateError(f"unsafe package: {message}")
     raise CreateError(f"rattler failed: {message}")

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import os
 import re
-from collections.abc import Mapping, Sequence
+import tarfile
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +36,7 @@ from rattler import (
     VirtualPackageOverrides,
 )
 
-from envassay import credentials
+from envassay import credentials, linkcheck
 
 
 @dataclass(frozen=True)
@@ -185,7 +189,12 @@ def verify_archive(path: Path, entry: Mapping[str, Any]) -> dict[str, str]:
 
 
 async def install(records: list[Any], prefix: Path, cache_dir: Path, specs: Sequence[str]) -> None:
-    """Link ``records`` into the absolute ``prefix``; link scripts never run."""
+    """Link ``records`` into the absolute ``prefix``; link scripts never run.
+
+    Every path the packages will write is checked to stay inside the prefix first
+    (:mod:`envassay.linkcheck`): rattler's linker does not check.
+    """
+    await check_link_paths(records, prefix, cache_dir)
     try:
         await rattler.install(
             records,
@@ -199,6 +208,107 @@ async def install(records: list[Any], prefix: Path, cache_dir: Path, specs: Sequ
         )
     except Exception as exc:
         raise classify(exc, []) from None
+
+
+async def check_link_paths(records: Sequence[Any], prefix: Path, cache_dir: Path) -> None:
+    """Raise an 'unsafe' failure when a package would write outside ``prefix``.
+
+    Each archive is unpacked (by rattler's own extractor, which skips tar members that
+    climb) into a scratch directory and its ``info/paths.json`` read with the symlinks
+    the payload holds. An archive checked before (by sha256) is not unpacked again.
+    """
+    entries: list[linkcheck.Entry] = []
+    checked = cache_dir / "link-checked"
+    for record in records:
+        key = _archive_key(record)
+        marker = checked / key if key else None
+        if marker is not None and marker.is_file():
+            entries.extend(_entries_from_json(str(record.file_name), marker.read_text()))
+            continue
+        listed = await _package_entries(record, cache_dir)
+        entries.extend(listed)
+        if marker is not None:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps([[e.path, e.link] for e in listed]))
+    try:
+        linkcheck.check(prefix, entries)
+    except linkcheck.Escape as escape:
+        raise RattlerFailure("unsafe", str(escape)) from None
+
+
+def _archive_key(record: Any) -> str | None:
+    """What a package's listing is remembered by: a local archive's own identity (path,
+    inode, size, mtime: rattler reads it in place, unchecked; hashing every archive of
+    every create would cost more than the check), else the record's sha256 (rattler
+    checks what it downloads against it)."""
+    path = local_path(str(record.url))
+    if path is not None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        identity = f"{path.resolve()}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}"
+        return "local-" + hashlib.sha256(identity.encode()).hexdigest()
+    return record.sha256.hex() if record.sha256 else None
+
+
+def _entries_from_json(package: str, text: str) -> list[linkcheck.Entry]:
+    return [linkcheck.Entry(package, path, link) for path, link in json.loads(text)]
+
+
+async def _package_entries(record: Any, cache_dir: Path) -> list[linkcheck.Entry]:
+    """The paths one package will write (and its symlinks' targets), from its archive."""
+    from rattler.package_streaming import download_to_path, extract
+
+    package = str(record.file_name)
+    scratch = cache_dir / "link-check"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch) as work:
+        archive = local_path(str(record.url))
+        if archive is None:
+            archive = Path(work) / package
+            await download_to_path(client(), str(record.url), archive)
+        if archive.name.endswith(".tar.bz2"):  # read as a stream: nothing written to disk
+            return _tar_entries(package, archive)
+        unpacked = Path(work) / "pkg"
+        extract(archive, unpacked)
+        return list(_listed_entries(package, unpacked))
+
+
+def _tar_entries(package: str, archive: Path) -> list[linkcheck.Entry]:
+    """:func:`_listed_entries` of a ``.tar.bz2``, read in one pass without unpacking."""
+    listing: dict[str, bytes] = {}
+    links: dict[str, str] = {}
+    with tarfile.open(archive, "r:bz2") as tar:
+        for member in tar:
+            name = os.path.normpath(member.name)
+            if name in ("info/paths.json", "info/files"):
+                handle = tar.extractfile(member)
+                listing[name] = handle.read() if handle is not None else b""
+            elif member.issym():
+                links[name] = member.linkname
+    if "info/paths.json" in listing:
+        raw = json.loads(listing["info/paths.json"])
+        paths = [str(p["_path"]) for p in raw.get("paths", [])]
+    else:
+        paths = [line for line in listing.get("info/files", b"").decode().splitlines() if line]
+    return [linkcheck.Entry(package, p, links.get(os.path.normpath(p))) for p in paths]
+
+
+def _listed_entries(package: str, unpacked: Path) -> Iterator[linkcheck.Entry]:
+    """``info/paths.json`` (else ``info/files``), each path with its symlink target if any."""
+    info = unpacked / "info"
+    if (info / "paths.json").is_file():
+        raw = json.loads((info / "paths.json").read_text(encoding="utf-8"))
+        paths = [str(p["_path"]) for p in raw.get("paths", [])]
+    elif (info / "files").is_file():
+        paths = [line for line in (info / "files").read_text().splitlines() if line.strip()]
+    else:
+        paths = []
+    for path in paths:
+        source = os.path.join(unpacked, path)
+        link = os.readlink(source) if os.path.islink(source) else None
+        yield linkcheck.Entry(package, path, link)
 
 
 def classify(exc: Exception, channels: Sequence[str]) -> RattlerFailure:

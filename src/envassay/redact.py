@@ -33,6 +33,8 @@ _MIN_REMEMBERED = 4  # shorter strings would mask ordinary text
 
 _known: set[str] = set()
 _known_lock = threading.Lock()
+# The variables whose values a ${VAR} placeholder put into a URL (channel, index).
+_expanded: set[str] = set()
 
 
 def remember(secret: str) -> None:
@@ -48,6 +50,13 @@ def remember_in(text: str) -> None:
         for secret in secrets_in(url):
             remember(secret)
             remember(unquote(secret))  # as a tool may print it decoded
+
+
+def is_credential(name: str, value: str) -> bool:
+    """Whether the variable ``name=value`` holds a credential envassay used: a ``${VAR}``
+    it expanded, or a value it remembered as a secret."""
+    with _known_lock:
+        return name in _expanded or value in _known
 
 
 def mask(text: str) -> str:
@@ -179,6 +188,8 @@ def expand(text: str, environ: Mapping[str, str] | None = None) -> str:
         if m[1] not in env:
             raise MissingVariable(m[1])
         remember(env[m[1]])
+        with _known_lock:
+            _expanded.add(m[1])
         return env[m[1]]
 
     return _PLACEHOLDER_ANYWHERE.sub(value, text)

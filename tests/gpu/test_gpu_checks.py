@@ -525,7 +525,9 @@ class ScriptedTarget:
     def describe(self) -> str:
         return "a scripted target"
 
-    def run_python(self, script: str, args: Sequence[str], timeout: float) -> CommandResult:
+    def run_python(
+        self, script: str, args: Sequence[str], timeout: float, **options: object
+    ) -> CommandResult:
         self.runs += 1
         self.args.append(list(args))
         assert self.result is not None, "this target must not be run"

@@ -14,7 +14,7 @@ import yaml
 
 from envassay.checks.image import image_checks
 from envassay.command import CommandResult
-from envassay.docker import ImageInfo, _build_error, _demux, connect, engine_address
+from envassay.docker import ImageInfo, _build_error, _Demux, connect, engine_address
 from envassay.errors import ConfigError, UserError
 from envassay.spec.config import Config, EnvSettings, parse_config
 from envassay.spec.environment import EnvSpec, load_spec
@@ -347,7 +347,17 @@ def test_demux_splits_stdout_and_stderr_frames() -> None:
         return struct.pack(">BxxxL", kind, len(data)) + data
 
     stream = frame(1, b"out1 ") + frame(2, b"err") + frame(1, b"out2")
-    assert _demux(stream) == ("out1 out2", "err")
+    for size in (1, 3, 7, len(stream)):  # frames split anywhere across reads
+        demux = _Demux(1024)
+        for start in range(0, len(stream), size):
+            demux.feed(stream[start : start + size])
+        assert (demux.out.text(), demux.err.text()) == ("out1 out2", "err")
+
+
+def test_demux_keeps_head_and_tail_of_a_flood() -> None:
+    demux = _Demux(100)
+    demux.feed(struct.pack(">BxxxL", 2, 10_000) + b"a" * 50 + b"b" * 9_900 + b"c" * 50)
+    assert demux.err.text() == "a" * 50 + "\n[envassay: 9900 bytes of output cut here]\n" + "c" * 50
 
 
 def test_build_error_names_the_step_and_shows_its_output(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import pytest
 from packaging.markers import default_environment
 from packaging.utils import canonicalize_name
 
-from envassay.command import CommandResult, run
+from envassay import redact
+from envassay.command import Capture, CommandResult, run
 from envassay.probe import (
     PackageRequest,
     ProbeError,
@@ -488,7 +490,7 @@ def test_failing_probe_shows_stderr(tmp_path: Path) -> None:
 
 def test_unparsable_output_shows_what_came_back(tmp_path: Path) -> None:
     target = fake_python(tmp_path, "echo garbage; echo oops >&2")
-    with pytest.raises(ProbeError, match=r"malformed probe output.*'garbage\\n'.*stderr: oops"):
+    with pytest.raises(ProbeError, match=r"did not write \(first: 'garbage'\).*stderr: oops"):
         run_probe(target, ProbeRequest())
 
 
@@ -548,3 +550,95 @@ def test_every_self_guarded_child_reads_the_same_variable() -> None:
     from envassay.probe import script
 
     assert rattler_worker.GUARD_VARIABLE == script.GUARD_VARIABLE == GUARD_VARIABLE
+
+
+# --------------------------------------------------------------------------- containment
+
+
+def test_a_report_without_this_runs_token_is_refused(tmp_path: Path) -> None:
+    """A package that prints a whole report cannot pass it off as the probe's."""
+    doc = json.dumps({"probe_version": 2, "imports": []})
+    target = fake_python(tmp_path, f"echo '{doc}'")
+    with pytest.raises(ProbeError, match="did not write"):
+        run_probe(target, ProbeRequest())
+
+
+def test_a_report_written_twice_is_refused(tmp_path: Path) -> None:
+    # The real probe, run twice by one script: two framed reports on the channel.
+    wrapper = tmp_path / "twice.py"
+    wrapper.write_text(
+        "import subprocess, sys\nscript = sys.stdin.read()\nfor _ in range(2):\n"
+        "    subprocess.run([sys.executable, '-', *sys.argv[1:]], input=script, text=True)\n"
+    )
+    target = fake_python(
+        tmp_path, f'exec env -u ENVASSAY_GUARD_PARENT {sys.executable} {wrapper} "$@"'
+    )
+    with pytest.raises(ProbeError, match="written more than once"):
+        run_probe(target, ProbeRequest())
+
+
+def test_a_report_written_after_the_probe_exited_is_refused(tmp_path: Path) -> None:
+    """Something the probe left holds its output and writes later: refused, not read."""
+    target = fake_python(tmp_path, "(sleep 3; echo late) & exit 0")
+    started = time.monotonic()
+    with pytest.raises(ProbeError, match="still held the report channel"):
+        run_probe(target, ProbeRequest())
+    assert time.monotonic() - started < 3  # the host did not wait for it
+
+
+def test_channel_credentials_are_not_in_the_probes_environment(
+    probed: Probed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHANNEL_TOKEN", "s3cr3t-token-value")
+    monkeypatch.setenv("HARMLESS", "kept")
+    redact.expand("https://conda.example/t/${CHANNEL_TOKEN}/ch")  # as a spec's channel is
+    script = "import json, os; print(json.dumps(dict(os.environ)))"
+    env = json.loads(probed.target.run_python(script, [], timeout=60).stdout)
+    assert "CHANNEL_TOKEN" not in env
+    assert "s3cr3t-token-value" not in json.dumps(env)
+    assert env["HARMLESS"] == "kept"
+
+
+def test_capture_keeps_head_and_tail_and_says_what_was_cut() -> None:
+    capture = Capture(10)
+    for chunk in (b"abc", b"defgh", b"123456789", b"XYZ"):
+        capture.feed(chunk)
+    assert capture.text() == "abcde\n[envassay: 10 bytes of output cut here]\n89XYZ"
+    assert capture.cut == 10
+
+
+def test_a_flooding_command_is_held_to_its_limit(tmp_path: Path) -> None:
+    flood = "import sys\nfor _ in range(200): sys.stderr.write('x' * 1048576)\nprint('done')"
+    result = run([sys.executable, "-c", flood], timeout=60, limit=1 << 20)
+    assert result.stdout == "done\n"
+    assert result.stderr_cut == 200 * 1048576 - (1 << 20)
+    assert len(result.stderr) < (1 << 20) + 100
+
+
+def test_a_daemon_a_guarded_command_leaves_is_ended_with_it(tmp_path: Path) -> None:
+    """Any command envassay runs (pip, compileall, the GPU probe, conda): what it leaves
+    behind, even after a double fork and setsid, ends when it does."""
+    pidfile = tmp_path / "daemon.pid"
+    daemon = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        null = os.open(os.devnull, os.O_RDWR)\n"
+        "        [os.dup2(null, fd) for fd in (0, 1, 2)]\n"
+        f"        open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+        "        time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "os.wait()\n"
+        f"while not os.path.exists({str(pidfile)!r}): time.sleep(0.01)\n"
+    )
+    assert run([sys.executable, "-c", daemon], timeout=60).ok
+    pid = int(pidfile.read_text())
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        state = "gone"
+    if state != "gone":
+        os.kill(pid, 9)
+    assert state in ("gone", "Z"), state

@@ -17,6 +17,7 @@ from packaging.version import InvalidVersion, Version
 
 from envassay import redact
 from envassay.checks.overlap import by_name, overlaps
+from envassay.cleantext import visible
 from envassay.probe.report import CondaRecord, ImportResult, ProbeReport
 from envassay.spec.config import EnvSettings
 from envassay.spec.environment import CondaDependency, EnvSpec, PipRequirement, declared_packages
@@ -38,8 +39,9 @@ class CheckResult:
 
     def __post_init__(self) -> None:
         # A verdict's words reach JUnit XML, reports and the terminal: mask them once here.
-        object.__setattr__(self, "param", redact.mask(self.param))
-        object.__setattr__(self, "message", redact.mask(self.message))
+        # Untrusted words in them (a package's error, a spec's names) are made visible too.
+        object.__setattr__(self, "param", visible(redact.mask(self.param)))
+        object.__setattr__(self, "message", visible(redact.mask(self.message)))
 
     @property
     def name(self) -> str:

@@ -206,6 +206,9 @@ class GpuReport:
         return self.nvidia_smi[0].driver_version if self.nvidia_smi else None
 
 
+_OUTPUT = 64 * 1024 * 1024
+
+
 @cache
 def gpu_script() -> str:
     """The text of the in-target GPU script."""
@@ -215,7 +218,8 @@ def gpu_script() -> str:
 def run_gpu_probe(target: Target, request: GpuRequest = GpuRequest()) -> GpuReport:
     """Run the GPU probe in ``target`` and parse its report; ProbeError if it fails."""
     limit = request.limit()
-    result = target.run_python(gpu_script(), [request.to_json()], limit)
+    # Bounded like the import probe's: a framework's prints are not read into memory whole.
+    result = target.run_python(gpu_script(), [request.to_json()], limit, output_limit=_OUTPUT)
     tail = result.stderr.strip()[-2000:] or "(no stderr)"
     where = target.describe()
     if result.timed_out:

@@ -35,6 +35,7 @@ from typing import Any, Literal, TypeVar, cast, get_args, get_origin, get_type_h
 
 from packaging.utils import canonicalize_name
 
+from envassay.cleantext import visible_all
 from envassay.errors import EnvassayError
 
 PROBE_VERSION = 2
@@ -205,7 +206,8 @@ class ProbeReport:
     @classmethod
     def from_json(cls, text: str) -> ProbeReport:
         """Parse the probe's stdout; ProbeError (with the start of ``text``) if malformed."""
-        return parse_output(text, _parse_report, "probe output")
+        # Everything in it was written by code in the target: made harmless to show here.
+        return parse_output(text, lambda raw: _parse_report(visible_all(raw)), "probe output")
 
     def to_dict(self) -> dict[str, Any]:
         """The report in the probe's own JSON schema (``from_json`` reads it back)."""

@@ -15,6 +15,11 @@ import time
 
 STARTED = time.perf_counter()
 
+# Replaced by the host in the text it pipes in (never argv or the environment, which
+# other processes can read): the report is framed with it, so a line a package wrote
+# where the report goes is told apart from the report.
+REPORT_TOKEN = ""
+
 # Set by the host (envassay.command.GUARD_VARIABLE, through NativeTarget) instead of
 # running this script under command.py's guard interpreter, whose start would cost
 # more than the rest of the probe's own work: the probe is its own guard.
@@ -34,6 +39,7 @@ def guard_against_orphaning():
     import signal
 
     def end(*_):
+        end_descendants()
         os.killpg(0, signal.SIGKILL)
 
     signal.signal(signal.SIGTERM, end)
@@ -47,7 +53,73 @@ def guard_against_orphaning():
         end()
 
 
+# --- containment: what a package starts ends with the probe ------------------------------
+
+
+def contain():
+    """Linux: adopt every process the imports orphan (a child subreaper), so that
+    :func:`end_descendants` finds a daemon that double-forked and left its session; and
+    make this process undumpable, so other processes of the user cannot read its memory
+    or open its pipes through /proc."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+        libc.prctl(4, 0)  # PR_SET_DUMPABLE
+    except Exception:  # no ctypes: uncontained, as before
+        pass
+
+
+def end_descendants():
+    """Kill and reap every process still below this one; returns how many there were."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    import contextlib
+    import signal
+
+    ended = 0
+    for _ in range(10000):  # orphans of the killed come up to us: repeat until none
+        found = children()
+        if not found:
+            break
+        for pid in found:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in found:
+            try:
+                os.waitpid(pid, 0)
+                ended += 1
+            except OSError:
+                pass
+    return ended
+
+
+def children():
+    """The pids whose parent is this process (/proc)."""
+    me = os.getpid()
+    found = set()
+    try:
+        for tid in os.listdir(f"/proc/{me}/task"):
+            with open(f"/proc/{me}/task/{tid}/children") as handle:
+                found.update(int(pid) for pid in handle.read().split())
+        return found
+    except OSError:  # a kernel without CONFIG_PROC_CHILDREN: read every process's parent
+        pass
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                if entry.isdigit() and int(handle.read().rsplit(")", 1)[1].split()[1]) == me:
+                    found.add(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 if __name__ == "__main__":
+    contain()
     guard_against_orphaning()
 
 # The child that imports modules. It reads the whole module list from stdin
@@ -58,13 +130,14 @@ CHILD_CODE = r"""
 import faulthandler, importlib, os, sys, time
 faulthandler.enable()
 sys.path[:] = [p for p in sys.path if p]
-modules = sys.stdin.read().split()
+key, *modules = sys.stdin.read().split() or [""]
 os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
 out = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)
-def say(line):
-    out.write(line + "\n")
+def say(line, key=key):
+    out.write(key + " " + line + "\n")
     out.flush()
+del key
 def describe(exc):
     try:
         text = "%s: %s" % (type(exc).__name__, exc)
@@ -96,6 +169,7 @@ class Process:
         args = [sys.executable, "-c", CHILD_CODE]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.popen = None
+        self.code = None  # the exit status, once reaped
         if hasattr(os, "posix_spawn"):
             self.pid, self.stdin, self.stdout = posix_spawn(args, env)
         else:
@@ -111,7 +185,8 @@ class Process:
             return
         import signal
 
-        os.kill(self.pid, signal.SIGKILL)  # not reaped before wait(), so the pid is still ours
+        if self.code is None:  # not reaped yet, so the pid is still ours
+            os.kill(self.pid, signal.SIGKILL)
 
     def wait(self, timeout=None):
         """The exit status (negative for a signal, as subprocess has it); None on timeout."""
@@ -120,11 +195,15 @@ class Process:
                 return self.popen.wait(timeout)
             except Exception:  # subprocess.TimeoutExpired
                 return None
+        if self.code is not None:
+            return self.code
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             pid, status = os.waitpid(self.pid, 0 if deadline is None else os.WNOHANG)
             if pid:
-                return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+                signaled = os.WIFSIGNALED(status)
+                self.code = -os.WTERMSIG(status) if signaled else os.WEXITSTATUS(status)
+                return self.code
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.005)
@@ -184,6 +263,10 @@ METADATA_DIR = re.compile(r"^(.*?/site-packages/[^/]+\.(?:dist-info|egg-info))(?
 DEPENDS_NAME = re.compile(r"[^\s\[=<>!~,]+")
 HEADER = re.compile(r"^(name|version|requires-dist)[ \t]*:(.*)$", re.IGNORECASE)
 TIMEOUT = "timeout"
+# How often a child that may have exited is looked at while its pipe stays open.
+EXIT_POLL = 0.1
+# The longest protocol line read from a child (an ERR line carries at most 2000 characters).
+LINE_LIMIT = 65536
 
 
 def normalize(name: str) -> str:
@@ -654,6 +737,8 @@ class Child:
 
     def __init__(self, proc=None):
         self.proc = proc or Process()
+        # Its lines carry this: a package that writes to the child's pipe blindly is ignored.
+        self.key = os.urandom(16).hex()
         # A reader thread rather than select(): it also works on Windows pipes.
         self.lines = queue.Queue()
         self.reader = threading.Thread(target=self.pump, daemon=True)
@@ -662,13 +747,14 @@ class Child:
     def send(self, modules):
         """Give the child its modules; it starts importing when stdin closes."""
         try:
-            self.proc.stdin.write("".join(m + "\n" for m in modules).encode())
+            self.proc.stdin.write("".join(m + "\n" for m in [self.key, *modules]).encode())
             self.proc.stdin.close()
         except OSError:
             pass  # it already died: drive() sees the end of its output
 
     def pump(self):
-        for raw in self.proc.stdout:
+        # Bounded lines: a package that floods the pipe costs no memory here.
+        for raw in iter(lambda: self.proc.stdout.readline(LINE_LIMIT), b""):
             self.lines.put(raw.decode("utf-8", "replace").rstrip("\r\n"))
         self.lines.put(None)
 
@@ -676,12 +762,24 @@ class Child:
         """The next protocol line as a list of fields, None at EOF, or TIMEOUT."""
         while True:
             try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                line = self.lines.get(timeout=min(EXIT_POLL, max(0.0, deadline - time.monotonic())))
             except queue.Empty:
-                return TIMEOUT
+                # Exited, but its pipe is still open: a process it left holds it. What it
+                # wrote before exiting is read at once; after that, its end is the EOF.
+                if self.proc.wait(0) is not None:
+                    try:
+                        line = self.lines.get(timeout=EXIT_POLL)
+                    except queue.Empty:
+                        return None
+                elif time.monotonic() >= deadline:
+                    return TIMEOUT
+                else:
+                    continue
             if line is None:
                 return None
-            fields = line.split(" ", 3)
+            if not line.startswith(self.key + " "):
+                continue  # not the child's own line (see CHILD_CODE's say)
+            fields = line[len(self.key) + 1 :].split(" ", 3)
             # Anything else was printed before the child took over fd 1 (a .pth file).
             if fields[0] in ("START", "OK", "ERR") and len(fields) >= 2:
                 return fields
@@ -819,6 +917,8 @@ class Imports:
             if not valid_module(m)
         ]
         todo, child = self.todo, self.child
+        if not todo:  # nothing to import: let the child go now, not at the end
+            child.close(self.timeout, self.warnings)
         while todo:
             batch = drive(child, todo, self.timeout, self.warnings)
             results.extend(batch)
@@ -904,7 +1004,10 @@ def main(argv):
         doc = build(argv)
     except BaseException:
         doc = {"probe_version": PROBE_VERSION, "error": error_text()}
-    out.write(json.dumps(doc) + "\n")
+    left = end_descendants()  # before the report: nothing the imports started outlives it
+    if left and isinstance(doc.get("warnings"), list):
+        doc["warnings"].append(f"ended {left} process(es) the imports left running")
+    out.write(REPORT_TOKEN + " " + json.dumps(doc) + "\n")
     out.flush()
     return 0
 

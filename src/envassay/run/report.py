@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envassay.checks import CheckResult
+from envassay.cleantext import visible
 from envassay.probe.report import ImportResult
 
 REPORT_VERSION = 1
@@ -248,7 +249,7 @@ def _counts_words(counts: Counts) -> str:
 
 def _cell(text: str) -> str:
     """Text safe inside a Markdown table cell: one line, pipes escaped, bounded."""
-    text = text.strip()
+    text = visible(text.strip())
     if len(text) > _CELL_LIMIT:
         text = text[: _CELL_LIMIT - 1] + "…"
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -256,7 +257,7 @@ def _cell(text: str) -> str:
 
 
 def _code(text: str) -> str:
-    return text.replace("`", "'").replace("|", "\\|")
+    return visible(text).replace("`", "'").replace("|", "\\|")
 
 
 # --- JSON ---------------------------------------------------------------------------------
@@ -346,8 +347,8 @@ def terminal_table(runs: Sequence[TargetRun]) -> list[str]:
         seconds = f"{run.seconds:.1f}s" if run.seconds is not None else "-"
         rows.append(
             (
-                run.env,
-                run.target,
+                visible(run.env),  # names come from specs: no escape reaches the terminal
+                visible(run.target),
                 run.platform or "-",
                 str(counts.passed),
                 str(counts.failed),

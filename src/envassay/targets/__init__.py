@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from envassay import redact
 from envassay.command import CommandResult, run, self_guarded_env
 from envassay.errors import EnvassayError
 
@@ -32,12 +33,20 @@ class Target(Protocol):
         ...
 
     def run_python(
-        self, script: str, args: Sequence[str], timeout: float, *, self_guarded: bool = False
+        self,
+        script: str,
+        args: Sequence[str],
+        timeout: float,
+        *,
+        self_guarded: bool = False,
+        output_limit: int | None = None,
     ) -> CommandResult:
         """Run ``python - *args`` in the target with ``script`` on stdin.
 
         ``self_guarded``: the script ends itself and its children when envassay dies (it
         honours :data:`envassay.command.GUARD_VARIABLE`), so it needs no guard process.
+        ``output_limit``: bytes kept of each output stream (head and tail; see
+        :class:`envassay.command.Capture`), read only while the script runs.
         """
         ...
 
@@ -58,7 +67,13 @@ class NativeTarget:
         return f"native prefix {self.prefix}"
 
     def run_python(
-        self, script: str, args: Sequence[str], timeout: float, *, self_guarded: bool = False
+        self,
+        script: str,
+        args: Sequence[str],
+        timeout: float,
+        *,
+        self_guarded: bool = False,
+        output_limit: int | None = None,
     ) -> CommandResult:
         """Run the prefix's python on ``script``, the prefix activated as ``conda run`` would."""
         if not self.python.exists():
@@ -71,12 +86,15 @@ class NativeTarget:
             env=env,
             timeout=timeout,
             die_with_parent=not self_guarded,
+            limit=output_limit,
         )
 
     def env(self) -> dict[str, str]:
         """The host environment without its Python setup (user site included), with the
         prefix's bin first on PATH."""
         env = {k: v for k, v in os.environ.items() if k not in _HOST_VARIABLES}
+        # Not the credentials envassay used for channels: a package's import code reads them.
+        env = {k: v for k, v in env.items() if not redact.is_credential(k, v)}
         bin_dir = self.python.parent
         env["PATH"] = os.pathsep.join(p for p in (str(bin_dir), env.get("PATH", "")) if p)
         env["CONDA_PREFIX"] = str(self.prefix)
@@ -104,11 +122,22 @@ class DockerTarget:
         return f"docker image {self.image}"
 
     def run_python(
-        self, script: str, args: Sequence[str], timeout: float, *, self_guarded: bool = False
+        self,
+        script: str,
+        args: Sequence[str],
+        timeout: float,
+        *,
+        self_guarded: bool = False,
+        output_limit: int | None = None,
     ) -> CommandResult:
         # Deferred: the Docker SDK loads only when a docker target is used (start-up cost).
         from envassay.docker import shared_engine
 
         return shared_engine().run(
-            self.image, [self.python, "-", *args], stdin=script, timeout=timeout, gpus=self.gpus
+            self.image,
+            [self.python, "-", *args],
+            stdin=script,
+            timeout=timeout,
+            gpus=self.gpus,
+            limit=output_limit,
         )

@@ -125,15 +125,21 @@ def write_package(
     files: Sequence[PackageFile],
     *,
     link: Mapping[str, Any] | None = None,
+    listed: Sequence[PackageFile] | None = None,
 ) -> Path:
-    """Write ``files`` as ``<channel>/<subdir>/<name>-<version>-<build>.tar.bz2``; return it."""
+    """Write ``files`` as ``<channel>/<subdir>/<name>-<version>-<build>.tar.bz2``; return it.
+
+    ``listed``: what ``info/paths.json`` and ``info/files`` name instead of ``files``
+    (a hostile package whose listing differs from its payload, for the tests).
+    """
+    listing = files if listed is None else listed
     out_dir = Path(channel_dir) / str(index["subdir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{index['name']}-{index['version']}-{index['build']}.tar.bz2"
     info: dict[str, bytes] = {
         "info/index.json": _json_bytes(index),
-        "info/paths.json": _json_bytes(_paths_json(files)),
-        "info/files": "".join(f"{f.path}\n" for f in files).encode(),
+        "info/paths.json": _json_bytes(_paths_json(listing)),
+        "info/files": "".join(f"{f.path}\n" for f in listing).encode(),
     }
     if link is not None:
         info["info/link.json"] = _json_bytes(link)

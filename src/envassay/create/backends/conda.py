@@ -25,6 +25,7 @@ from envassay import command, credentials, redact
 from envassay.create.backends import commands
 from envassay.create.backends.base import CreateRequest, CreateResult
 from envassay.create.backends.commands import Invocation
+from envassay.create.backends.linked import check_linked
 from envassay.create.backends.pip_stage import install_locked_pip, install_pip_section
 from envassay.create.backends.tools import Flavour, Tool, search, tool_version
 from envassay.errors import CreateError, EnvassayError, SolveError, UserError
@@ -81,6 +82,7 @@ class CondaBackend:
         if not (prefix / "conda-meta").is_dir():
             text = transcript(self.tool, invocation, result, inputs)
             raise CreateError(f"{self.tool.describe()} exited 0 but made no env: {prefix}\n{text}")
+        check_linked(prefix, self.tool.describe())  # the tool linked unchecked: look now
         mask_history(prefix)
         pip_seconds = self.pip_after(request, progress, notes)
         return CreateResult(
