@@ -173,3 +173,21 @@ def test_an_unwritable_report_path_is_one_line(project: Project, tmp_path: Path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert "r.md" in result.stderr
+
+
+def test_a_bad_specs_text_reaches_no_terminal_or_log_raw(project: Project, tmp_path: Path) -> None:
+    """A bad spec's own text (an unsolvable name holding a terminal escape and a workflow
+    command) fails its item made visible: no raw ESC, no line that starts a command."""
+    env = {"ENVASSAY_HOME": str(tmp_path / "store"), "PATH": "/usr/bin:/bin"}
+    (project.root / "envs" / "hostile.yml").write_text(
+        "name: hostile\n"
+        f"channels: [{project.channel.url}]\n"
+        'dependencies: ["python=3.11", "nosuch\\e]0;pwned\\a", "x\\n::error title=forged::boom"]\n'
+    )
+    code, outcomes, output = check(project, env)
+    junit = (project.root / "junit.xml").read_text()
+    assert code == 2, output
+    assert outcomes, output
+    for text in (output, junit):
+        assert "\x1b" not in text and "\x07" not in text
+        assert not any(line.lstrip().startswith("::error") for line in text.splitlines())

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from envassay import redact
+from envassay.cleantext import visible
 from envassay.checks import CheckResult
 from envassay.errors import UserError
 from envassay.run.options import GPU_MODES, HELP
@@ -227,7 +228,8 @@ class BadInputItem(pytest.Item):
         super().__init__(**kwargs)
         details = f"{error.details}\n" if error.details else ""  # e.g. what micromamba printed
         # JUnit XML keeps this text as pytest gets it: masked here, not by the stream.
-        self.message = redact.mask(details + error.render())
+        # Spec-derived text (names, a tool's output): no escape or workflow command passes.
+        self.message = visible(redact.mask(details + error.render()))
         self.user_properties.append(("envassay", self.message))
 
     def runtest(self) -> None:
