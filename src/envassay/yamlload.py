@@ -85,14 +85,27 @@ def _read_text(path: Path) -> str:
             data = handle.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
             raise SpecError(f"file is larger than {MAX_FILE_BYTES} bytes; refused", where=path)
-        text = data.decode("utf-8")
+        text = _decode(data)
     except FileNotFoundError:
         raise SpecError("file not found", where=path) from None
     except UnicodeDecodeError as exc:
-        raise SpecError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=path) from None
+        raise SpecError(
+            f"neither UTF-8 nor UTF-16 text ({exc.reason} at byte {exc.start})", where=path
+        ) from None
     except OSError as exc:
         raise SpecError(f"cannot read: {exc.strerror or exc}", where=path) from None
     return text.removeprefix("\ufeff")  # a UTF-8 byte order mark, as editors write it
+
+
+def _decode(data: bytes) -> str:
+    """conda's load_file: UTF-8, else UTF-16 (what PowerShell's `conda env export >
+    environment.yml` writes: a byte order mark, then UTF-16)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise
+        return data.decode("utf-16")
 
 
 def _scan(text: str, path: Path) -> None:
