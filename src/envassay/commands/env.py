@@ -84,10 +84,11 @@ def cmd_create(args: argparse.Namespace) -> int:
     from envassay import rattler_client
     from envassay.lock.status import lock_for_create
     from envassay.spec.config import load_config
-    from envassay.spec.environment import load_spec
+    from envassay.spec.environment import load_spec, require_installers
     from envassay.spec.platforms import current_platform
 
     spec = load_spec(args.spec)
+    require_installers(spec)
     config = load_config()
     lock = lock_for_create(spec, config, current_platform())  # a bad lock: exit 2 here, too
     # Bad input starts nothing; from here the default backend's worker starts at once, so

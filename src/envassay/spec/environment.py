@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import stat
 import sys
@@ -384,7 +385,9 @@ class _Parser:
             )
         return item
 
-    def dependencies(self, value: Any) -> tuple[
+    def dependencies(
+        self, value: Any
+    ) -> tuple[
         tuple[CondaDependency, ...],
         tuple[PipRequirement, ...],
         bool,
@@ -417,6 +420,15 @@ class _Parser:
                             )
                         pip_section = True
                         pip.extend(self.pip_lines(lines, item))
+                    elif key == "conda":
+                        # conda's dict.update puts this list in place of the MatchSpecs
+                        # read so far: they would silently not be installed.
+                        raise self.error(
+                            "a `conda:` mapping in `dependencies` replaces, in conda's"
+                            " reader, the packages listed before it",
+                            item,
+                            "list the packages directly under `dependencies:`",
+                        )
                     else:
                         others[str(key)] = self.lines.get(id(item))
             elif isinstance(item, str):
@@ -471,7 +483,14 @@ class _Parser:
             if req is None:
                 continue  # a comment or blank line: pip skips it
             if req.kind == "requirements-file" and _file_digest(self.path.parent, req) is None:
-                # conda reads the spec and pip stops at create; so does envassay.
+                if os.path.lexists(_requirements_target(self.path.parent, req)):
+                    # A device, a FIFO or a huge file: pip would read it without end.
+                    raise SpecError(
+                        f"pip requirements file in {req.text!r} cannot be read "
+                        f"(a regular file of at most {MAX_REQUIREMENTS_FILE_BYTES} bytes)",
+                        where=f"{self.path}:{line}" if line else self.path,
+                    )
+                # Not there: conda reads the spec and pip stops at create; so does envassay.
                 _warn_once(
                     f"{self.path}:{line}: pip will not find the requirements file in"
                     f" {req.text!r} (a regular file of at most {MAX_REQUIREMENTS_FILE_BYTES}"
@@ -529,6 +548,23 @@ class _Parser:
         if value is None or isinstance(value, str):
             return value
         raise self.error(f"`{key}` must be a string, got {_kind(value)}", value)
+
+
+def require_installers(spec: EnvSpec) -> None:
+    """Refuse to create an env with a `dependencies` section no installer reads.
+
+    conda reads `- npm: [...]` or `- sel(linux): gdb` and, at create, installs the conda
+    packages and then stops ("Unable to load installer for npm"); envassay stops before
+    creating anything, naming the section.
+    """
+    if spec.other_installers:
+        key, line = spec.other_installers[0]
+        raise SpecError(
+            f"no installer for the `{key}:` section of `dependencies`"
+            f" (conda stops there too: Unable to load installer for {key})",
+            where=f"{spec.path}:{line}" if line else spec.path,
+            hint="conda installs conda packages and a `pip:` list; remove the section",
+        )
 
 
 def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequirement | None:
@@ -599,9 +635,13 @@ def _egg_name(text: str) -> str | None:
     return canonicalize_name(match.group(1)) if match else None
 
 
+def _requirements_target(base: Path, req: PipRequirement) -> Path:
+    return base / req.text.split(None, 1)[-1].strip()
+
+
 def _file_digest(base: Path, req: PipRequirement) -> str | None:
     """sha256 of a `-r file`; None unless it is a readable regular file of at most 1 MB."""
-    target = base / req.text.split(None, 1)[-1].strip()
+    target = _requirements_target(base, req)
     try:
         info = target.stat()
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_REQUIREMENTS_FILE_BYTES:

@@ -41,9 +41,10 @@ from envassay.errors import EnvassayError, UserError
 from envassay.lock.format import read_lock
 from envassay.lock.status import LockStatus, lock_for_create
 from envassay.spec.config import Config, EnvSettings
-from envassay.spec.environment import EnvSpec
+from envassay.spec.environment import EnvSpec, require_installers
 from envassay.spec.gpu import expectation
 from envassay.spec.resolve import resolve_channels
+from envassay.yamlload import read_yaml
 
 Progress = Callable[[str], None]
 
@@ -184,6 +185,7 @@ def plan_image(
     status: LockStatus | None = None,
 ) -> ImagePlan:
     """Decide the build (no Docker call, no copying): inputs and the content hash."""
+    require_installers(spec)
     channels = resolve_channels(spec, config)
     lock, locked = usable_lock(spec, config, platform, status)
     assets = {name: _sha256(_asset(name).encode()) for name in _ASSETS}
@@ -311,7 +313,7 @@ def _builder_secrets(plan: ImagePlan, values: dict[str, str]) -> str:
 def _context_spec(plan: ImagePlan, ctx: Path, secrets: dict[str, str]) -> str:
     """The spec as the builder reads it: resolved channels, no `prefix:`, local pip paths copied."""
     spec = plan.spec
-    data = yaml.safe_load(spec.path.read_text(encoding="utf-8"))
+    data, _lines = read_yaml(spec.path)  # as the spec was read: UTF-16 too
     data["name"] = spec.name
     # conda and mamba read `nodefaults` as "no default channels" (create.sh gives conda
     # >= 26 the channels instead): always there, as the native conda backend never lets

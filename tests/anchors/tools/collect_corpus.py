@@ -35,8 +35,9 @@ KEYS = {"dependencies", "channels"}
 
 
 def git(gitdir: Path, *args: str) -> bytes:
-    return subprocess.run(["git", f"--git-dir={gitdir}", *args], capture_output=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["git", f"--git-dir={gitdir}", *args], capture_output=True, check=True
+    ).stdout
 
 
 def candidates(gitdir: Path) -> list[tuple[str, str, int]]:
