@@ -26,6 +26,8 @@ def meaning(text):
     # VersionOrder compares a version's numeric parts as numbers (2022.07.19 is 2022.7.19,
     # 3.000 is 3.0): rattler prints them so; compared as conda compares them.
     version = re.sub(r"\d+", lambda m: str(int(m.group())), version)
+    # `>=2.*` is `>=2` to conda (VersionSpec ignores a `.*` after a relational operator).
+    version = re.sub(r"(^|[,|])((?:>=|<=|>|<)[^,|]*?)\.\*(?=$|[,|])", r"\1\2", version)
     channel = str(spec.get("channel") or "")
     # One URL with or without its scheme's default port (RFC 3986 6.2.3): rattler drops it.
     channel = re.sub(r"^(https://[^/:]+):443(?=/|$)", r"\1", channel)

@@ -11,7 +11,9 @@ with the reason; every other refusal fails the test.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,7 +71,7 @@ def ours(path: Path) -> dict[str, object] | None:
     try:
         spec = load_spec(path)
     except EnvassayError as exc:
-        REFUSALS[path.name] = str(exc)
+        REFUSALS[str(path)] = str(exc)
         return None
     data = spec.to_dict()
     data["pip_texts"] = [r.text for r in spec.pip]
@@ -95,39 +97,66 @@ def test_spec_reads_as_conda_reads(conda: RealConda, tmp_path: Path) -> None:
     problems = []
     for path in SPECS:
         mine, conda_view = views[str(path)], theirs[str(path)]
+        error = REFUSALS.get(str(path), "")
+        reason = REFUSED.get(path.name)
         if not conda_view["conda_ok"]:
-            continue  # conda refuses it: nothing to compare
+            if mine is not None:
+                problems.append(
+                    f"{path.name}: conda refuses ({conda_view['error']}), envassay reads"
+                )
+            continue
         if mine is None:
-            error = REFUSALS[path.name]
-            reason = REFUSED.get(path.name)
             if reason is None or reason not in error:
                 problems.append(f"{path.name}: envassay refuses a file conda reads: {error}")
             continue
-        if path.name in REFUSED:
+        if reason is not None:
             problems.append(f"{path.name}: listed as refused, but envassay now reads it")
-        got = {
-            "conda": conda_view["ours_conda"],
-            "pip": mine["pip_texts"],
-            "channels": [_channel(c) for c in mine["channels"]],
-            "variables": mine["variables"],
-        }
-        want = {k: conda_view[k] for k in got}
-        want["channels"] = [_channel(c) for c in want["channels"]]
-        if conda_view["name"]:
-            got["name"], want["name"] = mine["name"], conda_view["name"]
-        got["installers"] = sorted(mine["other_installers"])
-        want["installers"] = conda_view["installers"]
-        got["prefix"], want["prefix"] = mine["prefix"], conda_view["prefix"]
-        pairs = [(o, t) for o in got["conda"] for t in want["conda"] if prereleases_differ(o, t)]
-        for o, t in pairs:
-            got["conda"].remove(o)
-            want["conda"].remove(t)
-        if (path.name, conda.major) in OLD_CONDA_READS_LESS:
-            got["conda"] = want["conda"]  # checked against the newer conda, listed above
-        for key in got:
-            if got[key] != want[key]:
-                problems.append(f"{path.name}: {key}: {_difference(got[key], want[key])}")
+        old = (path.name, conda.major) in OLD_CONDA_READS_LESS
+        problems += [f"{path.name}: {p}" for p in compare(mine, conda_view, old_conda=old)]
     assert not problems, "\n".join(problems)
+
+
+def compare(mine: dict[str, Any], conda_view: dict[str, Any], old_conda: bool = False) -> list[str]:
+    """What envassay read and conda's reader did not, key by key, in conda's terms."""
+    got = {
+        "conda": conda_view["ours_conda"],
+        "pip": mine["pip_texts"],
+        "channels": list(dict.fromkeys(_channel(c) for c in mine["channels"])),
+        "variables": mine["variables"],
+        "installers": sorted(mine["other_installers"]),
+        "prefix": mine["prefix"],
+    }
+    want = {k: conda_view[k] for k in got}
+    if want["prefix"] is not None:
+        want["prefix"] = str(want["prefix"])  # `prefix: 42`: any scalar, kept as text
+    want["channels"] = list(dict.fromkeys(_channel(c) for c in want["channels"]))
+    want["pip"] = pip_reads(want["pip"])
+    if conda_view["name"] is not None:
+        got["name"], want["name"] = mine["name"], str(conda_view["name"])
+    for o in list(got["conda"]):
+        for t in want["conda"]:
+            if prereleases_differ(o, t):
+                got["conda"].remove(o)
+                want["conda"].remove(t)
+                break
+    if old_conda:
+        got["conda"] = want["conda"]  # checked against the newer conda, listed above
+    return [f"{key}: {_difference(got[key], want[key])}" for key in got if got[key] != want[key]]
+
+
+def pip_reads(lines: list[str]) -> list[str]:
+    """conda writes the `pip:` lines into a requirements file as they are; pip drops a
+    comment (`#` at the start or after whitespace) and blank lines, and reads `-r=f` as
+    `-r f`. The lines as pip reads them, to compare with envassay's."""
+    result = []
+    for line in lines:
+        text = re.sub(r"(^|\s+)#.*$", "", str(line)).strip()
+        flag, equals, value = text.partition(" ")[0].partition("=")
+        if equals and flag in ("-r", "--requirement", "-e", "--editable"):
+            text = f"{flag} {value} {text.partition(' ')[2]}".strip()
+        if text:
+            result.append(text)
+    return result
 
 
 def _source_repo(path: Path) -> str | None:

@@ -317,6 +317,12 @@ class _Parser:
                 for k in unknown
             ]
             _warn_once(f"{self.path}: ignoring unknown key(s) {', '.join(named)}, as conda does")
+        if "channels" in data and data["channels"] is None:
+            # conda's reader fails on it (TypeError: 'NoneType' object is not iterable).
+            raise self.error(
+                "`channels:` has no value; conda cannot read it",
+                hint="list the channels, or remove the key",
+            )
         channels, nodefaults = self.channels(data.get("channels"))
         conda, pip, pip_section, others = self.dependencies(data.get("dependencies"))
         return EnvSpec(
@@ -337,6 +343,8 @@ class _Parser:
     def name(self, value: Any) -> str:
         if value is None:
             value = self.path.name.split(".")[0]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # `name: 2024`: conda's reader takes any scalar
         if not isinstance(value, str) or not value.strip() or NAME_REFUSED.search(value):
             raise self.error(
                 f"`name` {value!r} is not a valid environment name",
@@ -542,6 +550,8 @@ class _Parser:
         `~/anaconda3/envs/x`): read as any string, as conda reads it, kept and never used.
         envassay creates every env in its store (or at `--prefix`); a spec file never
         chooses where anything is written."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
         return self.optional_str(value, "prefix")
 
     def optional_str(self, value: Any, key: str) -> str | None:
