@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from envassay.errors import SpecError
-from envassay.spec.environment import load_spec, parse_pip_line
+from envassay.spec.environment import load_spec, parse_pip_line, requirement_lines
 from envassay.store import path_label
 
 
@@ -392,3 +392,12 @@ def test_a_utf16_file_is_read_as_conda_reads_it(tmp_path: Path) -> None:
     path.write_bytes("name: x\r\ndependencies:\r\n  - numpy=1.26\r\n".encode("utf-16"))
     spec = load_spec(path)
     assert (spec.name, [d.name for d in spec.conda]) == ("x", ["numpy"])
+
+
+def test_a_file_url_requirements_file_is_the_local_file(tmp_path: Path) -> None:
+    """pip reads `-r file:requirements.txt` as the path; conda's own test spec uses it."""
+    (tmp_path / "requirements.txt").write_text("six\n")
+    spec = load_spec(write(tmp_path, "dependencies:\n  - pip:\n    - -r file:requirements.txt\n"))
+    [req] = spec.pip
+    assert spec.meaning()["pip_files"][req.text] is not None
+    assert requirement_lines(spec) == [f"-r {tmp_path / 'requirements.txt'}"]

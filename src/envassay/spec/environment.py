@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from difflib import get_close_matches
@@ -646,7 +647,16 @@ def _egg_name(text: str) -> str | None:
 
 
 def _requirements_target(base: Path, req: PipRequirement) -> Path:
-    return base / req.text.split(None, 1)[-1].strip()
+    return base / _file_url_path(req.text.split(None, 1)[-1].strip())
+
+
+def _file_url_path(target: str) -> str:
+    """pip reads `-r file:requirements.txt` (and `file:///abs/path`) as the local path."""
+    if target.startswith("file://"):
+        return urllib.parse.unquote(urllib.parse.urlsplit(target).path)
+    if target.startswith("file:"):
+        return urllib.parse.unquote(target[len("file:") :])
+    return target
 
 
 def _file_digest(base: Path, req: PipRequirement) -> str | None:
@@ -699,6 +709,7 @@ def _absolute(req: PipRequirement, base: Path) -> str:
 
 
 def _resolve(target: str, base: Path) -> str:
+    target = _file_url_path(target)
     if "://" in target or target.startswith(("git+", "hg+", "svn+", "bzr+")):
         return target
     return str((base / Path(target).expanduser()).resolve())
