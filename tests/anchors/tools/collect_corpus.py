@@ -65,6 +65,36 @@ def looks_like_env(raw: bytes) -> bool:
     return isinstance(data, dict) and bool(KEYS & set(map(str, data)))
 
 
+LICENCES = [
+    ("Apache License", "Apache-2.0"),
+    ("MIT License", "MIT"),
+    ("Permission is hereby granted, free of charge", "MIT"),
+    ("BSD 3-Clause", "BSD-3-Clause"),
+    ("BSD 2-Clause", "BSD-2-Clause"),
+    ("Redistribution and use in source and binary forms", "BSD"),
+    ("GNU AFFERO GENERAL PUBLIC LICENSE", "AGPL"),
+    ("GNU LESSER GENERAL PUBLIC LICENSE", "LGPL"),
+    ("GNU GENERAL PUBLIC LICENSE", "GPL"),
+    ("Mozilla Public License", "MPL-2.0"),
+    ("Creative Commons", "CC"),
+    ("This is free and unencumbered software", "Unlicense"),
+]
+
+
+def licence(gitdir: Path) -> str:
+    """The repository's licence as its root LICENSE/COPYING file names it, if it has one."""
+    rows = git(gitdir, "ls-tree", "HEAD").decode(errors="replace").splitlines()
+    for row in rows:
+        meta, _, path = row.partition("\t")
+        if re.match(r"(LICEN[CS]E|COPYING)(\.\w+)?$", path, re.I) and " blob " in meta:
+            text = git(gitdir, "cat-file", "blob", meta.split()[2])[:4000].decode(errors="replace")
+            for needle, name in LICENCES:
+                if needle.lower() in text.lower():
+                    return name
+            return f"see {path}"
+    return "unknown (no licence file at the root)"
+
+
 def main(mirror: Path) -> None:
     CORPUS.mkdir(exist_ok=True)
     manifest_path = CORPUS / "MANIFEST.json"
@@ -99,6 +129,11 @@ def main(mirror: Path) -> None:
             (CORPUS / name).write_bytes(raw)
             manifest[name] = {"repo": repo, "path": path, "commit": commit}
             taken += 1
+    for entry in manifest.values():
+        snapshot = mirror / entry["repo"].replace("/", "+", 1) / "repo"
+        gitdir = snapshot / ".git" if (snapshot / ".git").is_dir() else snapshot
+        if "licence" not in entry and (gitdir / "HEAD").exists():
+            entry["licence"] = licence(gitdir)
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     repos = {e["repo"] for e in manifest.values()}
     print(f"{len(manifest)} files from {len(repos)} repositories")
