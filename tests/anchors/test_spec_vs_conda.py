@@ -35,11 +35,11 @@ REFUSED: dict[str, str] = {
 }
 
 
-# conda 24 drops a `https://host:port::pkg` channel prefix (its MatchSpec takes the channel
-# as empty); conda 26 and envassay (rattler) keep it. Compared against the newer conda only.
+# condas before 26 drop a `https://host:port::pkg` channel prefix (their MatchSpec takes
+# the channel as empty); conda 26 and envassay (rattler) keep it. Compared with conda 26.
 OLD_CONDA_READS_LESS = {
-    ("conda-test--conda-conda--environment-host-port.yml", 24),
-    ("0146.yml", 24),  # `https://104.17.92.24:443/conda-forge::flask=1.0.2`
+    "conda-test--conda-conda--environment-host-port.yml",
+    "0146.yml",  # `https://104.17.92.24:443::flask=1.0.2`
 }
 
 
@@ -111,7 +111,7 @@ def test_spec_reads_as_conda_reads(conda: RealConda, tmp_path: Path) -> None:
             continue
         if reason is not None:
             problems.append(f"{path.name}: listed as refused, but envassay now reads it")
-        old = (path.name, conda.major) in OLD_CONDA_READS_LESS
+        old = path.name in OLD_CONDA_READS_LESS and conda.major < 26
         problems += [f"{path.name}: {p}" for p in compare(mine, conda_view, old_conda=old)]
     assert not problems, "\n".join(problems)
 
