@@ -75,6 +75,8 @@ def cmd_spec(args: argparse.Namespace) -> int:
             print(f"  {req.text:<40} # {req.kind}")
     for key, value in spec.variables.items():
         print(f"variable: {key}={value}")
+    for key, line in spec.other_installers:
+        print(f"other:    {key}: (line {line}; no installer: create stops here, as conda's does)")
     print(f"hash:     {spec.content_hash}")
     return 0
 

@@ -450,7 +450,7 @@ class _Parser:
                 )
         if others:
             _warn_once(
-                f"{self.where(value)}: no installer for the "
+                f"{self.path}:{next(iter(others.values())) or '?'}: no installer for the "
                 f"{', '.join(f'`{k}:`' for k in others)} section(s): creating this env stops"
                 " there, as conda's does (conda installs only conda packages and `pip:`)"
             )
