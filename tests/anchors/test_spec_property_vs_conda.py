@@ -159,6 +159,17 @@ def spec_data(draw: st.DrawFn) -> dict[str, Any]:
 
 # YAML conda's loader (ruamel, YAML 1.2, round-trip) reads, written by hand: 1.1-only
 # booleans (`yes`, `on` are strings in 1.2), anchors, merge keys, directives, comments.
+# Files conda reads and envassay refuses on purpose (README, spec reading): the error
+# fragment each must give. Drawn below, so that each stays a refusal and stays listed.
+DELIBERATE = {
+    "dependencies:\n  override:\n    - make\n": "`dependencies` must be a list",
+    "dependencies: numpy\n": "`dependencies` must be a list",
+    "dependencies:\n  - pip: [six]\n  - pip: [attrs]\n": "second `pip:` section",
+    "dependencies:\n  - numpy\n  - conda: [scipy]\n": "a `conda:` mapping",
+    "platforms: [linux-64, wasm-99]\ndependencies: [numpy]\n": "unknown platform",
+    "variables: {my-var: x}\ndependencies: [numpy]\n": "not an environment variable name",
+}
+
 RAW_YAML = [
     "name: yes\ndependencies:\n  - numpy\n",
     "dependencies:\n  - on\n  - numpy\n",
@@ -188,7 +199,7 @@ RAW_YAML = [
 def spec_files(draw: st.DrawFn) -> bytes:
     """One spec as bytes, in one of the YAML forms conda's loader accepts."""
     if draw(st.integers(0, 5)) == 0:
-        return draw(st.sampled_from(RAW_YAML)).encode()
+        return draw(st.sampled_from(RAW_YAML + sorted(DELIBERATE))).encode()
     data = draw(spec_data())
     text = yaml.safe_dump(data, default_flow_style=draw(st.sampled_from([False, None])))
     if draw(st.booleans()):
@@ -219,6 +230,7 @@ def test_generated_specs_read_as_conda_reads(conda: RealConda, tmp_path: Path) -
         drawn.append(raw)
 
     draw()
+    drawn += [text.encode() for text in RAW_YAML + sorted(DELIBERATE)]  # each at least once
     paths = []
     for i, raw in enumerate(dict.fromkeys(drawn)):
         folder = tmp_path / f"{i:04d}"
@@ -243,13 +255,20 @@ def test_generated_specs_read_as_conda_reads(conda: RealConda, tmp_path: Path) -
         mine, conda_view = views[str(path)], theirs[str(path)]
         raw = path.read_bytes()
         text = f"{path.parent.name} {raw[:400]!r}"
+        if raw.decode(errors="replace") in DELIBERATE and not conda_view["conda_ok"]:
+            problems.append((len(raw), f"{text}: listed as read by conda, but conda refuses"))
         if not conda_view["conda_ok"]:
             if mine is not None:
                 problems.append(
                     (len(raw), f"{text}: conda refuses ({conda_view['error']}), envassay reads")
                 )
         elif mine is None:
-            problems.append((len(raw), f"{text}: envassay refuses: {REFUSALS[str(path)]}"))
+            error = REFUSALS[str(path)]
+            expected = DELIBERATE.get(raw.decode(errors="replace"))
+            if expected is None or expected not in error:
+                problems.append((len(raw), f"{text}: envassay refuses: {error}"))
+        elif raw.decode(errors="replace") in DELIBERATE:
+            problems.append((len(raw), f"{text}: listed as refused, but envassay reads it"))
         else:
             problems += [(len(raw), f"{text}: {p}") for p in compare(mine, conda_view)]
     problems.sort()
