@@ -189,7 +189,7 @@ RAW_YAML = [
     "dependencies:\n  - pip:\n",
     "name:\ndependencies: [numpy]\n",
     "variables:\ndependencies: [numpy]\n",
-    "variables: {A: 1, B: 1.5, C: true}\ndependencies: [numpy]\n",
+    "variables: {A: 1, B: 1.5, C: true, D: null, E: ''}\ndependencies: [numpy]\n",
     "dependencies: [numpy]\nprefix: 42\n",
     "name: 2024\ndependencies: [numpy]\n",
 ]

@@ -528,7 +528,9 @@ class _Parser:
                     value,
                     "use letters, digits and '_', not starting with a digit",
                 )
-            result[key] = "" if val is None else str(val)
+            # `D:` with no value: conda stores null and its activation exports the text
+            # None (`export D='None'`); so the env has D=None, and so envassay reads it.
+            result[key] = str(val)
         return result
 
     def platforms(self, value: Any) -> tuple[str, ...]:
