@@ -356,15 +356,18 @@ def test_two_pip_sections_are_refused(tmp_path: Path) -> None:
         load_spec(write(tmp_path, text))
 
 
-def test_unknown_installer_sections_are_read_and_stop_create(tmp_path: Path) -> None:
-    from envassay.spec.environment import require_installers
-
+def test_unknown_installer_sections_are_read_and_installed_from_by_nobody(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """conda 26 reads `- npm: [...]` and micromamba's `- sel(linux): gdb` and installs
+    nothing from them; envassay reads them, says so, and solves the rest."""
     text = "dependencies:\n  - numpy\n  - npm: [left-pad]\n  - sel(linux): gdb\n"
     spec = load_spec(write(tmp_path, text))
     assert spec.other_installers == (("npm", 3), ("sel(linux)", 4))
-    assert [d.name for d in spec.conda] == ["numpy"]
-    with pytest.raises(SpecError, match=r"env.yml:3: no installer for the `npm:` section"):
-        require_installers(spec)
+    assert spec.solve_specs == ["numpy"]
+    assert (
+        "env.yml:3: nothing is installed from the `npm:`, `sel(linux):`" in capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
     for key, value in spec.variables.items():
         print(f"variable: {key}={value}")
     for key, line in spec.other_installers:
-        print(f"other:    {key}: (line {line}; no installer: create stops here, as conda's does)")
+        print(f"other:    {key}: (line {line}; not installed, as conda 26 skips it)")
     print(f"hash:     {spec.content_hash}")
     return 0
 
@@ -86,11 +86,10 @@ def cmd_create(args: argparse.Namespace) -> int:
     from envassay import rattler_client
     from envassay.lock.status import lock_for_create
     from envassay.spec.config import load_config
-    from envassay.spec.environment import load_spec, require_installers
+    from envassay.spec.environment import load_spec
     from envassay.spec.platforms import current_platform
 
     spec = load_spec(args.spec)
-    require_installers(spec)
     config = load_config()
     lock = lock_for_create(spec, config, current_platform())  # a bad lock: exit 2 here, too
     # Bad input starts nothing; from here the default backend's worker starts at once, so

@@ -16,7 +16,7 @@ from envassay.lock.format import LockedEnv
 from envassay.lock.status import LockStatus, lock_for_create, locked_env
 from envassay.progress import Progress
 from envassay.spec.config import Config
-from envassay.spec.environment import EnvSpec, require_installers
+from envassay.spec.environment import EnvSpec
 from envassay.spec.platforms import current_platform
 from envassay.spec.resolve import resolve_channels
 from envassay.store import Ensured, EnvStore, StoreKey
@@ -71,7 +71,6 @@ def create_env(
     """Return a complete prefix for ``spec`` from the store, creating it if needed.
 
     ``lock``: the spec's lock status when the caller has read it already."""
-    require_installers(spec)
     backend = get_backend(resolve_backend(backend_name, config.backend))
     channels = resolve_channels(spec, config)
     store = EnvStore(config.store_path())
@@ -108,7 +107,6 @@ def create_at(
 ) -> None:
     """Create ``spec`` at an explicit prefix outside the store (`envassay create --prefix`);
     ``lock`` as for :func:`create_env`."""
-    require_installers(spec)
     backend = get_backend(resolve_backend(backend_name, config.backend))
     channels = resolve_channels(spec, config)
     prefix = prefix.expanduser().resolve()

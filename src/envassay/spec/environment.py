@@ -117,8 +117,9 @@ class EnvSpec:
     prefix: str | None = None
     platforms: tuple[str, ...] = ()
     ignored_keys: tuple[str, ...] = ()  # top-level keys envassay (and conda) do not read
-    # `- npm: [...]`, `- sel(linux): gdb`: sections conda reads and has no installer for
-    # (its create stops with "Unable to load installer"); (key, line).
+    # `- npm: [...]`, `- sel(linux): gdb`: sections conda reads and installs nothing from
+    # (conda 26 drops them; conda 24 stops: "Unable to install package for npm").
+    # (key, line)
     other_installers: tuple[tuple[str, int | None], ...] = ()
 
     pip_section: bool = False  # a `pip:` key, even an empty one: conda then adds pip
@@ -450,9 +451,10 @@ class _Parser:
                 )
         if others:
             _warn_once(
-                f"{self.path}:{next(iter(others.values())) or '?'}: no installer for the "
-                f"{', '.join(f'`{k}:`' for k in others)} section(s): creating this env stops"
-                " there, as conda's does (conda installs only conda packages and `pip:`)"
+                f"{self.path}:{next(iter(others.values())) or '?'}: nothing is installed from the "
+                f"{', '.join(f'`{k}:`' for k in others)} section(s), as conda 26 installs"
+                " nothing from them (it installs conda packages and `pip:`; conda 24 stops"
+                " there instead)"
             )
         return tuple(conda), tuple(pip), pip_section, tuple(others.items())
 
@@ -561,23 +563,6 @@ class _Parser:
         if value is None or isinstance(value, str):
             return value
         raise self.error(f"`{key}` must be a string, got {_kind(value)}", value)
-
-
-def require_installers(spec: EnvSpec) -> None:
-    """Refuse to create an env with a `dependencies` section no installer reads.
-
-    conda reads `- npm: [...]` or `- sel(linux): gdb` and, at create, installs the conda
-    packages and then stops ("Unable to load installer for npm"); envassay stops before
-    creating anything, naming the section.
-    """
-    if spec.other_installers:
-        key, line = spec.other_installers[0]
-        raise SpecError(
-            f"no installer for the `{key}:` section of `dependencies`"
-            f" (conda stops there too: Unable to load installer for {key})",
-            where=f"{spec.path}:{line}" if line else spec.path,
-            hint="conda installs conda packages and a `pip:` list; remove the section",
-        )
 
 
 def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequirement | None:

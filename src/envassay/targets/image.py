@@ -41,7 +41,7 @@ from envassay.errors import EnvassayError, UserError
 from envassay.lock.format import read_lock
 from envassay.lock.status import LockStatus, lock_for_create
 from envassay.spec.config import Config, EnvSettings
-from envassay.spec.environment import EnvSpec, require_installers
+from envassay.spec.environment import EnvSpec
 from envassay.spec.gpu import expectation
 from envassay.spec.resolve import resolve_channels
 from envassay.yamlload import read_yaml
@@ -185,7 +185,6 @@ def plan_image(
     status: LockStatus | None = None,
 ) -> ImagePlan:
     """Decide the build (no Docker call, no copying): inputs and the content hash."""
-    require_installers(spec)
     channels = resolve_channels(spec, config)
     lock, locked = usable_lock(spec, config, platform, status)
     assets = {name: _sha256(_asset(name).encode()) for name in _ASSETS}
