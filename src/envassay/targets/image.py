@@ -322,7 +322,14 @@ def _context_spec(plan: ImagePlan, ctx: Path, secrets: dict[str, str]) -> str:
     channels = [redact.placeholders(url, taken=secrets) for url in plan.channels]
     data["channels"] = [*channels, *(["nodefaults"] if nodefaults else [])]
     data.pop("prefix", None)
-    for item in data.get("dependencies") or []:
+    # An installer section other than pip: (`- npm: [...]`) installs nothing, as conda 26
+    # reads it; an older conda in the builder would stop at it.
+    data["dependencies"] = [
+        {"pip": item["pip"]} if isinstance(item, dict) else item
+        for item in data.get("dependencies") or []
+        if not isinstance(item, dict) or "pip" in item
+    ]
+    for item in data["dependencies"]:
         if isinstance(item, dict) and isinstance(item.get("pip"), list):
             lines = [_context_pip_line(str(line), spec, ctx) for line in item["pip"]]
             # An index's password as ${VAR}: pip expands it (create.sh exports it).
