@@ -1,11 +1,13 @@
-"""`envassay spec` against conda's own environment-file reader, on public files (issue 15).
+"""`envassay spec` against conda's own environment-file reader, on public files (issues 15, 29).
 
-The corpus (tests/anchors/specs/, sources in tests/anchors/README.md) is conda's, micromamba's
-and conda-lock's own test environments. For every file the real conda accepts, envassay
-must read the same conda dependencies (compared as conda's MatchSpec sees them: name,
-version, build, channel), the same pip lines (verbatim, in order), channels and variables,
-and the same name. Where envassay refuses a file conda accepts, the file is listed below
-with the reason; every other refusal fails the test.
+The corpus is specs/ (conda's, micromamba's and conda-lock's own test environments and a
+few projects; sources in tests/anchors/README.md) and corpus/ (290 public environment files
+from 206 repositories; MANIFEST.json). Every file is read by envassay and, in one process
+per real conda, by conda's reader (conda_reader.py). Where conda refuses a file, envassay
+must refuse it too; where conda reads it, envassay must read the same conda dependencies
+(compared as conda's MatchSpec sees them: name, version, build, channel), the same pip
+lines (as pip reads them), channels, variables, name, prefix and installer sections.
+The deliberate differences are listed below, with the reason (and in README).
 """
 
 from __future__ import annotations
