@@ -37,7 +37,23 @@ _STANDARD_TAGS = {
 # spec line with one cannot be a package, a channel, a path or an environment variable.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
+    """YAML 1.2's booleans, as conda's loader (ruamel) reads them: only true and false.
+    PyYAML's YAML 1.1 also reads yes/no/on/off/y/n as booleans, so `- on` or `name: yes`
+    would not be the text conda reads."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in _Base.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def read_yaml(path: Path) -> tuple[Any, dict[int, int]]:
@@ -85,14 +101,27 @@ def _read_text(path: Path) -> str:
             data = handle.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
             raise SpecError(f"file is larger than {MAX_FILE_BYTES} bytes; refused", where=path)
-        text = data.decode("utf-8")
+        text = _decode(data)
     except FileNotFoundError:
         raise SpecError("file not found", where=path) from None
     except UnicodeDecodeError as exc:
-        raise SpecError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=path) from None
+        raise SpecError(
+            f"neither UTF-8 nor UTF-16 text ({exc.reason} at byte {exc.start})", where=path
+        ) from None
     except OSError as exc:
         raise SpecError(f"cannot read: {exc.strerror or exc}", where=path) from None
     return text.removeprefix("\ufeff")  # a UTF-8 byte order mark, as editors write it
+
+
+def _decode(data: bytes) -> str:
+    """conda's load_file: UTF-8, else UTF-16 (what PowerShell's `conda env export >
+    environment.yml` writes: a byte order mark, then UTF-16)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise
+        return data.decode("utf-16")
 
 
 def _scan(text: str, path: Path) -> None:
@@ -174,15 +203,28 @@ class _Builder:
 
     def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
+        merged: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                raise self._error(key_node, "YAML merge keys (<<) are not allowed in a spec")
+                # `<<: *base` (conda's loader reads merge keys): the keys written here win.
+                sources = (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                )
+                for source in sources:
+                    value = self.build(source, depth + 1)
+                    if not isinstance(value, dict):
+                        raise self._error(source, "a merge key (<<) must name a mapping")
+                    for key, item in value.items():
+                        merged.setdefault(key, item)
+                continue
             key = self.build(key_node, depth + 1)
             if isinstance(key, (dict, list)):
                 raise self._error(key_node, "a mapping key must be a plain value")
             if key in result:
                 raise self._error(key_node, f"duplicate key {key!r}")
             result[key] = self.build(value_node, depth + 1)
+        for key, item in merged.items():
+            result.setdefault(key, item)
         return result
 
     def _scalar(self, node: yaml.Node) -> Any:

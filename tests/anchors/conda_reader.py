@@ -23,6 +23,11 @@ def meaning(text):
         version = version[2:]
     if version == "*":  # any version: conda drops it from `blas=*=openblas`, keeps `blas * b`
         version = ""
+    # VersionOrder compares a version's numeric parts as numbers (2022.07.19 is 2022.7.19,
+    # 3.000 is 3.0): rattler prints them so; compared as conda compares them.
+    version = re.sub(r"\d+", lambda m: str(int(m.group())), version)
+    # `>=2.*` is `>=2` to conda (VersionSpec ignores a `.*` after a relational operator).
+    version = re.sub(r"(^|[,|])((?:>=|<=|>|<)[^,|]*?)\.\*(?=$|[,|])", r"\1\2", version)
     channel = str(spec.get("channel") or "")
     # One URL with or without its scheme's default port (RFC 3986 6.2.3): rattler drops it.
     channel = re.sub(r"^(https://[^/:]+):443(?=/|$)", r"\1", channel)
@@ -44,6 +49,8 @@ for path, ours in json.loads(Path(sys.argv[2]).read_text()).items():
         "conda": sorted(meaning(t) for t in deps.get("conda", [])),
         "pip": list(deps.get("pip", [])),
         "variables": {k: str(v) for k, v in (env.variables or {}).items()},
+        "installers": sorted(k for k in deps if k not in ("conda", "pip")),
+        "prefix": env.prefix,
     }
     if ours is not None:
         entry["ours_conda"] = sorted(meaning(t) for t in ours["conda"])

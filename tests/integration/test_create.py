@@ -107,6 +107,30 @@ def test_bad_pip_section_is_exit_2(
     assert "pip could not resolve" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("tensorflow=2.15", "Invalid requirement"),  # not PEP 508: pip refuses it
+        ("-r file:requirements.txt", "requirements file"),  # not there: pip cannot open it
+        ("--install-option=--prefix=/", "install-option"),  # no option of requirements files
+    ],
+)
+def test_a_pip_line_conda_hands_to_pip_gets_pips_verdict_at_its_line(
+    project: Project, envassay_env: dict[str, str], line: str, fragment: str
+) -> None:
+    """conda reads the spec and pip refuses the line at create; envassay reads it too
+    (`spec` succeeds, warning) and `create` ends with pip's verdict, naming the line."""
+    spec = project.spec("pipdecides", ["python=3.11"], pip=["--no-index", line])
+    read = envassay("spec", spec, env=envassay_env, cwd=project.root)
+    assert read.ok and "pip will" in read.stderr, read.describe()
+    result = envassay("create", spec, env=envassay_env, cwd=project.root)
+    assert result.returncode == 2, result.describe()
+    last = result.stderr.strip().splitlines()[-1]
+    number = spec.read_text().splitlines().index(f'    - "{line}"') + 1
+    assert last.startswith(f"envassay: error: {spec}:{number}: pip refused {line!r}"), last
+    assert fragment in last, last
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.3, 0.8, 1.5, 2.5])
 def test_kill_9_mid_create_is_never_used_and_recreated(

@@ -319,3 +319,65 @@ def test_conda_reads_nodefaults_as_this_version_does(
         assert "127.0.0.1:9/nodefaults/" in result.stdout + result.stderr, result.describe()
     else:
         assert result.ok, result.describe()
+
+
+# Specs conda's reader reads that envassay once misread (issue 29), as conda reads them:
+# (file text, whether conda 26 creates the env). CHANNELS is the local test channel (and,
+# for condas before 26, `nodefaults`: they append their default channels otherwise).
+READ_AS_CONDA_READS = {
+    "no-dependencies": ("name: x\nchannels: CHANNELS\n", True),
+    "empty-dependencies": ("channels: CHANNELS\ndependencies: []\n", True),
+    "path-name-and-windows-prefix": (
+        "name: /scratch/envs/x\nchannels: CHANNELS\ndependencies: [python=3.11, six]\n"
+        "prefix: C:\\Users\\me\\miniconda3\\envs\\x\n",
+        True,
+    ),
+    "bracket-extra-and-near-miss-key": (
+        "names: x\nchannels: CHANNELS\ndependencies: ['python=3.11', 'six[extra]>=1']\n",
+        True,
+    ),
+    "empty-pip-section": ("channels: CHANNELS\ndependencies:\n  - python=3.11\n  - pip:\n", True),
+    "unknown-installer": (
+        "channels: CHANNELS\ndependencies:\n  - python=3.11\n  - npm: [left-pad]\n",
+        True,
+    ),
+    "pip-refuses-a-line": (
+        "channels: CHANNELS\ndependencies:\n  - python=3.11\n  - pip:\n"
+        "    - --no-index\n    - six=1.16\n",
+        False,
+    ),
+    "missing-requirements-file": (
+        "channels: CHANNELS\ndependencies:\n  - python=3.11\n  - pip:\n"
+        "    - --no-index\n    - -r file:requirements.txt\n",
+        False,
+    ),
+}
+# Where conda 26 creates the env and older condas stop ("Unable to install package for
+# npm"); envassay follows conda 26.
+CONDA_26_ONLY = {"unknown-installer"}
+
+
+@pytest.mark.parametrize("case", sorted(READ_AS_CONDA_READS))
+def test_conda_and_envassay_agree_on_whether_the_env_is_created(
+    project: CondaProject, case: str, tmp_path: Path
+) -> None:
+    """The real `conda env create -f` and `envassay create` (its default backend) on the
+    same file: both create the env, or both fail (envassay in one line, exit 2)."""
+    text, created = READ_AS_CONDA_READS[case]
+    old = project.conda.major < 26
+    channels = "[CHANNEL, nodefaults]" if old else "[CHANNEL]"
+    spec = project.spec(case, text.replace("CHANNELS", channels))
+    theirs = run(
+        [project.conda.path, "env", "create", "-q", "-p", tmp_path / "env", "-f", spec],
+        env=project.env,
+        timeout=600,
+    )
+    if case in CONDA_26_ONLY and old:
+        assert not theirs.ok, theirs.describe()
+        assert "Unable to install package for npm" in theirs.stderr, theirs.describe()
+    else:
+        assert theirs.ok == created, theirs.describe()
+    code, out = project.envassay("create", spec)
+    assert (code == 0) == created, out
+    if not created:
+        assert code == 2 and out.strip().splitlines()[-1].startswith("envassay: error:"), out

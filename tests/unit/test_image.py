@@ -171,6 +171,23 @@ def test_context_carries_spec_channel_and_local_pip_paths(tmp_path: Path, channe
     assert args["CREATOR"] == "conda" and args["ENV_PREFIX"] == "/opt/env"
 
 
+def test_context_spec_is_read_as_the_host_reads_it(tmp_path: Path, channel: Path) -> None:
+    """A UTF-16 spec (PowerShell's `conda env export`) with an `npm:` section: the builder
+    gets UTF-8 YAML without the section, which conda 26 installs nothing from (an older
+    conda in the builder would stop at it)."""
+    body = DEPS + "  - npm: [left-pad]\n  - pip: [tool==1.0]\n"
+    path = write_spec(tmp_path, channel, body).path
+    path.write_bytes(path.read_text().encode("utf-16"))
+    spec = load_spec(path)
+    plan = plan_image(spec, Config(root=tmp_path), ImageOptions("b", "r", "conda"), "linux-64")
+    context = tmp_path / "ctx"
+    context.mkdir()
+    assemble_context(plan, context, tmp_path / "wheelcache")
+    written = yaml.safe_load((context / "envassay" / "env" / "environment.yml").read_text())
+    assert {"pip": ["tool==1.0"]} in written["dependencies"]
+    assert not [d for d in written["dependencies"] if isinstance(d, dict) and "npm" in d]
+
+
 def test_context_refuses_pip_lines_a_build_cannot_see(tmp_path: Path, channel: Path) -> None:
     (tmp_path / "envs").mkdir()
     (tmp_path / "envs" / "req.txt").write_text("six\n")

@@ -92,6 +92,8 @@ def cmd_spec(args: argparse.Namespace) -> int:
             print(f"  {req.text:<40} # {req.kind}")
     for key, value in spec.variables.items():
         print(f"variable: {key}={value}")
+    for key, line in spec.other_installers:
+        print(f"other:    {key}: (line {line}; not installed, as conda 26 skips it)")
     print(f"hash:     {spec.content_hash}")
     for item in both:  # pip over conda: named before anything is made
         print(f"{'warning' if item.contradict else 'note'}: {item.describe()}")

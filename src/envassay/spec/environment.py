@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import stat
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from difflib import get_close_matches
@@ -20,10 +22,11 @@ from envassay.yamlload import read_yaml
 
 # conda's own keys (conda/env/env.py VALID_KEYS) plus conda-lock's `platforms`.
 KNOWN_KEYS = ("name", "channels", "dependencies", "variables", "prefix", "platforms")
-# conda refuses these in an environment name (conda.base.constants.PREFIX_NAME_DISALLOWED_CHARS)
-# because it makes a directory of the name. envassay only labels the env with it (store paths
-# and image tags use a slug), so it refuses only the path separators, and control characters.
-NAME_REFUSED = re.compile(r"[/\\\x00-\x1f\x7f]")
+# conda's reader takes any string as a name: `conda env export` writes an env's whole path
+# there when the env lives outside conda's envs directories (`name: /scratch/envs/x`).
+# envassay only labels the env with it (store paths and image tags use a slug), so it
+# refuses only control characters, which no label can show.
+NAME_REFUSED = re.compile(r"[\x00-\x1f\x7f]")
 VARIABLE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A `-r file` in the pip: section is read (its bytes are part of the content hash).
 MAX_REQUIREMENTS_FILE_BYTES = 1024 * 1024
@@ -31,7 +34,12 @@ CHANNEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+
 URL_SCHEMES = ("http://", "https://", "file://", "s3://", "gcs://", "oci://")
 VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
 
-PipKind = Literal["requirement", "url", "path", "editable", "requirements-file", "option"]
+# "pip-decides": a line conda hands to pip unchanged that pip will refuse (`tensorflow=2.15`,
+# an option pip's requirements files do not take). conda reads the file and fails at create,
+# when pip runs; envassay reads it too, warns, and lets pip's verdict come at create.
+PipKind = Literal[
+    "requirement", "url", "path", "editable", "requirements-file", "option", "pip-decides"
+]
 # pip options conda passes through in its generated requirements file.
 PIP_OPTIONS_WITH_VALUE = (
     "--index-url",
@@ -57,7 +65,9 @@ ARCHIVE_SUFFIXES: tuple[str, ...] = (".whl", ".zip", ".tar.gz", ".tgz", ".tar", 
 ARCHIVE_SUFFIXES += (".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz", ".tar.lzma")
 # pip's COMMENT_RE: `#` at the start or after whitespace (a URL's `#egg=` stays).
 PIP_COMMENT = re.compile(r"(^|\s+)#.*$")
-PIP_REQUIREMENT_OPTIONS = re.compile(r"\s+(?=--(?:hash|config-settings|global-option)\b)")
+# pip's break_args_options: a requirement line's options start at its first `-` word
+# (`--hash=...`, `--config-settings`, but also `dipy --only-binary dipy`).
+PIP_REQUIREMENT_OPTIONS = re.compile(r"\s+(?=-)")
 
 
 @dataclass(frozen=True)
@@ -107,10 +117,16 @@ class EnvSpec:
     prefix: str | None = None
     platforms: tuple[str, ...] = ()
     ignored_keys: tuple[str, ...] = ()  # top-level keys envassay (and conda) do not read
+    # `- npm: [...]`, `- sel(linux): gdb`: sections conda reads and installs nothing from
+    # (conda 26 drops them; conda 24 stops: "Unable to install package for npm").
+    # (key, line)
+    other_installers: tuple[tuple[str, int | None], ...] = ()
+
+    pip_section: bool = False  # a `pip:` key, even an empty one: conda then adds pip
 
     @property
     def has_pip_section(self) -> bool:
-        return bool(self.pip)
+        return bool(self.pip) or self.pip_section
 
     @property
     def declares_pip(self) -> bool:
@@ -181,6 +197,7 @@ class EnvSpec:
             "prefix": self.prefix,
             "platforms": list(self.platforms),
             "ignored_keys": list(self.ignored_keys),
+            "other_installers": [key for key, _line in self.other_installers],
             "content_hash": self.content_hash,
         }
 
@@ -262,7 +279,16 @@ def read_spec_header(path: str | Path) -> SpecHeader:
 _EQUALS_THEN_OPERATOR = re.compile(r"(?P<name>[^\s=<>!~\[]+)=(?P<version>[<>]=?[^\s=<>!~,|*]+)")
 
 
+# conda's MatchSpec takes the last `[...]` as key=value pairs and drops what is not a pair:
+# a pip-style extra in the name position (`nbconvert[execute]!=6.0.0`, `black[jupyter]`,
+# matplotlib's own environment.yml) is read as the bare name; rattler refuses it.
+_BRACKETS = re.compile(r".*(\[.*\])")
+_BRACKET_PAIR = re.compile(r"[a-zA-Z0-9_-]+?=")
+
+
 def _as_conda_reads(text: str) -> str:
+    if (brackets := _BRACKETS.match(text)) and not _BRACKET_PAIR.search(brackets[1]):
+        text = text.replace(brackets[1], "").strip()
     if match := _EQUALS_THEN_OPERATOR.fullmatch(text):
         return f"{match['name']} {match['version']}*"
     return text
@@ -282,22 +308,25 @@ class _Parser:
 
     def parse(self, data: dict[Any, Any]) -> EnvSpec:
         unknown = [str(k) for k in data if k not in KNOWN_KEYS]
-        # conda warns and ignores unknown keys (conda-lock's `category:`, `selectors:`, ...);
-        # so does envassay, except a near miss of a key it knows, which is a typo that
-        # would silently drop what the author meant (`chanels:`, `dependancies:`).
-        near = {k: m[0] for k in unknown if (m := get_close_matches(k, KNOWN_KEYS, 1, 0.8))}
-        if near:
-            guesses = ", ".join(f"{k!r} (did you mean {m!r}?)" for k, m in near.items())
-            raise self.error(
-                f"unknown key(s) {guesses}", hint=f"the keys envassay reads: {list(KNOWN_KEYS)}"
-            )
+        # conda warns and ignores unknown keys (conda-lock's `category:`, `selectors:`, ...),
+        # near misses too (`names:`, `chanels:`): so does envassay, and it names the key
+        # a near miss was probably meant to be.
         if unknown:
-            _warn_once(
-                f"{self.path}: ignoring unknown key(s) {', '.join(map(repr, unknown))},"
-                " as conda does"
+            named = [
+                f"{k!r} (did you mean {m[0]!r}?)"
+                if (m := get_close_matches(k, KNOWN_KEYS, 1, 0.8))
+                else repr(k)
+                for k in unknown
+            ]
+            _warn_once(f"{self.path}: ignoring unknown key(s) {', '.join(named)}, as conda does")
+        if "channels" in data and data["channels"] is None:
+            # conda's reader fails on it (TypeError: 'NoneType' object is not iterable).
+            raise self.error(
+                "`channels:` has no value; conda cannot read it",
+                hint="list the channels, or remove the key",
             )
         channels, nodefaults = self.channels(data.get("channels"))
-        conda, pip = self.dependencies(data.get("dependencies"))
+        conda, pip, pip_section, others = self.dependencies(data.get("dependencies"))
         return EnvSpec(
             path=self.path,
             name=self.name(data.get("name")),
@@ -309,11 +338,15 @@ class _Parser:
             prefix=self.prefix(data.get("prefix")),
             platforms=self.platforms(data.get("platforms")),
             ignored_keys=tuple(unknown),
+            other_installers=others,
+            pip_section=pip_section,
         )
 
     def name(self, value: Any) -> str:
         if value is None:
             value = self.path.name.split(".")[0]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # `name: 2024`: conda's reader takes any scalar
         if not isinstance(value, str) or not value.strip() or NAME_REFUSED.search(value):
             raise self.error(
                 f"`name` {value!r} is not a valid environment name",
@@ -364,16 +397,50 @@ class _Parser:
 
     def dependencies(
         self, value: Any
-    ) -> tuple[tuple[CondaDependency, ...], tuple[PipRequirement, ...]]:
-        if value is None:
-            raise self.error("no `dependencies:`; an environment needs at least one package")
+    ) -> tuple[
+        tuple[CondaDependency, ...],
+        tuple[PipRequirement, ...],
+        bool,
+        tuple[tuple[str, int | None], ...],
+    ]:
+        """conda's Dependencies.parse: MatchSpecs, and each mapping's keys as installer
+        sections. No or empty `dependencies` is an empty environment, as conda makes it."""
+        if value is None or value == []:
+            _warn_once(f"{self.path}: no dependencies: an empty environment, as conda makes it")
+            return (), (), False, ()
         if not isinstance(value, list):
+            # conda iterates a mapping's keys as MatchSpecs (a CI file's `override:` becomes
+            # a package); that reading would make every check lie, so it is refused.
             raise self.error(f"`dependencies` must be a list, got {_kind(value)}", value)
         conda: list[CondaDependency] = []
         pip: list[PipRequirement] = []
+        pip_section = False
+        others: dict[str, int | None] = {}
         for item in value:
             if isinstance(item, dict):
-                pip.extend(self.pip_section(item, value))
+                for key, lines in item.items():
+                    if key == "pip":
+                        if pip_section:
+                            # conda's dict.update keeps only the last `pip:` section: the
+                            # first one's packages would silently not be installed.
+                            raise self.error(
+                                "a second `pip:` section; conda installs only the last one",
+                                item,
+                                "merge them into one `pip:` list",
+                            )
+                        pip_section = True
+                        pip.extend(self.pip_lines(lines, item))
+                    elif key == "conda":
+                        # conda's dict.update puts this list in place of the MatchSpecs
+                        # read so far: they would silently not be installed.
+                        raise self.error(
+                            "a `conda:` mapping in `dependencies` replaces, in conda's"
+                            " reader, the packages listed before it",
+                            item,
+                            "list the packages directly under `dependencies:`",
+                        )
+                    else:
+                        others[str(key)] = self.lines.get(id(item))
             elif isinstance(item, str):
                 conda.append(self.conda_dependency(item, value))
             else:
@@ -382,9 +449,14 @@ class _Parser:
                     value,
                     'quote versions, e.g. "python=3.11"',
                 )
-        if not conda and not pip:
-            raise self.error("`dependencies` is empty", value)
-        return tuple(conda), tuple(pip)
+        if others:
+            _warn_once(
+                f"{self.path}:{next(iter(others.values())) or '?'}: nothing is installed from the "
+                f"{', '.join(f'`{k}:`' for k in others)} section(s), as conda 26 installs"
+                " nothing from them (it installs conda packages and `pip:`; conda 24 stops"
+                " there instead)"
+            )
+        return tuple(conda), tuple(pip), pip_section, tuple(others.items())
 
     def conda_dependency(self, text: str, context: object) -> CondaDependency:
         from rattler import MatchSpec  # rattler is only needed once a spec is read
@@ -407,13 +479,9 @@ class _Parser:
         channel = spec.channel.name if spec.channel is not None else None
         return CondaDependency(text, str(spec), spec.name.normalized, channel, line)
 
-    def pip_section(self, item: dict[Any, Any], context: object) -> list[PipRequirement]:
-        if set(item) != {"pip"}:
-            raise self.error(
-                f"a mapping in `dependencies` may only be `pip:`, got {sorted(map(str, item))}",
-                item,
-            )
-        lines = item["pip"]
+    def pip_lines(self, lines: Any, item: dict[Any, Any]) -> list[PipRequirement]:
+        if lines is None:
+            return []  # `pip:` with nothing under it: conda still adds pip
         if not isinstance(lines, list):
             raise self.error(f"`pip:` must be a list, got {_kind(lines)}", item)
         result = []
@@ -423,11 +491,26 @@ class _Parser:
             line = self.lines.get(id(text)) or self.lines.get(id(lines))
             redact.remember_in(text)  # an index URL's password, masked wherever it shows
             req = parse_pip_line(text.strip(), self.path, line)
+            if req is None:
+                continue  # a comment or blank line: pip skips it
             if req.kind == "requirements-file" and _file_digest(self.path.parent, req) is None:
-                raise SpecError(
-                    f"pip requirements file in {req.text!r} cannot be read "
-                    f"(a regular file of at most {MAX_REQUIREMENTS_FILE_BYTES} bytes)",
-                    where=f"{self.path}:{line}" if line else self.path,
+                if os.path.lexists(_requirements_target(self.path.parent, req)):
+                    # A device, a FIFO or a huge file: pip would read it without end.
+                    raise SpecError(
+                        f"pip requirements file in {req.text!r} cannot be read "
+                        f"(a regular file of at most {MAX_REQUIREMENTS_FILE_BYTES} bytes)",
+                        where=f"{self.path}:{line}" if line else self.path,
+                    )
+                # Not there: conda reads the spec and pip stops at create; so does envassay.
+                _warn_once(
+                    f"{self.path}:{line}: pip will not find the requirements file in"
+                    f" {req.text!r} (a regular file of at most {MAX_REQUIREMENTS_FILE_BYTES}"
+                    " bytes): creating this env stops there, as conda's does"
+                )
+            elif req.kind == "pip-decides":
+                _warn_once(
+                    f"{self.path}:{line}: pip will refuse {req.text!r} at create"
+                    f" ({req.specifier}), as it does under conda"
                 )
             result.append(req)
         return result
@@ -447,7 +530,9 @@ class _Parser:
                     value,
                     "use letters, digits and '_', not starting with a digit",
                 )
-            result[key] = "" if val is None else str(val)
+            # `D:` with no value: conda stores null and its activation exports the text
+            # None (`export D='None'`); so the env has D=None, and so envassay reads it.
+            result[key] = str(val)
         return result
 
     def platforms(self, value: Any) -> tuple[str, ...]:
@@ -466,22 +551,13 @@ class _Parser:
         return tuple(dict.fromkeys(value))
 
     def prefix(self, value: Any) -> str | None:
-        """conda's `prefix:` (what `conda env export` writes): kept, never used.
-
-        envassay creates every env in its store (or at `--prefix`); a spec file
-        never chooses where anything is written. A relative or `..` prefix is
-        refused outright, since it can only be a mistake or an attempt.
-        """
-        text = self.optional_str(value, "prefix")
-        if text is None:
-            return None
-        if not text.startswith("/") or ".." in Path(text).parts:
-            raise self.error(
-                f"`prefix` {text!r} must be an absolute path without '..'",
-                value,
-                "envassay never creates an env at a spec's prefix; delete the line",
-            )
-        return text
+        """conda's `prefix:` (what `conda env export` writes: `C:\\...\\envs\\x`,
+        `~/anaconda3/envs/x`): read as any string, as conda reads it, kept and never used.
+        envassay creates every env in its store (or at `--prefix`); a spec file never
+        chooses where anything is written."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        return self.optional_str(value, "prefix")
 
     def optional_str(self, value: Any, key: str) -> str | None:
         if value is None or isinstance(value, str):
@@ -489,7 +565,7 @@ class _Parser:
         raise self.error(f"`{key}` must be a string, got {_kind(value)}", value)
 
 
-def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequirement:
+def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequirement | None:
     """Classify one `pip:` entry the way pip reads a line of a requirements file.
 
     conda writes the `pip:` lines into a requirements file next to the spec and runs pip
@@ -497,10 +573,9 @@ def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequire
     a line with a path separator or a leading `.` is a local path; options after a
     requirement, such as `--hash`, belong to that requirement).
     """
-    where = f"{path}:{line}" if line else str(path)
     text = PIP_COMMENT.sub("", text).strip()
     if not text:
-        raise SpecError("empty pip requirement", where=where)
+        return None  # pip skips blank and comment lines
     head, _, rest = text.partition(" ")
     flag, equals, value = head.partition("=")
     if equals and flag in ("-r", "--requirement", "-e", "--editable"):
@@ -513,11 +588,8 @@ def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequire
     if flag in PIP_OPTIONS_WITH_VALUE + PIP_FLAG_OPTIONS:
         return PipRequirement(text, "option", line=line)
     if text.startswith("-"):
-        raise SpecError(
-            f"unsupported pip option {head!r}",
-            where=where,
-            hint=f"supported: {', '.join(PIP_OPTIONS_WITH_VALUE + PIP_FLAG_OPTIONS)}",
-        )
+        why = f"{head!r} is not an option of pip's requirements files"
+        return PipRequirement(text, "pip-decides", specifier=why, line=line)
     # The requirement itself ends where its per-requirement options (`--hash=...`) begin.
     requirement = PIP_REQUIREMENT_OPTIONS.split(text, maxsplit=1)[0].strip()
     if requirement.startswith(VCS_PREFIXES) or requirement.startswith(URL_SCHEMES):
@@ -533,11 +605,7 @@ def parse_pip_line(text: str, path: Path, line: int | None = None) -> PipRequire
         req = Requirement(requirement)
     except InvalidRequirement as exc:
         first = str(exc).splitlines()[0]
-        raise SpecError(
-            f"invalid pip requirement {text!r}: {first}",
-            where=where,
-            hint="use PEP 508 (requests>=2.31), a URL, or a path (./pkg)",
-        ) from None
+        return PipRequirement(text, "pip-decides", specifier=f"not PEP 508: {first}", line=line)
     kind: PipKind = "url" if req.url else "requirement"
     marker = str(req.marker) if req.marker else None
     return PipRequirement(text, kind, canonicalize_name(req.name), str(req.specifier), marker, line)
@@ -565,9 +633,22 @@ def _egg_name(text: str) -> str | None:
     return canonicalize_name(match.group(1)) if match else None
 
 
+def _requirements_target(base: Path, req: PipRequirement) -> Path:
+    return base / _file_url_path(req.text.split(None, 1)[-1].strip())
+
+
+def _file_url_path(target: str) -> str:
+    """pip reads `-r file:requirements.txt` (and `file:///abs/path`) as the local path."""
+    if target.startswith("file://"):
+        return urllib.parse.unquote(urllib.parse.urlsplit(target).path)
+    if target.startswith("file:"):
+        return urllib.parse.unquote(target[len("file:") :])
+    return target
+
+
 def _file_digest(base: Path, req: PipRequirement) -> str | None:
     """sha256 of a `-r file`; None unless it is a readable regular file of at most 1 MB."""
-    target = base / req.text.split(None, 1)[-1].strip()
+    target = _requirements_target(base, req)
     try:
         info = target.stat()
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_REQUIREMENTS_FILE_BYTES:
@@ -615,6 +696,7 @@ def _absolute(req: PipRequirement, base: Path) -> str:
 
 
 def _resolve(target: str, base: Path) -> str:
+    target = _file_url_path(target)
     if "://" in target or target.startswith(("git+", "hg+", "svn+", "bzr+")):
         return target
     return str((base / Path(target).expanduser()).resolve())

@@ -44,6 +44,7 @@ from envassay.spec.config import Config, EnvSettings
 from envassay.spec.environment import EnvSpec
 from envassay.spec.gpu import expectation
 from envassay.spec.resolve import resolve_channels
+from envassay.yamlload import read_yaml
 
 Progress = Callable[[str], None]
 
@@ -311,7 +312,7 @@ def _builder_secrets(plan: ImagePlan, values: dict[str, str]) -> str:
 def _context_spec(plan: ImagePlan, ctx: Path, secrets: dict[str, str]) -> str:
     """The spec as the builder reads it: resolved channels, no `prefix:`, local pip paths copied."""
     spec = plan.spec
-    data = yaml.safe_load(spec.path.read_text(encoding="utf-8"))
+    data, _lines = read_yaml(spec.path)  # as the spec was read: UTF-16 too
     data["name"] = spec.name
     # conda and mamba read `nodefaults` as "no default channels" (create.sh gives conda
     # >= 26 the channels instead): always there, as the native conda backend never lets
@@ -321,7 +322,14 @@ def _context_spec(plan: ImagePlan, ctx: Path, secrets: dict[str, str]) -> str:
     channels = [redact.placeholders(url, taken=secrets) for url in plan.channels]
     data["channels"] = [*channels, *(["nodefaults"] if nodefaults else [])]
     data.pop("prefix", None)
-    for item in data.get("dependencies") or []:
+    # An installer section other than pip: (`- npm: [...]`) installs nothing, as conda 26
+    # reads it; an older conda in the builder would stop at it.
+    data["dependencies"] = [
+        {"pip": item["pip"]} if isinstance(item, dict) else item
+        for item in data.get("dependencies") or []
+        if not isinstance(item, dict) or "pip" in item
+    ]
+    for item in data["dependencies"]:
         if isinstance(item, dict) and isinstance(item.get("pip"), list):
             lines = [_context_pip_line(str(line), spec, ctx) for line in item["pip"]]
             # An index's password as ${VAR}: pip expands it (create.sh exports it).

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from envassay import command, redact
-from envassay.errors import CreateError, SolveError, UserError
+from envassay.errors import CreateError, SolveError, SpecError, UserError
 from envassay.lock.format import LockedPackage
 from envassay.progress import Progress
 from envassay.spec.environment import EnvSpec, requirement_lines
@@ -27,6 +27,10 @@ def install_pip_section(spec: EnvSpec, prefix: Path, progress: Progress) -> floa
     result = _pip_install(python, lines, spec.path.parent)
     if not result.ok:
         message = _pip_error(result.stderr or result.stdout)
+        if culprit := _spec_line(spec, lines, result.stderr + result.stdout):
+            # A line conda hands to pip unchanged and pip refuses (`tensorflow=2.15`, a
+            # `-r` file that is not there): pip's verdict, at the spec line that made it.
+            raise SpecError(f"pip refused {culprit[0]!r}: {message}", where=culprit[1])
         if "No matching distribution" in message or "ResolutionImpossible" in message:
             raise SolveError(f"pip could not resolve the pip: section: {message}", where=spec.path)
         raise CreateError(f"pip install failed in {prefix}: {message}")
@@ -78,6 +82,22 @@ def install_locked_pip(
             )
         raise CreateError(f"pip install of the locked pip entries failed in {prefix}: {message}")
     return time.perf_counter() - started
+
+
+def _spec_line(spec: EnvSpec, lines: Sequence[str], output: str) -> tuple[str, str] | None:
+    """The `pip:` line pip's error names (its text, a requirements file's path, an
+    option), with where it is in the spec."""
+    errors = "\n".join(
+        line for line in output.splitlines() if "error" in line.lower() or "Errno" in line
+    )
+    for req, line in zip(spec.pip, lines, strict=True):
+        if req.kind not in ("pip-decides", "requirements-file"):
+            continue
+        target = line.split(None, 1)[-1] if req.kind == "requirements-file" else req.text
+        head = req.text.split(None, 1)[0]
+        if target in errors or (req.text.startswith("-") and head.split("=")[0] in errors):
+            return req.text, f"{spec.path}:{req.line}" if req.line else str(spec.path)
+    return None
 
 
 def _pip_error(output: str) -> str:
