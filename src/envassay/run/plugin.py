@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from envassay import redact
-from envassay.cleantext import visible
 from envassay.checks import CheckResult
+from envassay.cleantext import visible
 from envassay.errors import UserError
 from envassay.run.options import GPU_MODES, HELP
 from envassay.run.report import terminal_table
