@@ -43,8 +43,8 @@ def split(url: str) -> tuple[str, str | None, dict[str, Any] | None]:
 
     ``USER:PASSWORD@`` and a token alone as user (``TOKEN@``, sent as HTTP basic with an
     empty password, as pip and conda send it) are ``BasicHTTP``; ``/t/TOKEN/`` is
-    ``CondaToken``. A URL carries them percent-encoded (``p%40ss``); the store holds
-    what is sent.
+    ``CondaToken`` (as written: rattler puts it back into the path). A URL carries
+    userinfo percent-encoded (``p%40ss``); the store holds what is sent.
     """
     parsed = redact.parse_url(url)
     if not parsed.scheme or parsed.scheme.startswith("file:"):
@@ -58,7 +58,7 @@ def split(url: str) -> tuple[str, str | None, dict[str, Any] | None]:
             raise CredentialConflict(
                 f"channel {redact.mask(url)} has both a password and a token; give one"
             )
-        entry = {"CondaToken": unquote(parsed.token)}
+        entry = {"CondaToken": parsed.token}  # a path segment: rattler puts it back as is
     return parsed.clean, (parsed.host if entry else None), entry
 
 

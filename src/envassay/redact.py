@@ -275,6 +275,13 @@ def clean(url: str) -> str:
     return parse_url(url).clean
 
 
+def strip_credentials(text: str) -> str:
+    """``text`` with every URL in it :func:`clean`: for records a tool wrote."""
+    if "://" not in text:
+        return text
+    return _URL.sub(lambda m: parse_url(m.group(0)).clean, text)
+
+
 def secrets_in(url: str) -> list[str]:
     """The literal credentials (passwords, tokens) in ``url``; placeholders are not."""
     return parse_url(url).secrets()
@@ -295,9 +302,15 @@ def placeholders(
 
 def hide(text: str) -> tuple[str, dict[str, str]]:
     """``text`` for a file a tool reads (pip expands ``${VAR}`` in requirements files):
-    its credentials as placeholders, and the variables to give the tool's environment."""
+    its credentials as placeholders, and the variables to give the tool's environment.
+
+    Each value is percent-encoded but for RFC 3986's unreserved characters: the same
+    credential to every tool (they decode it), and no ``;`` or ``#`` left raw for pip,
+    which expands ``${VAR}`` before it reads a line and would take them for a marker or
+    a comment."""
     values: dict[str, str] = {}
-    return _placeholders(text, None, values), values
+    hidden = _placeholders(text, None, values)
+    return hidden, {name: quote(unquote(v), safe="-._~") for name, v in values.items()}
 
 
 def _placeholders(text: str, environ: Mapping[str, str] | None, taken: dict[str, str]) -> str:
