@@ -68,7 +68,8 @@ def attach(url: str, channels: Sequence[str]) -> str:
     for channel in channels:
         bare, host, _entry = split(channel)
         if host is not None and url.startswith(bare.rstrip("/") + "/"):
-            return redact.expand(channel).rstrip("/") + url[len(bare.rstrip("/")) :]
+            given = redact.encoded(redact.expand(channel))  # conda cuts a password at ':'
+            return given.rstrip("/") + url[len(bare.rstrip("/")) :]
     return url
 
 

@@ -282,6 +282,16 @@ def strip_credentials(text: str) -> str:
     return _URL.sub(lambda m: parse_url(m.group(0)).clean, text)
 
 
+def encoded(url: str) -> str:
+    """``url`` with its credentials percent-encoded but for RFC 3986's unreserved
+    characters: what every tool decodes alike (conda cuts a password at a raw ':')."""
+    return parse_url(url).render(lambda _kind, v: v if _is_placeholder(v) else _encode(v))
+
+
+def _encode(value: str) -> str:
+    return quote(unquote(value), safe="-._~")
+
+
 def secrets_in(url: str) -> list[str]:
     """The literal credentials (passwords, tokens) in ``url``; placeholders are not."""
     return parse_url(url).secrets()
@@ -310,7 +320,7 @@ def hide(text: str) -> tuple[str, dict[str, str]]:
     a comment."""
     values: dict[str, str] = {}
     hidden = _placeholders(text, None, values)
-    return hidden, {name: quote(unquote(v), safe="-._~") for name, v in values.items()}
+    return hidden, {name: _encode(v) for name, v in values.items()}
 
 
 def _placeholders(text: str, environ: Mapping[str, str] | None, taken: dict[str, str]) -> str:

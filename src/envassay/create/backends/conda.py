@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shlex
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any
 import yaml
 
 from envassay import command, credentials, redact
-from envassay.create.backends import commands, conda_cache
+from envassay.create.backends import commands, conda_auth, conda_cache
 from envassay.create.backends.base import CreateRequest, CreateResult
 from envassay.create.backends.commands import Invocation
 from envassay.create.backends.pip_stage import install_locked_pip, install_pip_section
@@ -71,11 +72,17 @@ class CondaBackend:
             progress(PIP_NOTE)
         _remove_if_empty(prefix)  # micromamba refuses a "non-conda folder" at the prefix
         pkgs = conda_cache.private_pkgs_dir(request.cache_dir, self.name, request.channels)
-        with tempfile.TemporaryDirectory(prefix=f"envassay-{self.name}-") as tmp:
+        channels, tokens = conda_auth.split_token_users(request.channels)
+        request = dataclasses.replace(request, channels=channels)
+        with (
+            tempfile.TemporaryDirectory(prefix=f"envassay-{self.name}-") as tmp,
+            conda_auth.netrc_environ(tokens, os.environ) as netrc,
+        ):
             invocation, inputs = self.plan(request, Path(tmp))
+            env = {**invocation.env, **netrc}
             if pkgs is not None:  # credentialed channels: conda's records stay in the store
-                env = {**invocation.env, conda_cache.PKGS_VARIABLE: str(pkgs)}
-                invocation = dataclasses.replace(invocation, env=env)
+                env[conda_cache.PKGS_VARIABLE] = str(pkgs)
+            invocation = dataclasses.replace(invocation, env=env)
             progress(f"running {self.tool.describe()}: {shlex.join(invocation.argv)}")
             started = time.perf_counter()
             try:
