@@ -285,10 +285,11 @@ def strip_credentials(text: str) -> str:
 def encoded(url: str) -> str:
     """``url`` with its credentials percent-encoded but for RFC 3986's unreserved
     characters: what every tool decodes alike (conda cuts a password at a raw ':')."""
-    return parse_url(url).render(lambda _kind, v: v if _is_placeholder(v) else _encode(v))
+    return parse_url(url).render(lambda _kind, v: v if _is_placeholder(v) else encode_credential(v))
 
 
-def _encode(value: str) -> str:
+def encode_credential(value: str) -> str:
+    """A credential as written in a URL, percent-encoded but for unreserved characters."""
     return quote(unquote(value), safe="-._~")
 
 
@@ -320,7 +321,10 @@ def hide(text: str) -> tuple[str, dict[str, str]]:
     a comment."""
     values: dict[str, str] = {}
     hidden = _placeholders(text, None, values)
-    return hidden, {name: _encode(v) for name, v in values.items()}
+    for name in placeholder_names(hidden):  # the user's own ${VAR}s, encoded alike
+        if name not in values and name in os.environ:
+            values[name] = os.environ[name]
+    return hidden, {name: encode_credential(v) for name, v in values.items()}
 
 
 def _placeholders(text: str, environ: Mapping[str, str] | None, taken: dict[str, str]) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import tarfile
 import tempfile
 from contextlib import redirect_stdout
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from envassay import cli, redact
+from envassay.command import run
 from envassay.testing import LocalChannel
 from envassay.testing.authserver import AuthServer, Secrets, serve, userinfo
 from envassay.testing.wheels import make_wheel
@@ -36,7 +38,7 @@ from tests.secretforms import PATH_RAW, Credential, basic_forms, credentials, le
 pytestmark = [pytest.mark.channel, pytest.mark.slow]
 
 RUNS = settings(
-    max_examples=2,
+    max_examples=1,
     database=None,
     phases=[Phase.explicit, Phase.generate],  # a full run per example: no shrinking
     deadline=None,
@@ -235,8 +237,9 @@ def test_rattler_creator_writes_and_prints_no_secret(running: Running, draw: Dra
 
 
 @pytest.mark.parametrize("conda_path", params())
-@settings(RUNS, max_examples=1)
+@RUNS
 @given(draw=draws)
+@example(draw=ISSUE)
 def test_real_conda_writes_and_prints_no_secret(
     running: Running,
     conda_path: Path | None,
@@ -259,7 +262,7 @@ def test_real_conda_writes_and_prints_no_secret(
         assert leaks([*box.searched()], printed, draw.shapes(), skip={spec}) == []
 
 
-@settings(RUNS, max_examples=15)
+@settings(RUNS, max_examples=15, phases=[Phase.explicit, Phase.generate, Phase.shrink])
 @given(draw=draws, git=credentials().filter(no_colon))
 def test_spec_masks_every_form(draw: Draw, git: Credential) -> None:
     """``spec`` and ``spec --json`` (no server needed), git+https and query tokens too."""
@@ -290,6 +293,48 @@ def test_spec_masks_every_form(draw: Draw, git: Credential) -> None:
         line = refused.stderr.strip()
         assert "\n" not in line and "query" in line and "Traceback" not in line
         assert leaks([], line, draw.password.forms()) == []
+
+
+@pytest.mark.docker
+@RUNS
+@given(draw=draws)
+def test_the_image_holds_no_secret(running: Running, base_image: str, draw: Draw) -> None:
+    """Built with envassay as the builder's creator: the context, every layer of the
+    saved image (its /opt/env/conda-meta included), its history and labels hold none."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve(running.channel, running.wheels, draw.secrets) as server,
+    ):
+        root = Path(tmp)
+        spec = write_spec(root / "project", server, draw)
+        (root / "project" / "pyproject.toml").write_text(
+            f'[tool.envassay.envs.private]\nbuilder-image = "{base_image}"\n'
+        )
+        box = sandbox(root)
+        printed = []
+        for args in (("lock", spec), ("build", spec, "--json")):
+            result = envassay(*args, env=box.env, cwd=root / "project")
+            logs = "".join(p.read_text()[-3000:] for p in (root / "home").glob("logs/*.log"))
+            assert result.returncode == 0, (args, result.stdout + result.stderr, logs)
+            printed.append(result.stdout + result.stderr)
+        ref = json.loads(printed[-1].strip().splitlines()[-1])["ref"]
+        saved = root / "out" / "image.tar"
+        shown = [
+            run(["docker", "save", "-o", str(saved), ref], timeout=300),
+            run(["docker", "history", "--no-trunc", ref], timeout=60),
+            run(["docker", "image", "inspect", ref], timeout=60),
+        ]
+        assert all(r.ok for r in shown), [r.describe() for r in shown]
+        layers = root / "out" / "layers"
+        with tarfile.open(saved) as image:
+            image.extractall(layers, filter="data")
+        for layer in [*layers.rglob("*.tar"), *layers.rglob("blobs/sha256/*")]:
+            if tarfile.is_tarfile(layer):  # each layer's files, searched one by one
+                with tarfile.open(layer) as files:
+                    files.extractall(layer.parent / (layer.name + ".d"), filter="fully_trusted")
+        assert list(layers.rglob("conda-meta/*.json")), "the env is in what was searched"
+        text = "\n".join([*printed, *(r.stdout for r in shown)])
+        assert leaks(box.searched(), text, draw.shapes(), skip={spec}) == []
 
 
 def test_the_search_finds_a_secret_when_masking_is_off(
