@@ -7,8 +7,8 @@ and never masking ordinary text. The issue's own examples are explicit cases."""
 from __future__ import annotations
 
 import json
-from urllib.parse import unquote
 from collections.abc import Callable
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
