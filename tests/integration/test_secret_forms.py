@@ -81,6 +81,12 @@ class Draw:
         return found
 
 
+def netrc_safe(draw: Draw) -> bool:
+    """conda takes a token alone through .netrc, which refuses whitespace, quotes and
+    backslashes (a one-line error: tests/unit/test_redact_forms.py)."""
+    return not set(' \t"\\') & set(draw.token_user.sent)
+
+
 def no_colon(c: Credential) -> bool:
     return ":" not in c.written  # a token alone as userinfo: a raw ':' would make it user:pw
 
@@ -238,8 +244,8 @@ def test_rattler_creator_writes_and_prints_no_secret(running: Running, draw: Dra
 
 @pytest.mark.parametrize("conda_path", params())
 @RUNS
-@given(draw=draws.map(lambda d: replace(d, first="userinfo")))  # always conda's netrc path
-def test_real_conda_writes_and_prints_no_secret(
+@given(draw=draws.map(lambda d: replace(d, first="userinfo")).filter(netrc_safe))
+def test_real_conda_writes_and_prints_no_secret(  # always through conda's netrc path
     running: Running,
     conda_path: Path | None,
     tmp_path_factory: pytest.TempPathFactory,

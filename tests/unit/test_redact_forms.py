@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -15,6 +16,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from envassay import credentials, redact
+from envassay.create.backends import conda_auth
+from envassay.errors import UserError
 from tests.secretforms import PATH_RAW, RAW, Credential
 from tests.secretforms import credentials as creds
 
@@ -200,3 +203,16 @@ def test_an_at_after_a_channels_host_is_refused_but_a_pip_ref_is_not() -> None:
     reason = redact.refusal("https://u:pa/ss@host.example.com/c", channel=True)
     assert reason is not None and "%2F" in reason
     assert redact.refusal("git+https://host.example.com/org/repo@v1.0") is None
+
+
+def test_conda_gets_a_token_alone_through_netrc_or_a_one_line_refusal() -> None:
+    channels = ["https://AKCp8jQ7-TOKEN@repo.example.com/c", "https://u:pw-1234x@h.example/d"]
+    kept, tokens = conda_auth.split_token_users(channels)
+    assert kept == ["https://repo.example.com/c", channels[1]]
+    assert tokens == {"repo.example.com": "AKCp8jQ7-TOKEN"}
+    with conda_auth.netrc_environ(tokens, {}) as env:
+        text = Path(env["NETRC"]).read_text()
+        assert text.endswith("machine repo.example.com login AKCp8jQ7-TOKEN\n")
+    with pytest.raises(UserError, match="netrc") as refused:
+        conda_auth.split_token_users(["https://AKCp8%22QUOTE%20d@repo.example.com/c"])
+    assert "QUOTE" not in str(refused.value) and "\n" not in str(refused.value)
