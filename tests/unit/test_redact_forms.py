@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from envassay import credentials, redact
 from envassay.create.backends import conda_auth
-from envassay.errors import UserError
+from envassay.errors import ConfigError, UserError
+from envassay.spec.config import parse_config
 from tests.secretforms import PATH_RAW, RAW, Credential
 from tests.secretforms import credentials as creds
 
@@ -216,3 +217,10 @@ def test_conda_gets_a_token_alone_through_netrc_or_a_one_line_refusal() -> None:
     with pytest.raises(UserError, match="netrc") as refused:
         conda_auth.split_token_users(["https://AKCp8%22QUOTE%20d@repo.example.com/c"])
     assert "QUOTE" not in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_default_channels_with_a_query_credential_are_refused_in_one_line(tmp_path: Path) -> None:
+    table = {"default-channels": ["https://conda.example.com/c?token=QUERYTOK99"]}
+    with pytest.raises(ConfigError, match="query") as refused:
+        parse_config(table, root=tmp_path)
+    assert "QUERYTOK99" not in str(refused.value) and "\n" not in str(refused.value)
