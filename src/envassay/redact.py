@@ -46,9 +46,10 @@ _URL = re.compile(rf"[A-Za-z][A-Za-z0-9+.-]*://[{_URL_CHARS}]*")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _TOKEN = re.compile(r"/t/(?P<token>[^/?#]+)(?=[/?#]|$)")
 # A query parameter whose name says it carries a credential.
-_QUERY_SECRET = re.compile(
-    r"(?P<key>[?&;][^=&;#]*?(?:token|key|secret|passw|pwd|auth|sig|credential|session)"
-    r"[^=&;#]*=)(?P<value>[^&;#]*)",
+_QUERY_SECRET = re.compile(  # a name that is, or ends in a segment that is, a credential word
+    r"(?P<key>[?&;](?:[^=&;#]*[_.-])?"
+    r"(?:token|key|apikey|secret|password|passwd|pwd|auth|signature|sig|credential|session)=)"
+    r"(?P<value>[^&;#]*)",
     re.IGNORECASE,
 )
 PLACEHOLDER = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}$")

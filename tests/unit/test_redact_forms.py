@@ -200,6 +200,13 @@ def test_query_credentials_are_refused_in_one_masked_line(url: str) -> None:
     assert "QUERYTOK99" not in redact.mask(f"GET {url} 403")
 
 
+def test_ordinary_query_parameters_are_neither_masked_nor_refused() -> None:
+    url = "https://h.example/x.whl?author=bob&sortkey=name&ref=main"
+    assert redact.mask(url) == url and redact.refusal(url) is None
+    signed = "https://h.example/x.whl?X-Amz-Security-Token=abcSECRET123&X-Amz-Date=1"
+    assert redact.mask(signed) == "https://h.example/x.whl?X-Amz-Security-Token=****&X-Amz-Date=1"
+
+
 def test_an_at_after_a_channels_host_is_refused_but_a_pip_ref_is_not() -> None:
     reason = redact.refusal("https://u:pa/ss@host.example.com/c", channel=True)
     assert reason is not None and "%2F" in reason
