@@ -229,7 +229,8 @@ def refusal(url: str, *, channel: bool = False) -> str | None:
             "envassay does not support: give it as userinfo (TOKEN@host or "
             "USER:PASSWORD@host), as a /t/TOKEN/ path, or in rattler's or pip's own store"
         )
-    if channel and parsed.scheme and "@" in parsed.path:
+    remote = parsed.scheme and not parsed.scheme.lower().startswith("file:")
+    if channel and remote and "@" in parsed.path:
         return (
             f"{mask(url)} has an '@' after its host: percent-encode '/', '?', '#' and '@' "
             "in a password or token (%2F, %3F, %23, %40)"

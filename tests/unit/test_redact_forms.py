@@ -211,6 +211,7 @@ def test_an_at_after_a_channels_host_is_refused_but_a_pip_ref_is_not() -> None:
     reason = redact.refusal("https://u:pa/ss@host.example.com/c", channel=True)
     assert reason is not None and "%2F" in reason
     assert redact.refusal("git+https://host.example.com/org/repo@v1.0") is None
+    assert redact.refusal("file:///home/me/x@y/channel", channel=True) is None
 
 
 def test_conda_gets_a_token_alone_through_netrc_or_a_one_line_refusal() -> None:
