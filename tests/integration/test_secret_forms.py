@@ -42,7 +42,11 @@ RUNS = settings(
     database=None,
     phases=[Phase.explicit, Phase.generate],  # a full run per example: no shrinking
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.filter_too_much,
+    ],
 )
 
 
