@@ -2,11 +2,12 @@
 
 rattler records each package's URL as it fetched it: in its repodata cache, in the
 solved records (so in locks), and in the env's ``conda-meta/*.json`` (so in images). A
-channel given as ``https://USER:PASSWORD@host/c`` or ``https://host/t/TOKEN/c`` would
-leave its secret in all of them. So envassay gives rattler the URL without them and the
-credentials as an authentication-store entry for the host (``BasicHTTP`` or
-``CondaToken``, the shapes of rattler's ``RATTLER_AUTH_FILE``), in a memory-only file
-(``memfd``) that no directory holds and that goes with the worker process.
+channel given as ``https://USER:PASSWORD@host/c``, ``https://TOKEN@host/c`` or
+``https://host/t/TOKEN/c`` would leave its secret in all of them. So envassay gives
+rattler the URL without them (:mod:`envassay.redact`'s one parse) and the credentials
+as an authentication-store entry for the host (``BasicHTTP`` or ``CondaToken``, the
+shapes of rattler's ``RATTLER_AUTH_FILE``), in a memory-only file (``memfd``) that no
+directory holds and that goes with the worker process.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,6 @@ from urllib.parse import unquote
 from envassay import redact
 
 AUTH_FILE_VARIABLE = "RATTLER_AUTH_FILE"
-_USERINFO = re.compile(r"^(?P<scheme>[^:/]+://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@")
-_TOKEN = re.compile(r"/t/(?P<token>[^/]+)(?=/|$)")
 
 
 _shown: dict[str, str] = {}  # credential-free URL -> the URL as given, masked
@@ -41,25 +39,27 @@ class CredentialConflict(ValueError):
 
 
 def split(url: str) -> tuple[str, str | None, dict[str, Any] | None]:
-    """``url`` without its credentials, its host, and rattler's entry for them (or None)."""
-    if url.startswith("file:"):
+    """``url`` without its credentials, its host, and rattler's entry for them (or None).
+
+    ``USER:PASSWORD@`` and a token alone as user (``TOKEN@``, sent as HTTP basic with an
+    empty password, as pip and conda send it) are ``BasicHTTP``; ``/t/TOKEN/`` is
+    ``CondaToken`` (as written: rattler puts it back into the path). A URL carries
+    userinfo percent-encoded (``p%40ss``); the store holds what is sent.
+    """
+    parsed = redact.parse_url(url)
+    if not parsed.scheme or parsed.scheme.startswith("file:"):
         return url, None, None
     entry: dict[str, Any] | None = None
-    m = _USERINFO.match(url)
-    if m:
-        # A URL carries them percent-encoded (`p%40ss`); the store holds what is sent.
-        entry = {"BasicHTTP": {"username": unquote(m["user"]), "password": unquote(m["password"])}}
-        url = m["scheme"] + url[m.end() :]
-    t = _TOKEN.search(url)
-    if t:
+    if parsed.password is not None or parsed.user_is_secret:
+        user, password = unquote(parsed.user or ""), unquote(parsed.password or "")
+        entry = {"BasicHTTP": {"username": user, "password": password}}
+    if parsed.token is not None:
         if entry is not None:
             raise CredentialConflict(
                 f"channel {redact.mask(url)} has both a password and a token; give one"
             )
-        entry = {"CondaToken": t["token"]}
-        url = url[: t.start()] + url[t.end() :]
-    host = url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-    return url, (host if entry else None), entry
+        entry = {"CondaToken": parsed.token}  # a path segment: rattler puts it back as is
+    return parsed.clean, (parsed.host if entry else None), entry
 
 
 def attach(url: str, channels: Sequence[str]) -> str:
@@ -68,7 +68,8 @@ def attach(url: str, channels: Sequence[str]) -> str:
     for channel in channels:
         bare, host, _entry = split(channel)
         if host is not None and url.startswith(bare.rstrip("/") + "/"):
-            return redact.expand(channel).rstrip("/") + url[len(bare.rstrip("/")) :]
+            given = redact.encoded(redact.expand(channel))  # conda cuts a password at ':'
+            return given.rstrip("/") + url[len(bare.rstrip("/")) :]
     return url
 
 

@@ -249,7 +249,8 @@ def test_conda_backend_is_masked_too(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """A real conda given the same channels: what envassay writes and repeats holds no
-    secret (conda's own package cache, outside envassay, is conda's business)."""
+    secret, nor does conda's package cache, which a credentialed run keeps in the store
+    (searched with it) instead of the user's cache."""
     conda = real_conda_from(conda_path)
     project = tmp_path / "project"
     basic = server.basic_url().replace(SECRETS.password, "${PRIVATE_PW}")
@@ -269,6 +270,7 @@ def test_conda_backend_is_masked_too(
         assert result.returncode == 0, result.stdout + result.stderr
         printed.append(result.stdout + result.stderr)
     assert "[conda]" in printed[0]  # conda's own words were repeated, masked
+    assert (tmp_path / "home" / "cache" / "conda-pkgs" / "urls.txt").is_file()
     assert "locked distribution" in printed[2]
     assert 'name="import[privpkg]"' in (out / "junit.xml").read_text()
     roots = [project, tmp_path / "home", tmp_path / "tmp", out]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from envassay import redact
 from envassay.errors import ConfigError
 from envassay.spec.platforms import KNOWN_PLATFORMS
 
@@ -135,7 +136,7 @@ def parse_config(table: Any, *, root: Path, source: Path | None = None) -> Confi
         specs=reader.globs(table.get("specs", list(DEFAULT_SPEC_GLOBS)), "specs"),
         store=(root / reader.string(store, "store")).resolve() if store is not None else None,
         backend=reader.choice(table.get("backend", "rattler"), "backend", BACKENDS),
-        default_channels=reader.strings(table.get("default-channels", []), "default-channels"),
+        default_channels=reader.channels(table.get("default-channels", []), "default-channels"),
         platforms=reader.platforms(table.get("platforms", []), "platforms"),
         envs={name: reader.env(value, f"envs.{name}") for name, value in envs.items()},
         source=source,
@@ -194,6 +195,14 @@ class _Reader:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.error(key, f"expected a list of strings, got {value!r}")
         return tuple(value)
+
+    def channels(self, value: Any, key: str) -> tuple[str, ...]:
+        """Channel URLs: a credential in a query is refused, as in a spec's `channels:`."""
+        urls = self.strings(value, key)
+        for url in urls:
+            if refused := redact.refusal(url, channel=True):
+                raise self.error(key, refused)
+        return urls
 
     def choice(self, value: Any, key: str, allowed: tuple[str, ...]) -> str:
         if value not in allowed:

@@ -374,6 +374,8 @@ class _Parser:
 
     def channel(self, item: str, context: object) -> str:
         redact.remember_in(item)  # its password or token, masked wherever it shows
+        if refused := redact.refusal(item, channel=True):
+            raise self.error(refused, item if id(item) in self.lines else context)
         if item.startswith(URL_SCHEMES):
             if item.startswith("file://"):
                 local = Path(item[len("file://") :])
@@ -490,6 +492,8 @@ class _Parser:
                 raise self.error(f"pip requirement {text!r} must be a string", lines)
             line = self.lines.get(id(text)) or self.lines.get(id(lines))
             redact.remember_in(text)  # an index URL's password, masked wherever it shows
+            if refused := redact.refusal_in(text):
+                raise SpecError(refused, where=f"{self.path}:{line}" if line else self.path)
             req = parse_pip_line(text.strip(), self.path, line)
             if req is None:
                 continue  # a comment or blank line: pip skips it

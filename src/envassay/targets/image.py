@@ -305,7 +305,12 @@ def _builder_secrets(plan: ImagePlan, values: dict[str, str]) -> str:
             hint="build with --creator envassay, or put the credentials in the builder "
             "image's own conda config",
         )
-    lines = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+    # Percent-encoded (the same credential to every tool): pip expands ${VAR} before it
+    # splits a line, and would read a raw quote, ';' or '#' in a value as syntax.
+    lines = "".join(
+        f"export {name}={shlex.quote(redact.encode_credential(value))}\n"
+        for name, value in values.items()
+    )
     return base64.b64encode(lines.encode()).decode() if lines else ""
 
 

@@ -5,10 +5,17 @@ Routes (everything else, and any request without its credentials, is refused):
 
 - ``/basic/<subdir>/<file>``: the channel, HTTP basic auth ``user:password``;
 - ``/t/<token>/tokened/<subdir>/<file>``: the channel, an anaconda-style token path;
+- ``/userinfo/<subdir>/<file>``: the channel, a token alone as userinfo
+  (``https://TOKEN@host/``): HTTP basic auth ``token_user:`` (empty password), what
+  rattler, conda's requests and pip send for it;
 - ``/bearer/<subdir>/<file>``: the channel, ``Authorization: Bearer <bearer>`` (what
   rattler's authentication store sends for a ``BearerToken`` entry);
 - ``/simple/`` and ``/simple/<project>/``, ``/wheels/<file>``: a simple index of the
-  wheels in ``wheels_dir``, HTTP basic auth ``pip_user:pip_password``.
+  wheels in ``wheels_dir``, HTTP basic auth ``pip_user:pip_password`` or, when set,
+  ``pip_token:`` (a token alone).
+
+Secrets are held decoded (what is sent); a URL carries them percent-encoded where
+RFC 3986 wants it (:func:`userinfo`).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,16 @@ class Secrets:
     bearer: str
     pip_user: str
     pip_password: str
+    token_user: str = "tokenuser-ABC-4567"
+    pip_token: str = ""
+
+
+_USERINFO_SAFE = "!$&'()*+,;=~"  # RFC 3986 sub-delims and unreserved: raw in userinfo
+
+
+def userinfo(value: str) -> str:
+    """``value`` as a URL's userinfo part: percent-encoded where RFC 3986 requires."""
+    return quote(value, safe=_USERINFO_SAFE)
 
 
 @dataclass
@@ -54,10 +71,16 @@ class AuthServer:
     def basic_url(self, password: str | None = None) -> str:
         """The basic-auth channel's URL with its credentials."""
         s = self.secrets
-        return f"http://{s.user}:{password or s.password}@127.0.0.1:{self.port}/basic"
+        written = password or userinfo(s.password)
+        return f"http://{userinfo(s.user)}:{written}@127.0.0.1:{self.port}/basic"
 
     def token_url(self, token: str | None = None) -> str:
-        return f"{self.base}/t/{token or self.secrets.token}/tokened"
+        return f"{self.base}/t/{token or quote(self.secrets.token, safe='')}/tokened"
+
+    def userinfo_url(self, host: str = "127.0.0.1", token: str | None = None) -> str:
+        """The token-as-userinfo channel (``http://TOKEN@host:port/userinfo``)."""
+        written = token or userinfo(self.secrets.token_user)
+        return f"http://{written}@{host}:{self.port}/userinfo"
 
     def bearer_url(self) -> str:
         """The channel rattler's authentication store authenticates (host ``localhost``)."""
@@ -65,10 +88,11 @@ class AuthServer:
 
     def index_url(self, password: str | None = None) -> str:
         s = self.secrets
-        return f"http://{s.pip_user}:{password or s.pip_password}@127.0.0.1:{self.port}/simple"
+        written = password or userinfo(s.pip_password)
+        return f"http://{userinfo(s.pip_user)}:{written}@127.0.0.1:{self.port}/simple"
 
 
-_CHANNEL_ROUTE = re.compile(r"^/(?:basic|bearer|t/[^/]+/tokened)/([^/]+)/([^/]+)$")
+_CHANNEL_ROUTE = re.compile(r"^/(?:basic|bearer|userinfo|t/([^/]+)/tokened)/([^/]+)/([^/]+)$")
 
 
 def _handler(server: AuthServer, channel: Path, wheels: Path) -> type[BaseHTTPRequestHandler]:
@@ -82,8 +106,7 @@ def _handler(server: AuthServer, channel: Path, wheels: Path) -> type[BaseHTTPRe
             return
 
         def do_GET(self) -> None:
-            path = unquote(self.path.split("?", 1)[0])
-            found = self._route(path)
+            found = self._route(self.path.split("?", 1)[0])
             if found is None:
                 server.refused += 1
                 self.send_response(401)
@@ -103,20 +126,27 @@ def _handler(server: AuthServer, channel: Path, wheels: Path) -> type[BaseHTTPRe
             self.wfile.write(body)
 
         def _authorized(self, expected: str) -> bool:
-            return hmac.compare_digest(self.headers.get("Authorization", ""), expected)
+            given = self.headers.get("Authorization", "").encode("latin-1", "replace")
+            return hmac.compare_digest(given, expected.encode("latin-1", "replace"))
 
-        def _route(self, path: str) -> Path | str | None:
-            match = _CHANNEL_ROUTE.match(path)
+        def _route(self, raw: str) -> Path | str | None:
+            match = _CHANNEL_ROUTE.match(raw)  # before decoding: a token may hold a %2F
+            path = unquote(raw)
             if match:
-                file = channel / match[1] / match[2]
+                file = channel / unquote(match[2]) / unquote(match[3])
                 if path.startswith("/basic/"):
                     ok = self._authorized(basic(secrets.user, secrets.password))
                 elif path.startswith("/bearer/"):
                     ok = self._authorized(f"Bearer {secrets.bearer}")
+                elif path.startswith("/userinfo/"):
+                    ok = self._authorized(basic(secrets.token_user, ""))
                 else:
-                    ok = hmac.compare_digest(path.split("/")[2], secrets.token)
+                    ok = hmac.compare_digest(unquote(match[1]).encode(), secrets.token.encode())
                 return file if ok else None
-            if not self._authorized(basic(secrets.pip_user, secrets.pip_password)):
+            pip_ok = self._authorized(basic(secrets.pip_user, secrets.pip_password))
+            if not pip_ok and not (
+                secrets.pip_token and self._authorized(basic(secrets.pip_token, ""))
+            ):
                 return None
             if path.startswith("/wheels/"):
                 return wheels / path.removeprefix("/wheels/")

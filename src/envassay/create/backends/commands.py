@@ -89,7 +89,9 @@ def create_from_spec(
         argv = [tool.path, "env", "create", "-p", prefix, "-f", env_file]
     else:
         # A `-c` URL's ${VAR} is not expanded by the tool (a file's is, by conda): here.
-        options = [arg for channel in channels for arg in ("-c", redact.expand(channel))]
+        options = [
+            arg for channel in channels for arg in ("-c", redact.encoded(redact.expand(channel)))
+        ]
         file_flag = "--file" if tool.style == "conda" else "-f"
         argv = [tool.path, "create", "-y", "-p", prefix, file_flag, env_file]
         argv += ["--override-channels", *options]

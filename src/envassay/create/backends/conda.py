@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shlex
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any
 import yaml
 
 from envassay import command, credentials, redact
-from envassay.create.backends import commands
+from envassay.create.backends import commands, conda_auth, conda_cache
 from envassay.create.backends.base import CreateRequest, CreateResult
 from envassay.create.backends.commands import Invocation
 from envassay.create.backends.linked import check_linked
@@ -71,11 +72,25 @@ class CondaBackend:
             notes.append(PIP_NOTE)
             progress(PIP_NOTE)
         _remove_if_empty(prefix)  # micromamba refuses a "non-conda folder" at the prefix
-        with tempfile.TemporaryDirectory(prefix=f"envassay-{self.name}-") as tmp:
+        pkgs = conda_cache.private_pkgs_dir(request.cache_dir, self.name, request.channels)
+        channels, tokens = conda_auth.split_token_users(request.channels)
+        request = dataclasses.replace(request, channels=channels)
+        with (
+            tempfile.TemporaryDirectory(prefix=f"envassay-{self.name}-") as tmp,
+            conda_auth.netrc_environ(tokens, os.environ) as netrc,
+        ):
             invocation, inputs = self.plan(request, Path(tmp))
+            env = {**invocation.env, **netrc}
+            if pkgs is not None:  # credentialed channels: conda's records stay in the store
+                env[conda_cache.PKGS_VARIABLE] = str(pkgs)
+            invocation = dataclasses.replace(invocation, env=env)
             progress(f"running {self.tool.describe()}: {shlex.join(invocation.argv)}")
             started = time.perf_counter()
-            result = run_tool(invocation, self.name, progress)
+            try:
+                result = run_tool(invocation, self.name, progress)
+            finally:
+                if pkgs is not None:
+                    conda_cache.scrub(pkgs)
             seconds = time.perf_counter() - started
             if not result.ok:
                 raise tool_failure(self.tool, invocation, result, inputs, request)
@@ -83,7 +98,7 @@ class CondaBackend:
             text = transcript(self.tool, invocation, result, inputs)
             raise CreateError(f"{self.tool.describe()} exited 0 but made no env: {prefix}\n{text}")
         check_linked(prefix, self.tool.describe())  # the tool linked unchecked: look now
-        mask_history(prefix)
+        conda_cache.scrub_prefix(prefix)
         pip_seconds = self.pip_after(request, progress, notes)
         return CreateResult(
             records=installed_records(prefix),
@@ -164,17 +179,6 @@ def run_tool(invocation: Invocation, name: str, progress: Progress) -> command.C
 
 
 # ------------------------------------------------------------------ input files
-
-
-def mask_history(prefix: Path) -> None:
-    """conda writes its command line, `-c` URLs with their credentials, into the env's
-    ``conda-meta/history``: masked there, so the env (and an image of it) holds none."""
-    history = prefix / "conda-meta" / "history"
-    if history.is_file():
-        text = history.read_text(encoding="utf-8", errors="surrogateescape")
-        masked = redact.mask(text)
-        if masked != text:
-            history.write_text(masked, encoding="utf-8", errors="surrogateescape")
 
 
 def environment_file(spec: EnvSpec, channels: Sequence[str]) -> str:
