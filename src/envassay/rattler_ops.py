@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlparse
 import rattler
 from rattler import (
     BuildString,
+    ChannelPriority,
     Gateway,
     GenericVirtualPackage,
     MatchSpec,
@@ -81,10 +82,13 @@ async def solve(
     cache_dir: Path,
     platform: str | None = None,
     virtual: Sequence[Sequence[str]] | None = None,
+    priority: str = "strict",
 ) -> list[Any]:
     """Solve ``specs`` against ``channels`` for ``platform`` (default: this machine).
 
     ``virtual`` replaces this machine's virtual packages (a lock for another platform).
+    ``priority``: conda's channel_priority; rattler knows strict and disabled, so
+    conda's flexible (its default) is solved strictly.
     """
     target = Subdir(platform) if platform else Subdir.current()
     machine: Sequence[Any] = (
@@ -97,6 +101,9 @@ async def solve(
             gateway=gateway(cache_dir),
             platforms=[target, Subdir("noarch")],
             virtual_packages=machine,
+            channel_priority=(
+                ChannelPriority.Disabled if priority == "disabled" else ChannelPriority.Strict
+            ),
         )
     except Exception as exc:
         raise classify(exc, channels) from None

@@ -38,7 +38,11 @@ async def _create(request: dict[str, Any]) -> dict[str, Any]:
     listed = ", ".join(shown(c) for c in request["channels"])
     _progress(f"solving {len(specs)} spec(s) against {listed}")
     records = await rattler_ops.solve(
-        request["channels"], specs, cache_dir, request.get("platform")
+        request["channels"],
+        specs,
+        cache_dir,
+        request.get("platform"),
+        priority=request.get("priority", "strict"),
     )
     solved = time.perf_counter()
     _progress(
@@ -74,7 +78,12 @@ async def _solve(request: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         _progress(f"solving {len(request['specs'])} spec(s) for {platform}")
         records = await rattler_ops.solve(
-            request["channels"], request["specs"], cache_dir, platform, virtual
+            request["channels"],
+            request["specs"],
+            cache_dir,
+            platform,
+            virtual,
+            priority=request.get("priority", "strict"),
         )
         seconds[platform] = time.perf_counter() - started
         solutions[platform] = [rattler_ops.record_full(r) for r in records]

@@ -26,7 +26,7 @@ from envassay.rattler_client import run_worker
 from envassay.spec.config import Config
 from envassay.spec.environment import EnvSpec
 from envassay.spec.platforms import current_platform, virtual_packages_for
-from envassay.spec.resolve import cuda_version, resolve_channels
+from envassay.spec.resolve import cuda_version, spec_channel_plan
 from envassay.store import EnvStore
 
 HEADER = (
@@ -55,7 +55,8 @@ def make_lock(
     """Solve ``spec`` for every platform (rattler worker) and its pip: section (pip)."""
 
     started = time.perf_counter()
-    channels = resolve_channels(spec, config)
+    channel_plan = spec_channel_plan(spec, config)
+    channels = channel_plan.urls
     current = current_platform()
     cuda = cuda_version(spec, config.env(spec.name))
     targets = [
@@ -69,6 +70,7 @@ def make_lock(
     payload = {
         "op": "solve",
         "channels": list(channels),
+        "priority": channel_plan.priority,
         "specs": spec.solve_specs,
         "cache_dir": str(EnvStore(config.store_path()).cache_dir),
         "targets": targets,
@@ -76,6 +78,7 @@ def make_lock(
     outcome = run_worker(payload, progress)
     packages: list[LockedPackage] = []
     custom: dict[str, str] = {META_HASH: META_HASH_TEXT}
+    custom["envassay.channel-priority"] = channel_plan.priority
     warnings: list[str] = []
     for platform in platforms:
         records = outcome["solutions"][platform]

@@ -24,7 +24,7 @@ from envassay.lock.format import (
 )
 from envassay.spec.config import Config
 from envassay.spec.environment import EnvSpec, load_spec, read_spec_header
-from envassay.spec.resolve import configured_platforms
+from envassay.spec.resolve import channel_plan, configured_platforms
 
 if TYPE_CHECKING:
     from rattler import PackageRecord
@@ -96,7 +96,7 @@ def lock_status(spec_path: Path, config: Config, spec: EnvSpec | None = None) ->
                 f"the spec changed since the lock was written (content hash "
                 f"{spec.content_hash[:12]}, the lock's {theirs})"
             )
-    channels = header.channels or config.default_channels
+    channels = channel_plan(spec_path, header.channels, header.nodefaults, config).urls
     if [redact.neutral(c) for c in lock.metadata.channels] != [redact.neutral(c) for c in channels]:
         reasons.append(
             f"channels are now {list(channels)}, the lock was solved against "

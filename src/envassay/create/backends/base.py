@@ -22,6 +22,9 @@ class CreateRequest:
     cache_dir: Path
     platform: str | None = None
     locked: LockedEnv | None = None
+    # The condarc's channel_priority (strict, flexible, disabled); rattler solves
+    # flexible strictly (README: channels).
+    priority: str = "flexible"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ class RattlerBackend:
             "prefix": str(request.prefix),
             "cache_dir": str(request.cache_dir),
             "platform": request.platform,
+            "priority": request.priority,
         }
         outcome = run_worker(payload, progress)
         compile_bytecode(request.prefix, progress, request.cache_dir)
