@@ -1,0 +1,187 @@
+"""Effective channels: envassay against real conda (24.7.1 and 26.7.1 under `.ci/run`).
+
+conda's own answer comes from conda's own code: `conda env create` runs in conda's
+interpreter up to the solver, whose constructor (tests/conda_channels_oracle.py) prints
+the channels it was handed and exits, so nothing is fetched. envassay's answer is
+`envassay spec --json`'s effective channels. Both read the same condarc files and
+variables (a throwaway HOME, $CONDARC, CONDA_*), with $CONDA_EXE naming that conda (its
+root condarc and built-ins apply). One real create per case class: `conda env create`
+and `envassay create` against the local file:// test channel must both make the env.
+
+Deliberate difference pinned here: conda >= 26 hands `nodefaults` to the solver as a
+channel name (it fetches `<channel_alias>/nodefaults` and fails); envassay keeps its
+documented meaning, no rc channels (README: channels).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from envassay.command import run
+from envassay.testing import LocalChannel
+from tests.integration.envassay_cli import envassay
+from tests.realconda import RealConda, params, real_conda_from
+
+pytestmark = [pytest.mark.channel, pytest.mark.slow]
+
+ORACLE = Path(__file__).resolve().parent.parent / "conda_channels_oracle.py"
+CLOSED = "http://127.0.0.1:9"  # the discard port: a fetch that slips through goes nowhere
+
+
+@pytest.fixture(params=params())
+def conda(request: pytest.FixtureRequest) -> RealConda:
+    return real_conda_from(request.param)
+
+
+@pytest.fixture(scope="session")
+def pkgs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("conda-pkgs")
+
+
+class Case:
+    """A project, a HOME and the variables both tools see."""
+
+    def __init__(self, root: Path, conda: RealConda, pkgs: Path, channel: LocalChannel) -> None:
+        self.root, self.conda, self.channel = root, conda, channel
+        (root / "home").mkdir(parents=True)
+        (root / "pyproject.toml").write_text("[tool.envassay]\n")
+        self.env = conda.environ(os.environ, pkgs)
+        self.env.pop("CONDARC", None)
+        self.env["HOME"] = str(root / "home")
+        self.env["ENVASSAY_HOME"] = str(root / "store")
+        self.env.pop("XDG_CONFIG_HOME", None)
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text.replace("CHANNEL", self.channel.url))
+        return path
+
+    def conda_channels(self, spec: Path) -> list[str]:
+        python = self.conda.path.parent / "python"
+        argv = [python, ORACLE, "env", "create", "-p", self.root / "oracle-prefix", "-f", spec]
+        result = run(argv, env=self.env, cwd=self.root, timeout=300)
+        for line in result.stdout.splitlines():
+            if line.startswith("ORACLE "):
+                return list(json.loads(line[len("ORACLE ") :])["urls"])
+        raise AssertionError(f"conda reached no solver: {result.describe()}")
+
+    def envassay_channels(self, spec: Path) -> list[str]:
+        result = envassay("spec", "--json", spec, env=self.env, cwd=self.root)
+        assert result.returncode == 0, result.stdout + result.stderr
+        data = json.loads(result.stdout)
+        assert data["channels_error"] is None, data["channels_error"]
+        return [c["url"] for c in data["effective_channels"]]
+
+    def both_create(self, spec: Path) -> None:
+        """A real create by each: conda env create, and envassay create (rattler)."""
+        prefix = self.root / f"conda-{spec.stem}"
+        argv = [self.conda.path, "env", "create", "-p", prefix, "-f", spec]
+        made = run(argv, env=self.env, cwd=self.root, timeout=600)
+        assert made.ok and (prefix / "conda-meta").is_dir(), made.describe()
+        mine = self.root / f"envassay-{spec.stem}"
+        result = envassay("create", spec, "--prefix", mine, env=self.env, cwd=self.root)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert (mine / "conda-meta").is_dir()
+
+
+@pytest.fixture
+def case(
+    tmp_path: Path, conda: RealConda, pkgs_dir: Path, test_channel: LocalChannel
+) -> Case:
+    return Case(tmp_path, conda, pkgs_dir, test_channel)
+
+
+SPEC = "name: {name}\n{channels}dependencies: [python=3.11, six]\n"
+
+
+def spec(case: Case, name: str, channels: str) -> Path:
+    return case.write(f"envs/{name}.yml", SPEC.format(name=name, channels=channels))
+
+
+def agree(case: Case, path: Path) -> list[str]:
+    theirs, mine = case.conda_channels(path), case.envassay_channels(path)
+    assert mine == theirs, f"conda {case.conda.version}: {theirs}; envassay: {mine}"
+    return mine
+
+
+def test_defaults_with_default_channels_set(case: Case) -> None:
+    rc = case.write("rc/condarc", "default_channels: [CHANNEL]\nchannels: []\n")
+    case.env["CONDARC"] = str(rc)
+    path = spec(case, "defaults", "channels: [defaults]\n")
+    assert agree(case, path) == [case.channel.url]
+    case.both_create(path)
+
+
+def test_defaults_without_default_channels_is_conda_builtin(case: Case) -> None:
+    case.env["CONDA_CHANNEL_ALIAS"] = CLOSED
+    path = spec(case, "builtin", "channels: [CHANNEL, defaults]\n")
+    urls = agree(case, path)
+    assert urls[0] == case.channel.url and len(urls) == 3  # + pkgs/main, pkgs/r
+
+
+def test_default_channels_from_the_environment(case: Case) -> None:
+    case.env["CONDA_DEFAULT_CHANNELS"] = case.channel.url
+    case.env["CONDA_CHANNELS"] = "defaults"
+    path = spec(case, "envvars", "")
+    assert agree(case, path) == [case.channel.url]
+
+
+def test_no_channels_key_gets_the_rc_channels(case: Case) -> None:
+    case.write("home/.condarc", "channels: [CHANNEL]\n")
+    path = spec(case, "nokey", "")
+    assert agree(case, path) == [case.channel.url]
+    case.both_create(path)
+
+
+def test_rc_channels_are_appended_without_nodefaults(case: Case) -> None:
+    case.write("home/.config/conda/condarc", f"channels: [{CLOSED}/extra]\n")
+    path = spec(case, "appended", "channels: [CHANNEL]\n")
+    assert agree(case, path) == [case.channel.url, f"{CLOSED}/extra"]
+
+
+def test_nodefaults(case: Case) -> None:
+    case.env["CONDA_CHANNEL_ALIAS"] = CLOSED
+    case.write("home/.condarc", f"channels: [{CLOSED}/extra]\n")
+    path = spec(case, "nodefaults", "channels: [CHANNEL, nodefaults]\n")
+    mine, theirs = case.envassay_channels(path), case.conda_channels(path)
+    assert mine == [case.channel.url]
+    if case.conda.major >= 26:  # the deliberate difference (module docstring)
+        assert theirs == [case.channel.url, f"{CLOSED}/nodefaults", f"{CLOSED}/extra"]
+    else:
+        assert theirs == mine
+        case.both_create(path)
+
+
+def test_channel_alias(case: Case) -> None:
+    parent, name = case.channel.url.rsplit("/", 1)
+    case.write("rc/.condarc", f"channel_alias: {parent}\nchannels: []\n")
+    case.env["CONDARC"] = str(case.root / "rc/.condarc")
+    path = spec(case, "alias", f"channels: [{name}]\n")
+    assert agree(case, path) == [case.channel.url]
+    case.both_create(path)
+
+
+def test_custom_channels(case: Case) -> None:
+    parent, name = case.channel.url.rsplit("/", 1)
+    case.env["CONDA_CHANNEL_ALIAS"] = CLOSED
+    case.write("home/.condarc", f"custom_channels:\n  {name}: {parent}\nchannels: []\n")
+    path = spec(case, "custom", f"channels: [{name}]\n")
+    assert agree(case, path) == [case.channel.url]
+    case.both_create(path)
+
+
+@pytest.mark.parametrize(
+    ("filename", "read"),
+    [("condarc", True), (".condarc", True), ("rc.yaml", True), ("my.condarc", False)],
+)
+def test_condarc_is_read_only_under_conda_s_names(case: Case, filename: str, read: bool) -> None:
+    case.env["CONDA_CHANNEL_ALIAS"] = CLOSED
+    rc = case.write(f"rc/{filename}", f"channels: [{CLOSED}/from-rc]\n")
+    case.env["CONDARC"] = str(rc)
+    urls = agree(case, spec(case, "condarc2", "channels: [CHANNEL]\n"))
+    assert (f"{CLOSED}/from-rc" in urls) is read
