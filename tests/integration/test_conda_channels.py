@@ -90,9 +90,7 @@ class Case:
 
 
 @pytest.fixture
-def case(
-    tmp_path: Path, conda: RealConda, pkgs_dir: Path, test_channel: LocalChannel
-) -> Case:
+def case(tmp_path: Path, conda: RealConda, pkgs_dir: Path, test_channel: LocalChannel) -> Case:
     return Case(tmp_path, conda, pkgs_dir, test_channel)
 
 
