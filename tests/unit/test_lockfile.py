@@ -32,7 +32,7 @@ from envassay.probe.report import CondaRecord, Distribution, ProbeReport
 from envassay.spec.config import Config, EnvSettings, parse_config
 from envassay.spec.environment import load_spec, read_spec_header
 from envassay.spec.platforms import validate_platforms, virtual_packages_for
-from envassay.spec.resolve import cuda_version
+from envassay.spec.resolve import cuda_version, resolve_channels
 
 CHANNEL = "file:///srv/channel"
 
@@ -319,10 +319,11 @@ def locked_for(
 ) -> Path:
     """Write a lock the way `envassay lock` records a spec (hash, inputs), without solving."""
     spec = load_spec(spec_path)
+    config = Config(root=spec_path.parent)  # effective channels: URLs, as `envassay lock` writes
     raw = spec_path.read_bytes()
     metadata = LockMetadata(
         content_hash={p: spec.content_hash for p in platforms},
-        channels=channels if channels is not None else spec.channels,
+        channels=channels if channels is not None else resolve_channels(spec, config),
         platforms=platforms,
         sources=(spec_path.name,),
         inputs={
@@ -360,15 +361,15 @@ def test_lock_status_fresh_stale_missing(tmp_path: Path) -> None:
 
 def test_lock_status_channels_and_platforms(tmp_path: Path) -> None:
     spec_path = write_spec(tmp_path, SPEC.replace("channels: [conda-forge]\n", ""))
-    defaults = parse_config({"default-channels": ["conda-forge"]}, root=tmp_path)
-    locked_for(spec_path, channels=("conda-forge",))
+    defaults = parse_config({"default-channels": ["file:///ch/a/"]}, root=tmp_path)
+    locked_for(spec_path, channels=("file:///ch/a",))  # effective: no trailing slash
     assert lock_status(spec_path, defaults).fresh
-    moved = parse_config({"default-channels": ["bioconda", "conda-forge"]}, root=tmp_path)
+    moved = parse_config({"default-channels": ["file:///ch/b", "file:///ch/a"]}, root=tmp_path)
     status = lock_status(spec_path, moved)
-    assert not status.fresh and "channels are now ['bioconda', 'conda-forge']" in status.reasons[0]
-    more = parse_config(
-        {"default-channels": ["conda-forge"], "platforms": ["linux-64", "osx-arm64"]}, root=tmp_path
-    )
+    assert not status.fresh
+    assert "channels are now ['file:///ch/b', 'file:///ch/a']" in status.reasons[0]
+    table = {"default-channels": ["file:///ch/a"], "platforms": ["linux-64", "osx-arm64"]}
+    more = parse_config(table, root=tmp_path)
     status = lock_status(spec_path, more)
     assert not status.fresh and "['osx-arm64'] are configured but not locked" in status.reasons[0]
 
