@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from envassay.command import run
-from envassay.testing import LocalChannel
+from envassay.testing import LocalChannel, index_channel, make_generic_package, new_channel
 from tests.integration.envassay_cli import envassay
 from tests.realconda import RealConda, params, real_conda_from
 
@@ -183,3 +183,62 @@ def test_condarc_is_read_only_under_conda_s_names(case: Case, filename: str, rea
     case.env["CONDARC"] = str(rc)
     urls = agree(case, spec(case, "condarc2", "channels: [CHANNEL]\n"))
     assert (f"{CLOSED}/from-rc" in urls) is read
+
+
+@pytest.fixture(scope="session")
+def two_channels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """`pri 1.0` in the first channel; `pri 2.0` and `needsnew` (needs `pri >=2`) in
+    the second."""
+    root = tmp_path_factory.mktemp("priority")
+    first, second = new_channel(root / "first"), new_channel(root / "second")
+    make_generic_package(first, "pri", "1.0")
+    make_generic_package(second, "pri", "2.0")
+    make_generic_package(second, "needsnew", "1.0", depends=["pri >=2"])
+    index_channel(first)
+    index_channel(second)
+    return first, second
+
+
+# (dependencies, channel_priority, conda creates, envassay creates). rattler's strict
+# holds each match spec to the highest channel with a *matching* package: `pri>=2` alone
+# comes from the second channel (conda's strict refuses: the first has the name), while
+# `pri` + `needsnew` holds `pri` to the first (conda's flexible takes 2.0 from the second).
+PRIORITY_CASES = [
+    ("['pri>=2']", "flexible", True, True),
+    ("['pri>=2']", "strict", False, True),
+    ("['pri>=2']", "disabled", True, True),
+    ("[pri, needsnew]", "flexible", True, False),
+    ("[pri, needsnew]", "strict", False, False),
+    ("[pri, needsnew]", "disabled", True, True),
+]
+
+
+@pytest.mark.parametrize(("deps", "priority", "conda_creates", "envassay_creates"), PRIORITY_CASES)
+def test_channel_priority(
+    case: Case,
+    two_channels: tuple[Path, Path],
+    deps: str,
+    priority: str,
+    conda_creates: bool,
+    envassay_creates: bool,
+) -> None:
+    """What conda and envassay make of each channel_priority (README: channels, where the
+    two differences are listed)."""
+    first, second = (p.as_uri() for p in two_channels)
+    rc = case.write("rc/condarc", f"channels: []\nchannel_priority: {priority}\n")
+    case.env["CONDARC"] = str(rc)
+    path = case.write(
+        "envs/pri.yml", f"name: pri\nchannels: [{first}, {second}]\ndependencies: {deps}\n"
+    )
+    assert agree(case, path) == [first, second]
+    prefix = case.root / "conda-pri"
+    argv = [case.conda.path, "env", "create", "-p", prefix, "-f", path]
+    made = run(argv, env=case.env, cwd=case.root, timeout=600)
+    assert made.ok is conda_creates, made.describe()
+    mine = case.root / "envassay-pri"
+    result = envassay("create", path, "--prefix", mine, env=case.env, cwd=case.root)
+    assert (result.returncode == 0) is envassay_creates, result.stdout + result.stderr
+    if not envassay_creates:
+        last = result.stderr.strip().splitlines()[-1]
+        assert result.returncode == 2 and "cannot solve" in last, last
+        assert ("conda may solve this" in last) is (priority == "flexible"), last

@@ -5,9 +5,21 @@ from __future__ import annotations
 from envassay.create.backends.base import CreateRequest, CreateResult
 from envassay.create.backends.bytecode import compile_bytecode
 from envassay.create.backends.pip_stage import install_locked_pip, install_pip_section
+from envassay.errors import SolveError
 from envassay.lock.format import LockedEnv
 from envassay.progress import Progress
 from envassay.rattler_client import run_worker
+
+# conda's default channel_priority is flexible, which rattler does not have: rattler's
+# strict takes, for each match spec, the highest channel with a matching package, so
+# two specs on one name may be held to different channels where conda's flexible
+# solves (README: channels).
+FLEXIBLE_HINT = (
+    "channel_priority is flexible (conda's default), which envassay solves with "
+    "rattler's strict priority: for each spec, only the highest channel with a matching "
+    "package; conda may solve this from a lower channel: set channel_priority: disabled "
+    "in your condarc, or reorder the channels"
+)
 
 
 class RattlerBackend:
@@ -34,7 +46,13 @@ class RattlerBackend:
             "platform": request.platform,
             "priority": request.priority,
         }
-        outcome = run_worker(payload, progress)
+        try:
+            outcome = run_worker(payload, progress)
+        except SolveError as exc:
+            if request.priority == "flexible" and len(request.channels) > 1:
+                exc.hint = FLEXIBLE_HINT
+                exc.args = (exc.render(),)
+            raise
         compile_bytecode(request.prefix, progress, request.cache_dir)
         pip_seconds = install_pip_section(spec, request.prefix, progress)
         return CreateResult(
