@@ -57,6 +57,13 @@ def store_key(
     return StoreKey(spec.name, digest, backend, platform)
 
 
+def written_channels(spec: EnvSpec, config: Config) -> tuple[str, ...]:
+    """The channels as the spec writes them (else the project's default-channels),
+    ``nodefaults`` included: what mamba 2 and micromamba resolve by their own rules."""
+    channels = spec.channels or config.default_channels
+    return (*channels, "nodefaults") if spec.nodefaults else tuple(channels)
+
+
 def plan(
     spec: EnvSpec, config: Config, platform: str | None = None, lock: LockStatus | None = None
 ) -> LockedEnv | None:
@@ -91,7 +98,13 @@ def create_env(
 
     def build(prefix: Path) -> dict[str, Any]:
         request = CreateRequest(
-            spec, prefix, channels, store.cache_dir, locked=locked, priority=channel_plan.priority
+            spec,
+            prefix,
+            channels,
+            store.cache_dir,
+            locked=locked,
+            priority=channel_plan.priority,
+            file_channels=written_channels(spec, config),
         )
         result = backend.create(request, progress)
         return {k: v for k, v in asdict(result).items() if k != "records"} | {
@@ -134,7 +147,13 @@ def create_at(
     try:
         with naming(spec):
             request = CreateRequest(
-                spec, prefix, channels, cache, locked=locked, priority=channel_plan.priority
+                spec,
+                prefix,
+                channels,
+                cache,
+                locked=locked,
+                priority=channel_plan.priority,
+                file_channels=written_channels(spec, config),
             )
             backend.create(request, progress)
     except BaseException:

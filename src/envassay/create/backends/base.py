@@ -25,6 +25,9 @@ class CreateRequest:
     # The condarc's channel_priority (strict, flexible, disabled); rattler solves
     # flexible strictly (README: channels).
     priority: str = "flexible"
+    # The channels as the spec (else [tool.envassay] default-channels) writes them,
+    # `nodefaults` included: mamba 2 and micromamba resolve these by their own rules.
+    file_channels: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
