@@ -51,6 +51,7 @@ class Case:
         (root / "pyproject.toml").write_text("[tool.envassay]\n")
         self.env = conda.environ(os.environ, pkgs)
         self.env.pop("CONDARC", None)
+        self.env.pop("CONDA_CHANNELS", None)
         self.env["HOME"] = str(root / "home")
         self.env["ENVASSAY_HOME"] = str(root / "store")
         self.env.pop("XDG_CONFIG_HOME", None)
