@@ -174,6 +174,19 @@ def test_custom_channels(case: Case) -> None:
     case.both_create(path)
 
 
+def test_custom_multichannels(case: Case) -> None:
+    """A custom multichannel is its members; `defaults` among them replaces
+    default_channels from conda 26 on (before, the reserved name kept them)."""
+    case.write(
+        "home/.condarc",
+        f"custom_multichannels:\n  both: [CHANNEL, {CLOSED}/second]\n"
+        f"  defaults: [{CLOSED}/multi]\ndefault_channels: [CHANNEL]\nchannels: []\n",
+    )
+    urls = agree(case, spec(case, "multi", "channels: [both, defaults]\n"))
+    defaults = f"{CLOSED}/multi" if case.conda.major >= 26 else case.channel.url
+    assert urls == list(dict.fromkeys([case.channel.url, f"{CLOSED}/second", defaults]))
+
+
 @pytest.mark.parametrize(
     ("filename", "read"),
     [("condarc", True), (".condarc", True), ("rc.yaml", True), ("my.condarc", False)],

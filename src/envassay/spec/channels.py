@@ -62,6 +62,8 @@ def rc_channels(rc: CondaRc) -> tuple[Sourced, ...]:
 def expand(channel: str, rc: CondaRc) -> list[tuple[str, str | None]]:
     """``channel`` as URL(s), each with how a name became it (None: written as a URL)."""
     multi = {k: v for k, v in rc.custom_multichannels.items() if isinstance(v.value, list)}
+    if rc.conda is not None and not rc.conda.multichannel_defaults:
+        multi.pop(DEFAULTS, None)  # conda < 26: the reserved name keeps default_channels
     if channel == DEFAULTS and DEFAULTS not in multi:
         members, how = default_channels(rc)
         return [(simple_url(m, rc), how) for m in members]

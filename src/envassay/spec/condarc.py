@@ -50,6 +50,9 @@ MAPS = ("custom_channels", "custom_multichannels")
 PRIORITIES = ("strict", "flexible", "disabled")
 # The conda release that stopped adding `defaults` to the rc channels when none are set.
 NO_IMPLICIT_DEFAULTS = (25, 9)
+# The first conda (of those tested) in which `custom_multichannels.defaults` replaces
+# `default_channels`; before, the reserved name kept default_channels.
+MULTICHANNEL_DEFAULTS = (26, 0)
 ENV_SOURCE = "environment variable"
 MAX_RC_BYTES = 1_000_000
 
@@ -69,6 +72,11 @@ class CondaInstall:
     def implicit_defaults(self) -> bool:
         """Whether this conda lists `defaults` as the rc channels when no source sets any."""
         return self.version is not None and self.version < NO_IMPLICIT_DEFAULTS
+
+    @property
+    def multichannel_defaults(self) -> bool:
+        """Whether ``custom_multichannels.defaults`` overrides ``default_channels``."""
+        return self.version is None or self.version >= MULTICHANNEL_DEFAULTS
 
     def describe(self) -> str:
         return f"conda {self.version_text or 'of unknown version'} at {self.root}"
