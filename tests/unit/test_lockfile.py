@@ -17,6 +17,7 @@ from envassay.lock.format import (
     META_HASH,
     META_HASH_TEXT,
     META_PIP_PREFIX,
+    META_PRIORITY,
     LockedPackage,
     LockError,
     LockFile,
@@ -316,6 +317,7 @@ def locked_for(
     spec_path: Path,
     platforms: tuple[str, ...] = ("linux-64",),
     channels: tuple[str, ...] | None = None,
+    custom: dict[str, str] | None = None,
 ) -> Path:
     """Write a lock the way `envassay lock` records a spec (hash, inputs), without solving."""
     spec = load_spec(spec_path)
@@ -332,7 +334,7 @@ def locked_for(
                 "sha256": hashlib.sha256(raw).hexdigest(),
             }
         },
-        custom={META_HASH: META_HASH_TEXT},
+        custom={META_HASH: META_HASH_TEXT, **(custom or {})},
     )
     path = lock_path_for(spec_path)
     LockFile(metadata, tuple(conda("python", "3.11.7", p) for p in platforms)).write(path)
@@ -372,6 +374,20 @@ def test_lock_status_channels_and_platforms(tmp_path: Path) -> None:
     more = parse_config(table, root=tmp_path)
     status = lock_status(spec_path, more)
     assert not status.fresh and "['osx-arm64'] are configured but not locked" in status.reasons[0]
+
+
+def test_lock_status_follows_channel_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ch").mkdir()
+    spec_path = write_spec(tmp_path, SPEC.replace("[conda-forge]", f"[{tmp_path.as_uri()}/ch]"))
+    config = Config(root=tmp_path)
+    locked_for(spec_path, custom={META_PRIORITY: "flexible"})
+    monkeypatch.delenv("CONDA_CHANNEL_PRIORITY", raising=False)
+    assert lock_status(spec_path, config).fresh
+    monkeypatch.setenv("CONDA_CHANNEL_PRIORITY", "strict")
+    status = lock_status(spec_path, config)
+    assert not status.fresh and "channel_priority is now strict" in status.reasons[0]
 
 
 def test_spec_header_reads_without_matchspecs(tmp_path: Path) -> None:

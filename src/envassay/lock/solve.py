@@ -13,6 +13,7 @@ from envassay.lock.format import (
     META_HASH,
     META_HASH_TEXT,
     META_PIP_PREFIX,
+    META_PRIORITY,
     LockedPackage,
     LockFile,
     LockMetadata,
@@ -78,7 +79,7 @@ def make_lock(
     outcome = run_worker(payload, progress)
     packages: list[LockedPackage] = []
     custom: dict[str, str] = {META_HASH: META_HASH_TEXT}
-    custom["envassay.channel-priority"] = channel_plan.priority
+    custom[META_PRIORITY] = channel_plan.priority
     warnings: list[str] = []
     for platform in platforms:
         records = outcome["solutions"][platform]
