@@ -256,3 +256,22 @@ def test_channel_priority(
         last = result.stderr.strip().splitlines()[-1]
         assert result.returncode == 2 and "cannot solve" in last, last
         assert ("conda may solve this" in last) is (priority == "flexible"), last
+
+
+def test_file_mode_keeps_only_the_spec_s_channels(case: Case) -> None:
+    """`[tool.envassay] channels = "file"`: what conda adds from the rc is left out."""
+    case.write("home/.condarc", f"channels: [{CLOSED}/extra]\n")
+    path = spec(case, "filemode", "channels: [CHANNEL]\n")
+    assert case.conda_channels(path) == [case.channel.url, f"{CLOSED}/extra"]
+    case.write("pyproject.toml", '[tool.envassay]\nchannels = "file"\n')
+    assert case.envassay_channels(path) == [case.channel.url]
+
+
+def test_spec_says_where_each_channel_came_from(case: Case) -> None:
+    rc = case.write("rc/condarc", "default_channels: [CHANNEL]\nchannels: [defaults]\n")
+    case.env["CONDARC"] = str(rc)
+    path = spec(case, "sources", "")
+    shown = envassay("spec", path, env=case.env, cwd=case.root)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    [line] = [x for x in shown.stdout.splitlines() if x.strip().startswith(case.channel.url)]
+    assert f"defaults: {rc} (channels); {rc} (default_channels)" in line, line
