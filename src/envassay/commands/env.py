@@ -59,7 +59,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
     from envassay.spec.resolve import channel_plan
 
     spec = load_spec(args.spec)
-    config = load_config(spec.path.parent)
+    config = load_config()  # as `create` does: the project of the working directory
     try:
         plan = channel_plan(spec.path, spec.channels, spec.nodefaults, config)
         effective, priority, problem = plan.channels, plan.priority, None
