@@ -151,6 +151,12 @@ def test_nodefaults(case: Case) -> None:
     assert mine == [case.channel.url]
     if case.conda.major >= 26:  # the deliberate difference (module docstring)
         assert theirs == [case.channel.url, f"{CLOSED}/nodefaults", f"{CLOSED}/extra"]
+        argv = [case.conda.path, "env", "create", "-p", case.root / "c", "-f", path]
+        made = run(argv, env=case.env, cwd=case.root, timeout=600)
+        # it fetches `nodefaults` and the rc channel (whichever fails first is named)
+        assert not made.ok and "CondaHTTPError" in made.stdout + made.stderr, made.describe()
+        mine = envassay("create", path, "--prefix", case.root / "e", env=case.env, cwd=case.root)
+        assert mine.returncode == 0, mine.stdout + mine.stderr
     else:
         assert theirs == mine
         case.both_create(path)
