@@ -20,8 +20,13 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from envassay.command import run
+from envassay.spec.channels import effective_channels
+from envassay.spec.condarc import Sourced, load_condarc
 from envassay.testing import LocalChannel, index_channel, make_generic_package, new_channel
 from tests.integration.envassay_cli import envassay
 from tests.realconda import RealConda, params, real_conda_from
@@ -29,6 +34,7 @@ from tests.realconda import RealConda, params, real_conda_from
 pytestmark = [pytest.mark.channel, pytest.mark.slow]
 
 ORACLE = Path(__file__).resolve().parent.parent / "conda_channels_oracle.py"
+BATCH = ORACLE.with_name("conda_channels_batch.py")
 CLOSED = "http://127.0.0.1:9"  # the discard port: a fetch that slips through goes nowhere
 
 
@@ -281,3 +287,65 @@ def test_spec_says_where_each_channel_came_from(case: Case) -> None:
     assert shown.returncode == 0, shown.stdout + shown.stderr
     [line] = [x for x in shown.stdout.splitlines() if x.strip().startswith(case.channel.url)]
     assert f"defaults: {rc} (channels); {rc} (default_channels)" in line, line
+
+
+# Generated settings and channel lists, evaluated by conda's own context and channel
+# model in one process per batch (tests/conda_channels_batch.py) and by envassay.
+HOSTS = st.sampled_from(
+    ["http://alias.local", "https://h.local/base", "file:///srv/conda", "http://alias.local/s/"]
+)
+NAMES = st.sampled_from(
+    ["conda-forge", "team", "team/sub", "a/b", "a/b/c", "pkgs/main", "pkgs/pro", "both", "team/"]
+)
+CHANNELS = st.one_of(
+    NAMES, st.just("defaults"), st.builds("{}/x/".format, HOSTS), st.builds("{}y".format, HOSTS)
+)
+MEMBERS = st.lists(st.one_of(NAMES.filter(lambda n: n != "both"), HOSTS), min_size=1, max_size=2)
+RC = st.fixed_dictionaries(
+    {},
+    optional={
+        "channel_alias": HOSTS,
+        "channels": st.lists(CHANNELS, max_size=3),
+        "default_channels": st.lists(st.one_of(NAMES, st.builds("{}/d".format, HOSTS)), max_size=3),
+        "custom_channels": st.dictionaries(
+            st.sampled_from(["team", "a", "a/b"]), HOSTS, max_size=2
+        ),
+        "custom_multichannels": st.dictionaries(st.just("both"), MEMBERS, max_size=1),
+    },
+)
+CASES = st.lists(
+    st.tuples(RC, st.lists(st.one_of(CHANNELS, st.just("nodefaults")), max_size=4)),
+    min_size=40,
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=5,
+    deadline=None,
+    phases=[Phase.generate],  # each example is a conda process: no shrinking
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(cases=CASES)
+def test_generated_settings_expand_as_conda_expands_them(
+    case: Case, cases: list[tuple[dict[str, object], list[str]]]
+) -> None:
+    """40 generated (condarc, channels) pairs per example, 5 examples per conda (200)."""
+    if case.conda.major >= 26:  # conda 26 reads `nodefaults` as a channel (tested above)
+        cases = [(rc, [c for c in chans if c != "nodefaults"]) for rc, chans in cases]
+    batch = []
+    for i, (rc, channels) in enumerate(cases):
+        path = case.root / "batch" / str(i) / "condarc"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(rc))
+        batch.append({"rc": str(path), "channels": channels})
+    source = case.root / "batch" / "cases.json"
+    source.write_text(json.dumps(batch))
+    python = case.conda.path.parent / "python"
+    result = run([python, BATCH, source], env=case.env, cwd=case.root, timeout=300)
+    assert result.ok, result.describe()
+    for item, (rc, channels), expected in zip(batch, cases, json.loads(result.stdout), strict=True):
+        loaded = load_condarc({**case.env, "CONDARC": item["rc"]})
+        written = [Sourced(c, "spec") for c in channels if c != "nodefaults"]
+        mine = effective_channels(written, "nodefaults" in channels, loaded)
+        assert [c.url for c in mine] == expected, json.dumps([rc, channels])

@@ -12,6 +12,7 @@ Each URL keeps its first place only.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,19 +62,65 @@ def rc_channels(rc: CondaRc) -> tuple[Sourced, ...]:
 
 def expand(channel: str, rc: CondaRc) -> list[tuple[str, str | None]]:
     """``channel`` as URL(s), each with how a name became it (None: written as a URL)."""
-    multi = {k: v for k, v in rc.custom_multichannels.items() if isinstance(v.value, list)}
-    if rc.conda is not None and not rc.conda.multichannel_defaults:
-        multi.pop(DEFAULTS, None)  # conda < 26: the reserved name keeps default_channels
+    multi = multichannels(rc)
     if channel == DEFAULTS and DEFAULTS not in multi:
-        members, how = default_channels(rc)
-        return [(simple_url(m, rc), how) for m in members]
+        default_channels(rc)  # raises: says why `defaults` has no meaning here
     if channel in multi:
-        entry = multi[channel]
-        return [(simple_url(str(m), rc), entry.source) for m in entry.value]
+        members, how = multi[channel]
+        return [(simple_url(m, rc), how) for m in members]
     url = as_url(channel)
     if url is not None:
-        return [(url, None)]
+        return [(rebase_url(url, rc), None)]
     return [name_url(channel, rc)]
+
+
+def rebase_url(url: str, rc: CondaRc) -> str:
+    """A URL under a custom channel's or the alias's location, rebuilt from that location
+    and the name after it, as conda's ``_read_channel_configuration`` does (its own
+    scheme kept; slashes around the name dropped)."""
+    scheme, _, rest = url.partition("://")
+    test = rest.rstrip("/")
+    custom = custom_channels(rc)
+    for name in sorted(custom, key=len, reverse=True):
+        location = _location(custom[name][0])
+        that = _join(location, name)
+        if _starts(test, that):
+            return f"{scheme}://{_join(location, name, test.replace(that, '', 1))}"
+    alias = _location(channel_alias(rc))
+    if alias and _starts(test, alias):
+        return f"{scheme}://{_join(alias, test.replace(alias, '', 1))}"
+    return url
+
+
+def _location(base: str) -> str:
+    return base.partition("://")[2].rstrip("/") if "://" in base else base.rstrip("/")
+
+
+def _starts(test: str, prefix: str) -> bool:
+    parts, head = test.split("/"), prefix.split("/")
+    return parts[: len(head)] == head
+
+
+def _join(*parts: str) -> str:
+    """conda's ``join_url``: the parts without their slashes, a leading one kept."""
+    lead = "/" if parts and parts[0].startswith("/") else ""
+    return lead + "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
+def multichannels(rc: CondaRc) -> dict[str, tuple[tuple[str, ...], str]]:
+    """name -> (members, source): ``custom_multichannels`` and ``defaults`` (conda < 26:
+    the reserved name keeps ``default_channels``; 26: a custom ``defaults`` replaces it).
+    ``defaults`` is left out where nothing says what it is (see :func:`default_channels`)."""
+    result = {
+        name: (tuple(str(m) for m in entry.value), entry.source)
+        for name, entry in rc.custom_multichannels.items()
+        if isinstance(entry.value, list)
+    }
+    keep_custom = rc.conda is None or rc.conda.multichannel_defaults
+    if DEFAULTS not in result or not keep_custom:
+        with contextlib.suppress(ConfigError):
+            result[DEFAULTS] = default_channels(rc)
+    return result
 
 
 def default_channels(rc: CondaRc) -> tuple[tuple[str, ...], str]:
@@ -101,8 +148,9 @@ def as_url(channel: str) -> str | None:
 
 
 def simple_url(channel: str, rc: CondaRc) -> str:
-    """A ``default_channels`` / multichannel member: a URL, else a name under the alias."""
-    return as_url(channel) or f"{channel_alias(rc)}/{channel.strip('/')}"
+    """A ``default_channels`` / multichannel member's URL (conda's ``make_simple_channel``)."""
+    name, base = split_channel(channel, channel_alias(rc))
+    return f"{base}/{name}" if name else base
 
 
 def name_url(name: str, rc: CondaRc) -> tuple[str, str | None]:
@@ -119,24 +167,34 @@ def name_url(name: str, rc: CondaRc) -> tuple[str, str | None]:
 
 
 def custom_channels(rc: CondaRc) -> Mapping[str, tuple[str, str]]:
-    """name -> (base URL, source): conda's built-in ones, the defaults' members, the rc's."""
+    """name -> (base URL, source), as conda's ``context.custom_channels``: every
+    multichannel member by its name (``defaults``' too), then ``custom_channels``
+    (conda's built-in ones where none is set)."""
     result: dict[str, tuple[str, str]] = {}
-    if rc.conda is not None:
+    alias = channel_alias(rc)
+    for members, source in multichannels(rc).values():
+        for member in members:
+            name, base = split_channel(member, alias)
+            result[name] = (base, source)
+    if rc.conda is not None and not rc.custom_channels_set:
         for name, base in rc.conda.custom_channels.items():
             result[name] = (str(base), f"built-in custom_channels of {rc.conda.describe()}")
-    try:
-        members, source = default_channels(rc)
-    except ConfigError:
-        members, source = (), ""
-    for member in members:
-        url = as_url(member)
-        if url is not None and url.count("/") > 2:
-            scheme, _, rest = url.partition("://")
-            host, _, path = rest.partition("/")
-            result[path] = (f"{scheme}://{host}", source)
     for name, entry in rc.custom_channels.items():
-        result[name] = (str(entry.value), entry.source)
+        result[name] = (str(entry.value).rstrip("/"), entry.source)
     return result
+
+
+def split_channel(member: str, alias: str) -> tuple[str, str]:
+    """A multichannel member as conda's ``make_simple_channel`` names it: (name, base)."""
+    url = as_url(member)
+    if url is None:
+        return member.strip("/"), alias
+    scheme, _, rest = url.partition("://")
+    location = _location(alias)
+    if location and rest.startswith(location):  # a plain string prefix, as in conda
+        return rest[len(location) :].strip("/"), f"{scheme}://{location}"
+    host, _, path = rest.partition("/")
+    return path.strip("/"), f"{scheme}://{host}"
 
 
 def channel_alias(rc: CondaRc) -> str:

@@ -100,6 +100,8 @@ class CondaRc:
     channel_priority: Sourced | None = None
     custom_channels: Mapping[str, Sourced] = field(default_factory=dict)
     custom_multichannels: Mapping[str, Sourced] = field(default_factory=dict)
+    # A source sets custom_channels (even to {}): conda's built-in entries then go.
+    custom_channels_set: bool = False
     files: tuple[Path, ...] = ()
     conda: CondaInstall | None = None
 
@@ -214,6 +216,7 @@ def load_condarc(environ: Mapping[str, str] | None = None) -> CondaRc:
         channel_priority=singles["channel_priority"],
         custom_channels=maps["custom_channels"],
         custom_multichannels=maps["custom_multichannels"],
+        custom_channels_set=any(isinstance(d.get("custom_channels"), dict) for _, d in sources),
         files=tuple(files),
         conda=conda,
     )
