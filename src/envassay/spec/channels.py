@@ -86,7 +86,7 @@ def rebase_url(url: str, rc: CondaRc) -> str:
         that = _join(location, name)
         if _starts(test, that):
             return f"{scheme}://{_join(location, name, test.replace(that, '', 1))}"
-    alias = _location(channel_alias(rc))
+    alias = _location(configured_alias(rc) or "")  # rattler's default: no import for it
     if alias and _starts(test, alias):
         return f"{scheme}://{_join(alias, test.replace(alias, '', 1))}"
     return url
@@ -171,8 +171,10 @@ def custom_channels(rc: CondaRc) -> Mapping[str, tuple[str, str]]:
     multichannel member by its name (``defaults``' too), then ``custom_channels``
     (conda's built-in ones where none is set)."""
     result: dict[str, tuple[str, str]] = {}
-    alias = channel_alias(rc)
-    for members, source in multichannels(rc).values():
+    multi = multichannels(rc)
+    names = any(as_url(m) is None for members, _ in multi.values() for m in members)
+    alias = channel_alias(rc) if names else configured_alias(rc) or ""
+    for members, source in multi.values():
         for member in members:
             name, base = split_channel(member, alias)
             result[name] = (base, source)
@@ -197,12 +199,19 @@ def split_channel(member: str, alias: str) -> tuple[str, str]:
     return path.strip("/"), f"{scheme}://{host}"
 
 
-def channel_alias(rc: CondaRc) -> str:
-    """``channel_alias``: the rc's, else the conda's built-in, else rattler's (the same)."""
+def configured_alias(rc: CondaRc) -> str | None:
+    """``channel_alias`` from the rc, else the found conda's built-in; None without both."""
     if rc.channel_alias is not None:
         return str(rc.channel_alias.value).rstrip("/")
     if rc.conda is not None and rc.conda.channel_alias:
         return rc.conda.channel_alias.rstrip("/")
+    return None
+
+
+def channel_alias(rc: CondaRc) -> str:
+    """``channel_alias``: the rc's, else the conda's built-in, else rattler's (the same)."""
+    if (configured := configured_alias(rc)) is not None:
+        return configured
     import rattler  # deferred: start-up cost, only when a name needs the alias
 
     # rattler's default alias (conda's, too): the parent of a name's URL.
