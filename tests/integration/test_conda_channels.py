@@ -268,6 +268,11 @@ def test_channel_priority(
         last = result.stderr.strip().splitlines()[-1]
         assert result.returncode == 2 and "cannot solve" in last, last
         assert ("conda may solve this" in last) is (priority == "flexible"), last
+    locked = envassay("lock", path, env=case.env, cwd=case.root)  # the same solve, for a lock
+    assert (locked.returncode == 0) is envassay_creates, locked.stdout + locked.stderr
+    if not envassay_creates:
+        last = locked.stderr.strip().splitlines()[-1]
+        assert ("conda may solve this" in last) is (priority == "flexible"), last
 
 
 def test_file_mode_keeps_only_the_spec_s_channels(case: Case) -> None:

@@ -27,7 +27,7 @@ from envassay.rattler_client import run_worker
 from envassay.spec.config import Config
 from envassay.spec.environment import EnvSpec
 from envassay.spec.platforms import current_platform, virtual_packages_for
-from envassay.spec.resolve import cuda_version, spec_channel_plan
+from envassay.spec.resolve import FLEXIBLE_HINT, cuda_version, spec_channel_plan
 from envassay.store import EnvStore
 
 HEADER = (
@@ -76,7 +76,13 @@ def make_lock(
         "cache_dir": str(EnvStore(config.store_path()).cache_dir),
         "targets": targets,
     }
-    outcome = run_worker(payload, progress)
+    try:
+        outcome = run_worker(payload, progress)
+    except SolveError as exc:
+        if channel_plan.priority == "flexible" and len(channels) > 1:
+            exc.hint = FLEXIBLE_HINT
+            exc.args = (exc.render(),)
+        raise
     packages: list[LockedPackage] = []
     custom: dict[str, str] = {META_HASH: META_HASH_TEXT}
     custom[META_PRIORITY] = channel_plan.priority

@@ -17,6 +17,17 @@ from envassay.spec.config import Config, EnvSettings
 from envassay.spec.environment import EnvSpec
 from envassay.spec.platforms import CUDA_NAMES, DEFAULT_CUDA, current_platform, validate_platforms
 
+# conda's default channel_priority is flexible, which rattler does not have: rattler's
+# strict takes, for each match spec, the highest channel with a matching package, so
+# two specs on one name may be held to different channels where conda's flexible
+# solves (README: channels).
+FLEXIBLE_HINT = (
+    "channel_priority is flexible (conda's default), which envassay solves with "
+    "rattler's strict priority: for each spec, only the highest channel with a matching "
+    "package; conda may solve this from a lower channel: set channel_priority: disabled "
+    "in your condarc, or reorder the channels"
+)
+
 
 @dataclass(frozen=True)
 class ChannelPlan:

@@ -9,17 +9,7 @@ from envassay.errors import SolveError
 from envassay.lock.format import LockedEnv
 from envassay.progress import Progress
 from envassay.rattler_client import run_worker
-
-# conda's default channel_priority is flexible, which rattler does not have: rattler's
-# strict takes, for each match spec, the highest channel with a matching package, so
-# two specs on one name may be held to different channels where conda's flexible
-# solves (README: channels).
-FLEXIBLE_HINT = (
-    "channel_priority is flexible (conda's default), which envassay solves with "
-    "rattler's strict priority: for each spec, only the highest channel with a matching "
-    "package; conda may solve this from a lower channel: set channel_priority: disabled "
-    "in your condarc, or reorder the channels"
-)
+from envassay.spec.resolve import FLEXIBLE_HINT
 
 
 class RattlerBackend:
