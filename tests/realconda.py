@@ -49,6 +49,10 @@ class RealConda:
         env = {k: v for k, v in base.items() if not k.startswith(("PYTEST_", "CONDA_", "MAMBA_"))}
         env["CONDA_EXE"] = str(self.path)
         env["CONDA_PKGS_DIRS"] = str(pkgs_dir)
+        # No rc channels (conda < 25.9 would add its default channels, which are offline
+        # here); conda and envassay both read this (tests/integration/test_conda_channels.py
+        # drops it to test the rc channels).
+        env["CONDA_CHANNELS"] = ""
         env.pop("ENVASSAY_BACKEND", None)
         return env
 

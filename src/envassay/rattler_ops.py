@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlparse
 import rattler
 from rattler import (
     BuildString,
+    ChannelPriority,
     Gateway,
     GenericVirtualPackage,
     MatchSpec,
@@ -62,6 +63,46 @@ def client() -> Any:
     return rattler.Client.from_config(user_config())
 
 
+@functools.cache
+def file_mirrors() -> tuple[tuple[str, str], ...]:
+    """(channel prefix, its first ``file://`` mirror), longest prefix first, from the user's
+    rattler config. rattler's mirror layer fetches over HTTP only ("URL scheme is not
+    allowed"), so envassay reads a channel from its file:// mirror itself; records and
+    locks keep the channel's own URL."""
+    pairs = []
+    for prefix, targets in (user_config().mirrors or {}).items():
+        local = next((str(t) for t in targets if str(t).startswith("file://")), None)
+        if local is not None:
+            pairs.append((str(prefix).rstrip("/") + "/", local.rstrip("/") + "/"))
+    return tuple(sorted(pairs, key=lambda pair: -len(pair[0])))
+
+
+def to_mirror(url: str) -> str:
+    """``url`` under its file:// mirror, when the user's rattler config has one."""
+    return _swap(url, [(prefix, local) for prefix, local in file_mirrors()])
+
+
+def from_mirror(url: str) -> str:
+    """The channel's own URL for a URL under its file:// mirror."""
+    return _swap(url, [(local, prefix) for prefix, local in file_mirrors()])
+
+
+def _swap(url: str, pairs: Sequence[tuple[str, str]]) -> str:
+    for old, new in pairs:
+        if url + "/" == old:  # the channel itself, written without its trailing slash
+            return new.rstrip("/")
+        if url.startswith(old):
+            return new + url[len(old) :]
+    return url
+
+
+def _unmirror(records: Sequence[Any]) -> None:
+    for record in records:
+        record.url = from_mirror(str(record.url))
+        if record.channel:
+            record.channel = from_mirror(str(record.channel))
+
+
 def gateway(cache_dir: Path) -> Gateway:
     return Gateway(cache_dir=cache_dir / "repodata", client=client())
 
@@ -85,25 +126,33 @@ async def solve(
     cache_dir: Path,
     platform: str | None = None,
     virtual: Sequence[Sequence[str]] | None = None,
+    priority: str = "strict",
 ) -> list[Any]:
     """Solve ``specs`` against ``channels`` for ``platform`` (default: this machine).
 
     ``virtual`` replaces this machine's virtual packages (a lock for another platform).
+    ``priority``: conda's channel_priority; rattler knows strict and disabled, so
+    conda's flexible (its default) is solved strictly.
     """
     target = Subdir(platform) if platform else Subdir.current()
     machine: Sequence[Any] = (
         virtual_packages() if virtual is None else generic_virtual_packages(virtual)
     )
     try:
-        return await rattler.solve(
-            sources=list(channels),
+        records = await rattler.solve(
+            sources=[to_mirror(c) for c in channels],
             specs=[MatchSpec(s) for s in specs],
             gateway=gateway(cache_dir),
             platforms=[target, Subdir("noarch")],
             virtual_packages=machine,
+            channel_priority=(
+                ChannelPriority.Disabled if priority == "disabled" else ChannelPriority.Strict
+            ),
         )
     except Exception as exc:
         raise classify(exc, channels) from None
+    _unmirror(records)
+    return records
 
 
 def host_virtual_packages() -> list[list[str]]:
@@ -127,7 +176,7 @@ async def records_from_lock(entries: Sequence[Mapping[str, Any]]) -> list[Any]:
     """
     records = []
     for entry in entries:
-        path = local_path(entry["url"])
+        path = local_path(to_mirror(entry["url"]))
         if path is not None:
             digests = verify_archive(path, entry)
             record = await RepoDataRecord.from_package_archive(path)
@@ -194,7 +243,13 @@ async def install(records: list[Any], prefix: Path, cache_dir: Path, specs: Sequ
     Every path the packages will write is checked to stay inside the prefix first
     (:mod:`envassay.linkcheck`): rattler's linker does not check.
     """
-    await check_link_paths(records, prefix, cache_dir)
+    for record in records:  # a file:// mirror is read in place (see file_mirrors)
+        record.url = to_mirror(str(record.url))
+    try:
+        await check_link_paths(records, prefix, cache_dir)
+    except BaseException:
+        _unmirror(records)
+        raise
     try:
         await rattler.install(
             records,
@@ -208,6 +263,8 @@ async def install(records: list[Any], prefix: Path, cache_dir: Path, specs: Sequ
         )
     except Exception as exc:
         raise classify(exc, []) from None
+    finally:
+        _unmirror(records)
 
 
 async def check_link_paths(records: Sequence[Any], prefix: Path, cache_dir: Path) -> None:

@@ -38,7 +38,11 @@ async def _create(request: dict[str, Any]) -> dict[str, Any]:
     listed = ", ".join(shown(c) for c in request["channels"])
     _progress(f"solving {len(specs)} spec(s) against {listed}")
     records = await rattler_ops.solve(
-        request["channels"], specs, cache_dir, request.get("platform")
+        request["channels"],
+        specs,
+        cache_dir,
+        request.get("platform"),
+        priority=request.get("priority", "strict"),
     )
     solved = time.perf_counter()
     _progress(
@@ -75,7 +79,12 @@ async def _solve(request: dict[str, Any]) -> dict[str, Any]:
         _progress(f"solving {len(request['specs'])} spec(s) for {platform}")
         try:
             records = await rattler_ops.solve(
-                request["channels"], request["specs"], cache_dir, platform, virtual
+                request["channels"],
+                request["specs"],
+                cache_dir,
+                platform,
+                virtual,
+                priority=request.get("priority", "strict"),
             )
         except rattler_ops.RattlerFailure as failure:  # which of the platforms failed
             message = f"for {platform}: {failure.message}"

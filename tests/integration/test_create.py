@@ -96,6 +96,30 @@ def test_unreachable_channel_names_it_and_says_how(
     assert "127.0.0.1:9/nochannel" in line and "mirror" in line
 
 
+def test_file_mirror_in_rattler_config_is_read(
+    project: Project, envassay_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A channel mirrored to a file:// folder in ~/.rattler/config.toml: rattler's own
+    mirror layer refuses the scheme; envassay reads the mirror, records keep the channel."""
+    home = tmp_path / "home"
+    (home / ".rattler").mkdir(parents=True)
+    channel = "http://127.0.0.1:9/mirrored"
+    (home / ".rattler" / "config.toml").write_text(
+        f'[mirrors]\n"{channel}/" = ["{project.channel.url}/"]\n'
+    )
+    spec = project.root / "envs" / "mirrored.yml"
+    spec.write_text(f"name: mirrored\nchannels: [{channel}, nodefaults]\ndependencies: [six]\n")
+    env = {**envassay_env, "HOME": str(home)}
+    prefix = tmp_path / "prefix"
+    result = envassay("create", spec, "--prefix", prefix, env=env, cwd=project.root)
+    assert result.returncode == 0, result.describe()
+    record = json.loads(next((prefix / "conda-meta").glob("six-*.json")).read_text())
+    assert record["channel"].rstrip("/") == channel
+    assert envassay("lock", spec, env=env, cwd=project.root).returncode == 0
+    lock = (project.root / "envs" / "mirrored.conda-lock.yml").read_text()
+    assert f"{channel}/noarch/six-" in lock and project.channel.url not in lock
+
+
 def test_bad_pip_section_is_exit_2(
     project: Project, envassay_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -70,7 +70,13 @@ variables:
 
 def request(spec: EnvSpec, tmp: Path, locked: LockedEnv | None = None) -> CreateRequest:
     return CreateRequest(
-        spec, tmp / "store/envs/train-x", spec.channels, tmp / "cache", None, locked
+        spec,
+        tmp / "store/envs/train-x",
+        spec.channels,
+        tmp / "cache",
+        None,
+        locked,
+        file_channels=spec.channels,
     )
 
 
@@ -95,14 +101,12 @@ def request(spec: EnvSpec, tmp: Path, locked: LockedEnv | None = None) -> Create
         ),
         (
             MAMBA2,
-            ["/opt/forge/bin/mamba", "create", "-y", "-p", "{prefix}", "-f", "{file}",
-             "--override-channels", "-c", "conda-forge", "-c", "bioconda"],
+            ["/opt/forge/bin/mamba", "create", "-y", "-p", "{prefix}", "-f", "{file}"],
             PIP_ENV,
         ),
         (
             MICROMAMBA,
-            ["/usr/local/bin/micromamba", "create", "-y", "-p", "{prefix}", "-f", "{file}",
-             "--override-channels", "-c", "conda-forge", "-c", "bioconda"],
+            ["/usr/local/bin/micromamba", "create", "-y", "-p", "{prefix}", "-f", "{file}"],
             PIP_ENV,
         ),
     ],
@@ -121,7 +125,7 @@ def test_spec_command_line(
     data = yaml.safe_load(inputs[env_file])
     if "env" in argv:  # conda env create takes no channel options: the file has them
         assert data["channels"] == ["conda-forge", "bioconda", "nodefaults"]
-    else:  # conda 26 and libmamba read `nodefaults` as a channel's name; -c says it
+    else:  # conda 26: the effective channels, -c too; libmamba: the spec's, its own rules
         assert data["channels"] == ["conda-forge", "bioconda"]
     assert data["dependencies"][:4] == [
         "python=3.11",

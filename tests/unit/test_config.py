@@ -71,3 +71,11 @@ def test_bad_config(tmp_path: Path, table: dict[str, object], fragment: str) -> 
 def test_store_env_var_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVASSAY_HOME", str(tmp_path / "home"))
     assert load_config(tmp_path).store_path() == tmp_path / "home"
+
+
+def test_channels_mode(tmp_path: Path) -> None:
+    """`channels = "file"`: only the spec's channels (pixi's semantics); default conda's."""
+    assert parse_config({}, root=tmp_path).channels == "conda"
+    assert parse_config({"channels": "file"}, root=tmp_path).channels == "file"
+    with pytest.raises(ConfigError, match=r"channels.*expected one of \['conda', 'file'\]"):
+        parse_config({"channels": "pixi"}, root=tmp_path)

@@ -17,6 +17,7 @@ from envassay.lock.format import (
     META_HASH,
     META_HASH_TEXT,
     META_PIP_PREFIX,
+    META_PRIORITY,
     LockedPackage,
     LockError,
     LockFile,
@@ -32,7 +33,7 @@ from envassay.probe.report import CondaRecord, Distribution, ProbeReport
 from envassay.spec.config import Config, EnvSettings, parse_config
 from envassay.spec.environment import load_spec, read_spec_header
 from envassay.spec.platforms import validate_platforms, virtual_packages_for
-from envassay.spec.resolve import cuda_version
+from envassay.spec.resolve import cuda_version, resolve_channels
 
 CHANNEL = "file:///srv/channel"
 
@@ -316,13 +317,15 @@ def locked_for(
     spec_path: Path,
     platforms: tuple[str, ...] = ("linux-64",),
     channels: tuple[str, ...] | None = None,
+    custom: dict[str, str] | None = None,
 ) -> Path:
     """Write a lock the way `envassay lock` records a spec (hash, inputs), without solving."""
     spec = load_spec(spec_path)
+    config = Config(root=spec_path.parent)  # effective channels: URLs, as `envassay lock` writes
     raw = spec_path.read_bytes()
     metadata = LockMetadata(
         content_hash={p: spec.content_hash for p in platforms},
-        channels=channels if channels is not None else spec.channels,
+        channels=channels if channels is not None else resolve_channels(spec, config),
         platforms=platforms,
         sources=(spec_path.name,),
         inputs={
@@ -331,7 +334,7 @@ def locked_for(
                 "sha256": hashlib.sha256(raw).hexdigest(),
             }
         },
-        custom={META_HASH: META_HASH_TEXT},
+        custom={META_HASH: META_HASH_TEXT, **(custom or {})},
     )
     path = lock_path_for(spec_path)
     LockFile(metadata, tuple(conda("python", "3.11.7", p) for p in platforms)).write(path)
@@ -360,17 +363,31 @@ def test_lock_status_fresh_stale_missing(tmp_path: Path) -> None:
 
 def test_lock_status_channels_and_platforms(tmp_path: Path) -> None:
     spec_path = write_spec(tmp_path, SPEC.replace("channels: [conda-forge]\n", ""))
-    defaults = parse_config({"default-channels": ["conda-forge"]}, root=tmp_path)
-    locked_for(spec_path, channels=("conda-forge",))
+    defaults = parse_config({"default-channels": ["file:///ch/a/"]}, root=tmp_path)
+    locked_for(spec_path, channels=("file:///ch/a",))  # effective: no trailing slash
     assert lock_status(spec_path, defaults).fresh
-    moved = parse_config({"default-channels": ["bioconda", "conda-forge"]}, root=tmp_path)
+    moved = parse_config({"default-channels": ["file:///ch/b", "file:///ch/a"]}, root=tmp_path)
     status = lock_status(spec_path, moved)
-    assert not status.fresh and "channels are now ['bioconda', 'conda-forge']" in status.reasons[0]
-    more = parse_config(
-        {"default-channels": ["conda-forge"], "platforms": ["linux-64", "osx-arm64"]}, root=tmp_path
-    )
+    assert not status.fresh
+    assert "channels are now ['file:///ch/b', 'file:///ch/a']" in status.reasons[0]
+    table = {"default-channels": ["file:///ch/a"], "platforms": ["linux-64", "osx-arm64"]}
+    more = parse_config(table, root=tmp_path)
     status = lock_status(spec_path, more)
     assert not status.fresh and "['osx-arm64'] are configured but not locked" in status.reasons[0]
+
+
+def test_lock_status_follows_channel_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ch").mkdir()
+    spec_path = write_spec(tmp_path, SPEC.replace("[conda-forge]", f"[{tmp_path.as_uri()}/ch]"))
+    config = Config(root=tmp_path)
+    locked_for(spec_path, custom={META_PRIORITY: "flexible"})
+    monkeypatch.delenv("CONDA_CHANNEL_PRIORITY", raising=False)
+    assert lock_status(spec_path, config).fresh
+    monkeypatch.setenv("CONDA_CHANNEL_PRIORITY", "strict")
+    status = lock_status(spec_path, config)
+    assert not status.fresh and "channel_priority is now strict" in status.reasons[0]
 
 
 def test_spec_header_reads_without_matchspecs(tmp_path: Path) -> None:

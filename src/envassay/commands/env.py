@@ -66,19 +66,38 @@ def add_backends(sub: Subparsers) -> None:
 
 def cmd_spec(args: argparse.Namespace) -> int:
     # Deferred: start-up cost; only the chosen subcommand's modules load.
+    from envassay import redact
+    from envassay.errors import UserError
     from envassay.spec.both import in_both
+    from envassay.spec.config import load_config
     from envassay.spec.environment import load_spec
+    from envassay.spec.resolve import channel_plan
 
     spec = load_spec(args.spec)
     both = in_both(spec)
+    config = load_config()  # as `create` does: the project of the working directory
+    try:
+        plan = channel_plan(spec.path, spec.channels, spec.nodefaults, config)
+        effective, priority, problem = plan.channels, plan.priority, None
+    except UserError as exc:  # the spec reads; where its channels lead is shown as the error
+        effective, priority, problem = (), None, exc.render()
     if args.json:
-        document = spec.to_dict() | {"in_both": [b.describe() for b in both]}
-        print(json.dumps(document, indent=2))
+        data = spec.to_dict()
+        data["effective_channels"] = [{**c.to_dict(), "url": redact.mask(c.url)} for c in effective]
+        data["channel_priority"] = priority
+        data["channels_error"] = problem
+        data["in_both"] = [b.describe() for b in both]
+        print(json.dumps(data, indent=2))
         return 0
     print(f"name:     {spec.name}")
     print(f"file:     {spec.path}")
     nodefaults = "  (nodefaults)" if spec.nodefaults else ""
     print(f"channels: {', '.join(spec.channels) or '(none)'}{nodefaults}")
+    print(f"effective channels (conda's meaning; channel_priority {priority}):")
+    for channel in effective:
+        print(f"  {redact.mask(channel.url):<40} # {channel.written}: {channel.source}")
+    if problem:
+        print(f"  (cannot resolve: {problem})")
     print("conda:")
     for dep in spec.conda:
         print(f"  {dep.normalized:<40} # {dep.text}")
@@ -185,6 +204,7 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
     from envassay.create.env import plan, store_key
     from envassay.spec.config import load_config
     from envassay.spec.environment import load_spec
+    from envassay.spec.resolve import spec_channel_plan
     from envassay.store import EnvStore
 
     config = load_config()
@@ -195,7 +215,9 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
         for path in config.spec_paths():
             try:
                 spec = load_spec(path)
-                keep.add(str(store_key(spec, backend, locked=plan(spec, config))))
+                channels = spec_channel_plan(spec, config)
+                key = store_key(spec, backend, locked=plan(spec, config), channels=channels)
+                keep.add(str(key))
             except UserError:
                 continue  # a broken spec keeps nothing alive
     removed = others = 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from envassay import redact
 from envassay.create.backends import get_backend, resolve_backend
 from envassay.create.backends.base import CreateRequest
 from envassay.errors import SpecError, UserError
@@ -18,7 +20,7 @@ from envassay.progress import Progress
 from envassay.spec.config import Config
 from envassay.spec.environment import EnvSpec
 from envassay.spec.platforms import current_platform
-from envassay.spec.resolve import resolve_channels
+from envassay.spec.resolve import ChannelPlan, spec_channel_plan
 from envassay.store import Ensured, EnvStore, StoreKey
 
 
@@ -36,14 +38,30 @@ def naming(spec: EnvSpec) -> Iterator[None]:
 
 
 def store_key(
-    spec: EnvSpec, backend: str, platform: str | None = None, locked: LockedEnv | None = None
+    spec: EnvSpec,
+    backend: str,
+    platform: str | None = None,
+    locked: LockedEnv | None = None,
+    channels: ChannelPlan | None = None,
 ) -> StoreKey:
-    """The store key: the lock's digest for its platform when a fresh lock is used, else
-    the spec's content hash."""
+    """The store key: the lock's digest for its platform when a fresh lock is used (a
+    fresh lock was solved against today's channels), else the spec's content hash with
+    its effective channels and channel priority (a condarc change is a new env)."""
     platform = platform or current_platform()
     if locked is not None:
         return StoreKey(spec.name, locked.digest, backend, platform)
-    return StoreKey(spec.name, spec.content_hash, backend, platform)
+    if channels is None:
+        return StoreKey(spec.name, spec.content_hash, backend, platform)
+    meaning = [spec.content_hash, channels.priority, *(redact.neutral(u) for u in channels.urls)]
+    digest = hashlib.sha256("\n".join(meaning).encode()).hexdigest()
+    return StoreKey(spec.name, digest, backend, platform)
+
+
+def written_channels(spec: EnvSpec, config: Config) -> tuple[str, ...]:
+    """The channels as the spec writes them (else the project's default-channels),
+    ``nodefaults`` included: what mamba 2 and micromamba resolve by their own rules."""
+    channels = spec.channels or config.default_channels
+    return (*channels, "nodefaults") if spec.nodefaults else tuple(channels)
 
 
 def plan(
@@ -74,13 +92,22 @@ def create_env(
 
     ``lock``: the spec's lock status when the caller has read it already."""
     backend = get_backend(resolve_backend(backend_name, config.backend))
-    channels = resolve_channels(spec, config)
+    channel_plan = spec_channel_plan(spec, config)
+    channels = channel_plan.urls
     store = EnvStore(config.store_path())
     locked = plan(spec, config, lock=lock)
-    key = store_key(spec, backend.name, locked=locked)
+    key = store_key(spec, backend.name, locked=locked, channels=channel_plan)
 
     def build(prefix: Path) -> dict[str, Any]:
-        request = CreateRequest(spec, prefix, channels, store.cache_dir, locked=locked)
+        request = CreateRequest(
+            spec,
+            prefix,
+            channels,
+            store.cache_dir,
+            locked=locked,
+            priority=channel_plan.priority,
+            file_channels=written_channels(spec, config),
+        )
         result = backend.create(request, progress)
         return {k: v for k, v in asdict(result).items() if k != "records"} | {
             "packages": len(result.records)
@@ -93,6 +120,7 @@ def create_env(
         "spec_hash": spec.content_hash,
         "backend": backend.name,
         "channels": list(channels),
+        "channel_priority": channel_plan.priority,
         "source": str(locked.lock_path) if locked else "spec",
     }
     with naming(spec):
@@ -111,7 +139,8 @@ def create_at(
     """Create ``spec`` at an explicit prefix outside the store (`envassay create --prefix`);
     ``lock`` as for :func:`create_env`."""
     backend = get_backend(resolve_backend(backend_name, config.backend))
-    channels = resolve_channels(spec, config)
+    channel_plan = spec_channel_plan(spec, config)
+    channels = channel_plan.urls
     prefix = prefix.expanduser().resolve()
     if prefix.exists() and any(prefix.iterdir()):
         raise SpecError(f"prefix {prefix} exists and is not empty", hint="choose a new path")
@@ -120,7 +149,16 @@ def create_at(
     existed = prefix.exists()
     try:
         with naming(spec):
-            backend.create(CreateRequest(spec, prefix, channels, cache, locked=locked), progress)
+            request = CreateRequest(
+                spec,
+                prefix,
+                channels,
+                cache,
+                locked=locked,
+                priority=channel_plan.priority,
+                file_channels=written_channels(spec, config),
+            )
+            backend.create(request, progress)
     except BaseException:
         if not existed:  # never leave half an env behind at a path the user chose
             shutil.rmtree(prefix, ignore_errors=True)

@@ -40,6 +40,7 @@ ARCHIVE_SUFFIXES = (".tar.bz2", ".conda")
 
 # custom_metadata keys envassay writes (values are strings, as conda-lock requires).
 META_HASH = "envassay.content-hash"
+META_PRIORITY = "envassay.channel-priority"  # the condarc's channel_priority it was solved with
 META_HASH_TEXT = "sha256 of the spec's meaning as envassay reads it; not conda-lock's algorithm"
 META_PIP_PREFIX = "envassay.pip."  # + platform: how that platform's pip: section was locked
 PIP_UNRESOLVED = "unresolved"

@@ -13,6 +13,7 @@ from envassay.lock.format import (
     META_HASH,
     META_HASH_TEXT,
     META_PIP_PREFIX,
+    META_PRIORITY,
     LockedPackage,
     LockFile,
     LockMetadata,
@@ -26,7 +27,7 @@ from envassay.rattler_client import run_worker
 from envassay.spec.config import Config
 from envassay.spec.environment import EnvSpec
 from envassay.spec.platforms import current_platform, virtual_packages_for
-from envassay.spec.resolve import cuda_version, resolve_channels
+from envassay.spec.resolve import FLEXIBLE_HINT, cuda_version, spec_channel_plan
 from envassay.store import EnvStore
 
 HEADER = (
@@ -55,7 +56,8 @@ def make_lock(
     """Solve ``spec`` for every platform (rattler worker) and its pip: section (pip)."""
 
     started = time.perf_counter()
-    channels = resolve_channels(spec, config)
+    channel_plan = spec_channel_plan(spec, config)
+    channels = channel_plan.urls
     current = current_platform()
     cuda = cuda_version(spec, config.env(spec.name))
     targets = [
@@ -69,13 +71,21 @@ def make_lock(
     payload = {
         "op": "solve",
         "channels": list(channels),
+        "priority": channel_plan.priority,
         "specs": spec.solve_specs,
         "cache_dir": str(EnvStore(config.store_path()).cache_dir),
         "targets": targets,
     }
-    outcome = run_worker(payload, progress)
+    try:
+        outcome = run_worker(payload, progress)
+    except SolveError as exc:
+        if channel_plan.priority == "flexible" and len(channels) > 1:
+            exc.hint = FLEXIBLE_HINT
+            exc.args = (exc.render(),)
+        raise
     packages: list[LockedPackage] = []
     custom: dict[str, str] = {META_HASH: META_HASH_TEXT}
+    custom[META_PRIORITY] = channel_plan.priority
     warnings: list[str] = []
     for platform in platforms:
         records = outcome["solutions"][platform]

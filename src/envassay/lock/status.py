@@ -15,6 +15,7 @@ from packaging.utils import canonicalize_name
 from envassay import redact
 from envassay.lock.format import (
     META_HASH,
+    META_PRIORITY,
     LockedEnv,
     LockedPackage,
     LockError,
@@ -24,7 +25,7 @@ from envassay.lock.format import (
 )
 from envassay.spec.config import Config
 from envassay.spec.environment import EnvSpec, load_spec, read_spec_header
-from envassay.spec.resolve import configured_platforms
+from envassay.spec.resolve import channel_plan, configured_platforms
 
 if TYPE_CHECKING:
     from rattler import PackageRecord
@@ -96,7 +97,13 @@ def lock_status(spec_path: Path, config: Config, spec: EnvSpec | None = None) ->
                 f"the spec changed since the lock was written (content hash "
                 f"{spec.content_hash[:12]}, the lock's {theirs})"
             )
-    channels = header.channels or config.default_channels
+    plan = channel_plan(spec_path, header.channels, header.nodefaults, config)
+    channels = plan.urls
+    solved_with = lock.metadata.custom.get(META_PRIORITY)
+    if solved_with is not None and solved_with != plan.priority:
+        reasons.append(
+            f"channel_priority is now {plan.priority}, the lock was solved with {solved_with}"
+        )
     if [redact.neutral(c) for c in lock.metadata.channels] != [redact.neutral(c) for c in channels]:
         reasons.append(
             f"channels are now {list(channels)}, the lock was solved against "

@@ -23,6 +23,7 @@ else:  # pragma: no cover - exercised only on 3.10
 GpuPolicy = Literal["none", "optional", "required", "auto"]
 BACKENDS = ("rattler", "auto", "conda", "mamba", "micromamba")
 TARGETS = ("native", "docker")
+CHANNEL_MODES = ("conda", "file")  # see spec/channels.py
 GPU_POLICIES = ("auto", "none", "optional", "required")
 # A run's override of the GPU policy (`--gpu`): require makes optional required, skip skips.
 GpuMode = Literal["auto", "require", "skip"]
@@ -57,6 +58,9 @@ class Config:
     store: Path | None = None
     backend: str = "rattler"
     default_channels: tuple[str, ...] = ()
+    # "conda": the rc channels are added as `conda env create` adds them; "file": only the
+    # spec's own channels (pixi's semantics), as if it listed `nodefaults`.
+    channels: str = "conda"
     platforms: tuple[str, ...] = ()
     envs: Mapping[str, EnvSettings] = field(default_factory=dict)
     source: Path | None = None
@@ -137,6 +141,7 @@ def parse_config(table: Any, *, root: Path, source: Path | None = None) -> Confi
         store=(root / reader.string(store, "store")).resolve() if store is not None else None,
         backend=reader.choice(table.get("backend", "rattler"), "backend", BACKENDS),
         default_channels=reader.channels(table.get("default-channels", []), "default-channels"),
+        channels=reader.choice(table.get("channels", "conda"), "channels", CHANNEL_MODES),
         platforms=reader.platforms(table.get("platforms", []), "platforms"),
         envs={name: reader.env(value, f"envs.{name}") for name, value in envs.items()},
         source=source,
@@ -155,6 +160,7 @@ def parse_config(table: Any, *, root: Path, source: Path | None = None) -> Confi
 
 _TOP_KEYS = (
     *("specs", "store", "backend", "default-channels", "platforms", "envs", "targets"),
+    "channels",
     *("runner", "runners", "gpu-runner"),
 )
 _ENV_KEYS = (

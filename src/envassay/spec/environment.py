@@ -233,6 +233,7 @@ class SpecHeader:
     platforms: tuple[str, ...]
     sha256: str
     requirement_files: bool  # a `-r file` line: the meaning depends on another file
+    nodefaults: bool = False
 
 
 def read_spec_header(path: str | Path) -> SpecHeader:
@@ -250,7 +251,7 @@ def read_spec_header(path: str | Path) -> SpecHeader:
     if not isinstance(data, dict):
         raise SpecError("expected a mapping with `dependencies:`", where=path)
     parser = _Parser(path, lines)
-    channels, _nodefaults = parser.channels(data.get("channels"))
+    channels, nodefaults = parser.channels(data.get("channels"))
     dependencies = data.get("dependencies")
     if dependencies is not None and not isinstance(dependencies, list):
         raise parser.error(f"`dependencies` must be a list, got {_kind(dependencies)}")
@@ -270,6 +271,7 @@ def read_spec_header(path: str | Path) -> SpecHeader:
             isinstance(line, str) and line.strip().startswith(("-r ", "--requirement"))
             for line in pip_lines
         ),
+        nodefaults=nodefaults,
     )
 
 

@@ -5,26 +5,85 @@ whether it wants CUDA.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from envassay import redact
 from envassay.errors import SpecError, UserError
+from envassay.spec.channels import Effective, effective_channels
+from envassay.spec.condarc import CondaRc, Sourced, load_condarc
 from envassay.spec.config import Config, EnvSettings
 from envassay.spec.environment import EnvSpec
 from envassay.spec.platforms import CUDA_NAMES, DEFAULT_CUDA, current_platform, validate_platforms
 
+# conda's default channel_priority is flexible, which rattler does not have: rattler's
+# strict takes, for each match spec, the highest channel with a matching package, so
+# two specs on one name may be held to different channels where conda's flexible
+# solves (README: channels).
+FLEXIBLE_HINT = (
+    "channel_priority is flexible (conda's default), which envassay solves with "
+    "rattler's strict priority: for each spec, only the highest channel with a matching "
+    "package; conda may solve this from a lower channel: set channel_priority: disabled "
+    "in your condarc, or reorder the channels"
+)
 
-def resolve_channels(spec: EnvSpec, config: Config) -> tuple[str, ...]:
-    """The spec's channels, else the project's `default-channels`; none at all is an error."""
-    channels = spec.channels or config.default_channels
-    if not channels:
+
+@dataclass(frozen=True)
+class ChannelPlan:
+    """A spec's effective channels (conda's meaning, see spec/channels.py) and the
+    channel priority the condarc asks for."""
+
+    channels: tuple[Effective, ...]
+    priority: str
+    rc: CondaRc
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return tuple(c.url for c in self.channels)
+
+    @property
+    def solver_priority(self) -> str:
+        """rattler solves `strict` and `disabled`; conda's `flexible` is solved strictly."""
+        return "disabled" if self.priority == "disabled" else "strict"
+
+
+def channel_plan(
+    path: Path,
+    channels: Sequence[str],
+    nodefaults: bool,
+    config: Config,
+    environ: Mapping[str, str] | None = None,
+) -> ChannelPlan:
+    """The effective channels of a spec's ``channels:`` (else the project's
+    ``default-channels``) under the condarc; none at all is an error."""
+    if channels:
+        written = [Sourced(c, f"spec {path.name}") for c in channels]
+    else:
+        source = "[tool.envassay] default-channels"
+        written = [Sourced(c, source) for c in config.default_channels]
+    rc = load_condarc(environ)
+    effective = effective_channels(written, nodefaults, rc, config.channels)
+    if not effective:
         raise SpecError(
-            "no `channels:` and no [tool.envassay] default-channels",
-            where=spec.path,
+            "no channels: the spec lists none, and neither do [tool.envassay] "
+            "default-channels nor the condarc",
+            where=path,
             hint="add e.g. `channels: [conda-forge]` or a file:// channel",
         )
-    require_variables(spec, channels)
-    return channels
+    return ChannelPlan(effective, rc.priority, rc)
+
+
+def spec_channel_plan(spec: EnvSpec, config: Config) -> ChannelPlan:
+    """:func:`channel_plan` for a parsed spec, its ``${VAR}`` checked."""
+    plan = channel_plan(spec.path, spec.channels, spec.nodefaults, config)
+    require_variables(spec, plan.urls)
+    return plan
+
+
+def resolve_channels(spec: EnvSpec, config: Config) -> tuple[str, ...]:
+    """The spec's effective channel URLs, in priority order (see :func:`channel_plan`)."""
+    return spec_channel_plan(spec, config).urls
 
 
 def require_variables(spec: EnvSpec, channels: tuple[str, ...]) -> None:

@@ -319,10 +319,10 @@ def _context_spec(plan: ImagePlan, ctx: Path, secrets: dict[str, str]) -> str:
     spec = plan.spec
     data, _lines = read_yaml(spec.path)  # as the spec was read: UTF-16 too
     data["name"] = spec.name
-    # conda and mamba read `nodefaults` as "no default channels" (create.sh gives conda
-    # >= 26 the channels instead): always there, as the native conda backend never lets
-    # default channels in either.
-    nodefaults = spec.nodefaults or plan.options.creator in ("conda", "mamba")
+    # The channels are the host's effective ones (the host's condarc already applied):
+    # `nodefaults` keeps the builder's rc channels out. conda, mamba and envassay read it
+    # so (create.sh gives conda >= 26 the channels instead); micromamba as a channel name.
+    nodefaults = spec.nodefaults or plan.options.creator in ("conda", "mamba", "envassay")
     # Credentials as ${VAR} (what ENVASSAY_SECRETS sets): the context holds none.
     channels = [redact.placeholders(url, taken=secrets) for url in plan.channels]
     data["channels"] = [*channels, *(["nodefaults"] if nodefaults else [])]

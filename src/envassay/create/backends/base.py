@@ -22,6 +22,12 @@ class CreateRequest:
     cache_dir: Path
     platform: str | None = None
     locked: LockedEnv | None = None
+    # The condarc's channel_priority (strict, flexible, disabled); rattler solves
+    # flexible strictly (README: channels).
+    priority: str = "flexible"
+    # The channels as the spec (else [tool.envassay] default-channels) writes them,
+    # `nodefaults` included: mamba 2 and micromamba resolve these by their own rules.
+    file_channels: Sequence[str] = ()
 
 
 @dataclass(frozen=True)

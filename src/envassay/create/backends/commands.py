@@ -8,14 +8,17 @@ Two argument styles (see :attr:`envassay.backends.tools.Tool.style`):
   (conda >= 26, see :func:`spec_via_create`);
   lock: ``TOOL create -y -p PREFIX --file EXPLICIT.txt``
 - libmamba style (micromamba, mamba 2.x):
-  spec: ``TOOL create -y -p PREFIX -f ENV.yml --override-channels -c CH [-c CH...]``;
+  spec: ``TOOL create -y -p PREFIX -f ENV.yml``;
   lock: ``TOOL create -y -p PREFIX -f NAME.conda-lock.yml``
 
-``ENV.yml`` is generated from the spec (:func:`envassay.backends.conda.environment_file`)
-and lists the resolved channels (:func:`file_channels`); for ``conda env create``
-with ``nodefaults`` (it takes no channel options), otherwise the same channels are
-on the command line too, where ``--override-channels`` keeps the user's rc channels
-out: every version solves against exactly the spec's channels. A lock is
+``ENV.yml`` is generated from the spec (:func:`envassay.backends.conda.environment_file`).
+conda and mamba 1.x (which runs on conda's own configuration) get the effective channels
+envassay resolved by conda's rules (:func:`file_channels`): for ``conda env create``
+with ``nodefaults`` (it takes no channel options), for ``conda create`` (conda >= 26)
+on the command line too, where ``--override-channels`` keeps the rc channels from
+being added twice. mamba 2 and micromamba keep their own rules: their file lists the
+spec's channels as written (``nodefaults`` included) and they read their own
+configuration (README: channels). A lock is
 given to micromamba as the conda-lock file itself (it installs that file's pip
 entries too); conda reads no conda-lock file without the conda-lock plugin, so
 it gets an ``@EXPLICIT`` file rendered from the lock, and envassay installs the
@@ -67,15 +70,17 @@ def spec_via_create(tool: Tool) -> bool:
     return tool.flavour == "conda" and tool.major >= CONDA_CREATE_READS_ENV_FILES
 
 
-def file_channels(tool: Tool, channels: Sequence[str]) -> list[str]:
+def file_channels(tool: Tool, channels: Sequence[str], written: Sequence[str] = ()) -> list[str]:
     """The ``channels:`` of the generated environment file.
 
-    ``conda env create`` (conda < 26, mamba 1.x): the channels and ``nodefaults``, the
-    only way to keep .condarc's channels out. Otherwise the channels alone (conda 26 and
-    micromamba read ``nodefaults`` as a channel name); ``--override-channels -c`` say
-    the same on the command line.
+    ``conda env create`` (conda < 26, mamba 1.x): the effective channels and
+    ``nodefaults`` (they already hold the rc channels). conda 26: the effective channels
+    alone (it reads ``nodefaults`` as a channel name); ``--override-channels -c`` say the
+    same on the command line. mamba 2 and micromamba: ``written``, the spec's own.
     """
-    if tool.style == "conda" and not spec_via_create(tool):
+    if tool.style == "libmamba":
+        return list(written)
+    if not spec_via_create(tool):
         return [*channels, "nodefaults"]
     return list(channels)
 
@@ -87,6 +92,8 @@ def create_from_spec(
     argv: list[str | os.PathLike[str]]
     if tool.style == "conda" and not spec_via_create(tool):
         argv = [tool.path, "env", "create", "-p", prefix, "-f", env_file]
+    elif tool.style == "libmamba":  # the file's channels, by the tool's own rules
+        argv = [tool.path, "create", "-y", "-p", prefix, "-f", env_file]
     else:
         # A `-c` URL's ${VAR} is not expanded by the tool (a file's is, by conda): here.
         options = [

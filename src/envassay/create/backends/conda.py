@@ -113,7 +113,8 @@ class CondaBackend:
         if locked is None:
             # Not named after the spec: micromamba reads any `*-lock.yml` as a conda-lock file.
             env_file = tmp / "environment.yml"
-            text = environment_file(spec, commands.file_channels(tool, request.channels))
+            channels = commands.file_channels(tool, request.channels, request.file_channels)
+            text = environment_file(spec, channels)
             # Credentials as ${VAR} (conda expands them in the file, pip in the requirements
             # conda writes for it): the temporary file holds no secret.
             text, hidden = redact.hide(text)

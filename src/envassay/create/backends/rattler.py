@@ -5,9 +5,11 @@ from __future__ import annotations
 from envassay.create.backends.base import CreateRequest, CreateResult
 from envassay.create.backends.bytecode import compile_bytecode
 from envassay.create.backends.pip_stage import install_locked_pip, install_pip_section
+from envassay.errors import SolveError
 from envassay.lock.format import LockedEnv
 from envassay.progress import Progress
 from envassay.rattler_client import run_worker
+from envassay.spec.resolve import FLEXIBLE_HINT
 
 
 class RattlerBackend:
@@ -32,8 +34,15 @@ class RattlerBackend:
             "prefix": str(request.prefix),
             "cache_dir": str(request.cache_dir),
             "platform": request.platform,
+            "priority": request.priority,
         }
-        outcome = run_worker(payload, progress)
+        try:
+            outcome = run_worker(payload, progress)
+        except SolveError as exc:
+            if request.priority == "flexible" and len(request.channels) > 1:
+                exc.hint = FLEXIBLE_HINT
+                exc.args = (exc.render(),)
+            raise
         compile_bytecode(request.prefix, progress, request.cache_dir)
         pip_seconds = install_pip_section(spec, request.prefix, progress)
         return CreateResult(
