@@ -28,6 +28,8 @@ from envassay.errors import EnvassayError, UserError
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+# "returned a non-zero code: 2" (classic builder), "exit code: 2" (BuildKit).
+_EXIT_CODE = re.compile(r"(?:non-zero code|exit code): (\d+)")
 # Every container envassay starts carries this label, so leftovers are easy to find.
 CONTAINER_LABEL = "io.envassay.run"
 # Connecting and the version handshake; builds and runs set their own limits.
@@ -63,11 +65,43 @@ class DockerError(EnvassayError):
 class ImageBuildError(EnvassayError):
     """`docker build` failed; the message names the failing step and shows its output."""
 
-    def __init__(self, message: str, *, step: str = "", output: str = "", log: Path | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str = "",
+        output: str = "",
+        log: Path | None = None,
+        error: str = "",
+    ):
         self.step = step
         self.output = output
         self.log = log
+        self.error = error  # what the engine said
         super().__init__(message)
+
+    @property
+    def exit_code(self) -> int | None:
+        """The failing RUN's exit status, as the engine reports it (None: not a RUN)."""
+        match = _EXIT_CODE.search(self.error)
+        return int(match.group(1)) if match else None
+
+    @property
+    def base_image(self) -> bool:
+        """Whether a FROM failed: its image is not here and cannot be pulled."""
+        return " FROM " in self.step and not any(
+            _LAYER.match(line) for line in self.output.splitlines()
+        )
+
+    @property
+    def cause(self) -> str:
+        """The step's own last word on why it failed: create.sh's error line, else the
+        step's last output line, else the engine's message."""
+        lines = [line.strip() for line in self.output.splitlines() if line.strip()]
+        for line in reversed(lines):
+            if line.startswith("envassay-create: error: "):
+                return line[len("envassay-create: error: ") :]
+        return lines[-1] if lines and not self.base_image else self.error
 
 
 def engine_address() -> str:
@@ -570,4 +604,4 @@ def _build_error(
     where = f" at {step}" if step else ""
     log = f"\nfull build log: {log_path}" if log_path else ""
     message = f"docker build of {tag} failed{where}: {error}\n{shown}{log}"
-    return ImageBuildError(message, step=step, output="\n".join(lines), log=log_path)
+    return ImageBuildError(message, step=step, output="\n".join(lines), log=log_path, error=error)

@@ -206,13 +206,69 @@ def test_failing_build_names_its_step_and_shows_its_output(
     docker_project.settings(f'[tool.envassay.envs.unsolvable]\nbuilder-image = "{base_image}"')
     spec = docker_project.spec("unsolvable", ["python=3.11", "no-such-package-anywhere"])
     code, items, output = check(docker_project, envassay_env, "--target", "docker", spec)
-    assert code == 1, output
-    outcome, message = items["create[docker]"]
+    assert code == 2, output  # unsolvable is bad input, natively and in the builder alike
+    outcome, message = items["create"]  # bad input: the env's own item, as natively
     assert outcome == "failure"
-    assert "failed at Step " in message and ": RUN " in message
+    assert "image build failed at Step " in message and "(create.sh)" in message
     assert "no-such-package-anywhere" in message  # the solver's own words, from the step
     assert "full build log:" in message
-    assert sorted(items) == ["create[docker]", "lock[fresh]"]  # nothing to probe
+    assert "Traceback" not in output
+
+
+@pytest.mark.docker
+@pytest.mark.channel
+def test_pip_failure_in_the_builder_names_its_real_cause(
+    docker_project: Project, envassay_env: dict[str, str], engine: Engine
+) -> None:
+    """pip says "(from versions: none)"; the cause (a TLS failure here) is only in its
+    retry warnings: the failure text and the saved build log both carry it."""
+    import http.server
+    import threading
+
+    # A plain-HTTP server addressed as https: every TLS handshake with it fails.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # (localhost: pip's truststore cannot check an IP address's hostname at all)
+        index = f"https://localhost:{server.server_address[1]}/simple"
+        spec = docker_project.spec(
+            "good", ["python=3.11", "pip"], pip=[f"--index-url {index}", "tinyx"]
+        )
+        code, items, output = check(docker_project, envassay_env, "--target", "docker", spec)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 2, output  # as natively: pip could not resolve the pip: section
+    outcome, message = items["create"]
+    assert outcome == "failure", message
+    assert "from versions: none" in message or "No matching distribution" in message
+    assert "pip warned: " in message and "SSL" in message, message
+    log = Path(message.split("full build log: ")[1].split(")")[0].split(";")[0].strip())
+    text = log.read_text()
+    assert "pip warned: " in text and "SSL" in text
+
+
+@pytest.mark.docker
+@pytest.mark.channel
+def test_missing_base_image_is_one_line_and_exit_2(
+    docker_project: Project, envassay_env: dict[str, str], engine: Engine
+) -> None:
+    missing = f"envassay-test.invalid/none:{uuid.uuid4().hex[:8]}"
+    spec = docker_project.spec("nobase", ["python=3.11"])
+    for args in (["--builder-image", missing], ["--runtime-image", missing]):
+        code, items, output = check(docker_project, envassay_env, "--target", "docker", *args, spec)
+        assert code == 2, output
+        outcome, message = items["create"]
+        assert outcome == "failure"
+        assert "image build failed at Step " in message and " FROM " in message, message
+        assert "--builder-image" in message and "\n" not in message
+        assert "Traceback" not in output
+    build = envassay(
+        "build", "--builder-image", missing, spec, env=envassay_env, cwd=docker_project.root
+    )
+    assert build.returncode == 2, build.describe()
+    errors = [line for line in build.stderr.splitlines() if "error" in line.lower()]
+    assert errors[-1].startswith("envassay: error: ") and " FROM " in errors[-1], build.stderr
 
 
 @pytest.mark.channel
