@@ -28,6 +28,12 @@ from envassay.errors import EnvassayError, UserError
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+# The lines of a build that say which phase it is in: the image's steps that take time
+# (FROM, COPY, RUN), create.sh's and envassay's own lines, errors.
+_PHASE = re.compile(
+    r"^(Step \d+/\d+ : (FROM|COPY|RUN) |\[[\w-]+ +\d+/\d+\] (FROM|COPY|RUN) |envassay-create: "
+    r"|\[rattler\] |pip installing|compiling bytecode|ERROR|exporting to image)"
+)
 # "returned a non-zero code: 2" (classic builder), "exit code: 2" (BuildKit).
 _EXIT_CODE = re.compile(r"(?:non-zero code|exit code): (\d+)")
 # Every container envassay starts carries this label, so leftovers are easy to find.
@@ -265,7 +271,8 @@ class Engine:
             if log_file:
                 log_file.write(redact.mask(line) + "\n")
                 log_file.flush()
-            on_line(line)
+            if is_phase(line):  # the tools' own chatter is in the log only
+                on_line(line)
 
         try:
             stream = self.api.build(
@@ -595,6 +602,11 @@ def _demux(data: bytes) -> tuple[str, str]:
         b"".join(out).decode("utf-8", "replace"),
         b"".join(err).decode("utf-8", "replace"),
     )
+
+
+def is_phase(line: str) -> bool:
+    """Whether a build output line starts a phase (shown as progress; all go to the log)."""
+    return bool(_PHASE.match(line))
 
 
 def _build_error(

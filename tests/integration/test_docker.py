@@ -8,6 +8,7 @@ runtime, with envassay's own rattler backend as the creator: no registry is reac
 from __future__ import annotations
 
 import json
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -213,6 +214,55 @@ def test_failing_build_names_its_step_and_shows_its_output(
     assert "no-such-package-anywhere" in message  # the solver's own words, from the step
     assert "full build log:" in message
     assert "Traceback" not in output
+    # A log (no terminal): one line per phase; the tools' chatter is in the build log only.
+    assert "envassay-create: [" in output and "Step 6/" in output
+    assert "Removing intermediate container" not in output and " ---> Running" not in output
+
+
+@pytest.mark.docker
+@pytest.mark.channel
+def test_build_progress_on_a_terminal_is_one_live_line_and_quiet_with_q(
+    docker_project: Project, envassay_env: dict[str, str], base_image: str, engine: Engine
+) -> None:
+    import pty
+    import select
+    import subprocess
+
+    docker_project.settings(f'[tool.envassay.envs.live]\nbuilder-image = "{base_image}"')
+    spec = docker_project.spec("live", ["python=3.11", f"no-such-package-{uuid.uuid4().hex[:6]}"])
+
+    def on_a_terminal(*args: str | Path) -> str:
+        leader, follower = pty.openpty()
+        argv = [sys.executable, "-m", "envassay", "check", "--target", "docker", spec, *args]
+        child = subprocess.Popen(
+            argv, stdin=follower, stdout=follower, stderr=follower,
+            env=envassay_env | {"COLUMNS": "100", "TERM": "xterm"}, cwd=docker_project.root,
+        )  # fmt: skip
+        os.close(follower)
+        out = b""
+        while True:
+            ready, _, _ = select.select([leader], [], [], 300)
+            try:
+                chunk = os.read(leader, 65536) if ready else b""
+            except OSError:  # the child closed the terminal
+                chunk = b""
+            if not chunk:
+                break
+            out += chunk
+        os.close(leader)
+        assert child.wait(60) == 2
+        return out.decode(errors="replace")
+
+    screen = on_a_terminal()
+    # The live line: drawn on the row below pytest's and erased; no build step gets a row.
+    assert "\x1b[K" in screen and "envassay-create: [" in screen
+    rows = [row.split("\r")[-1] for row in screen.split("\n")]
+    assert not [row for row in rows if row.startswith(("Step ", "envassay: Step", " ---> "))]
+    assert not [row for row in screen.split("\n") if "collecting" in row and "envassay:" in row]
+    # -q: no progress at all; the verdict still says why.
+    quiet = on_a_terminal("--", "-q")
+    assert "\x1b[K" not in quiet and "\x1b[A" not in quiet
+    assert "no-such-package-" in quiet
 
 
 @pytest.mark.docker

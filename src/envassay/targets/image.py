@@ -484,9 +484,18 @@ def _input_error(exc: ImageBuildError, plan: ImagePlan) -> UserError | None:
             f"image build failed at {exc.step.split(' : ', 1)[0]} (create.sh): {exc.cause}",
             where=plan.spec.path,
             hint=f"as natively: fix the spec or its channels{log}",
-            details="\n".join(exc.output.splitlines()[-40:]),
+            details="\n".join(_tool_lines(exc.output)[-40:]),
         )
     return None
+
+
+def _tool_lines(output: str) -> list[str]:
+    """A step's output without the engine's own lines (containers made and removed)."""
+    return [
+        line
+        for line in output.splitlines()
+        if not line.startswith((" ---> ", "Removing intermediate container"))
+    ]
 
 
 def _provenance(plan: ImagePlan) -> dict[str, str]:
