@@ -481,12 +481,18 @@ def _input_error(exc: ImageBuildError, plan: ImagePlan) -> UserError | None:
         )
     if exc.exit_code == 2 and "create.sh" in exc.step:
         return UserError(
-            f"image build failed at {exc.step.split(' : ', 1)[0]} (create.sh): {exc.cause}",
+            f"image build failed at {_step_label(exc.step)} (create.sh): {exc.cause}",
             where=plan.spec.path,
             hint=f"as natively: fix the spec or its channels{log}",
             details="\n".join(_tool_lines(exc.output)[-40:]),
         )
     return None
+
+
+def _step_label(step: str) -> str:
+    """ "Step 6/17" (classic builder) or "[builder 4/4]" (BuildKit) of a step's line."""
+    match = re.match(r"(Step \d+/\d+|\[[^\]]+\])", step)
+    return match.group(1) if match else step
 
 
 def _tool_lines(output: str) -> list[str]:
