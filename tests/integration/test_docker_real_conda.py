@@ -157,7 +157,7 @@ def test_spec_builds_with_conda_and_checks_inside(
     code, ref, out = conda_project.build()
     assert code == 0, out
     assert ref.startswith("envassay/dconda:"), out
-    if "Step 1/" in out:  # built now (an earlier run may have left the image behind)
+    if "envassay-create: [" in out:  # built now (an earlier run may have left it behind)
         assert f"conda {version}" in out, out  # create.sh said which conda it runs
         command = "conda create --yes" if version >= "26" else "conda env create"
         assert f"running {command}" in out, out
