@@ -6,10 +6,10 @@ served over HTTP from 127.0.0.1, built and checked side by side:
                          `RUN conda env create -p /opt/env -f ... && conda clean --all -y`,
                          then one `docker run` of the imports and `pip check`; with the
                          classic builder and with BuildKit (DOCKER_BUILDKIT=1)
-  docker, envassay       `envassay check --target docker --creator conda SPEC` with an
+  docker, envassay       `envassay check --target docker --creator C SPEC` with an
                          empty store, then again (warm: the image is reused by its content
-                         hash); with BuildKit (default here) and the classic builder
-                         (ENVASSAY_BUILDKIT=0)
+                         hash); with BuildKit (default here; C = conda, then envassay) and
+                         the classic builder (ENVASSAY_BUILDKIT=0, C = conda)
   native, hand-written   `conda env create -p P -f SPEC` (empty package cache), one
                          `P/bin/python -c "import X"` per declared package, `pip check`;
                          warm: the imports and `pip check` only
@@ -63,9 +63,13 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
 def serve(directory: Path) -> str:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-    handler.log_message = lambda *_args: None  # type: ignore[method-assign]
+    handler = functools.partial(_Quiet, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_address[1]}"
@@ -99,7 +103,7 @@ def main(argv: list[str]) -> int:
     channel = serve(channel_dir)
     builder = ensure_conda_image(args.conda, engine).ref
     runtime = ensure_base_image(engine).ref
-    print(f"channel {channel_dir} ({sum(1 for _ in channel_dir.rglob('*.conda'))} packages)")
+    print(f"channel {channel_dir} ({sum(1 for _ in channel_dir.glob('*/*.tar.bz2'))} packages)")
     print(f"builder {builder} (conda {args.conda}); runtime {runtime}; {load()}")
     made: list[str] = []
     figures: dict[str, float] = {}
@@ -132,9 +136,14 @@ def main(argv: list[str]) -> int:
             print(f"  docker hand-written ({way}): {seconds:.1f}s; {load()}", flush=True)
 
         # --- docker, envassay --------------------------------------------------------------
-        for way, buildkit in (("BuildKit", "1"), ("classic", "0")):
-            if way == "classic" and args.skip_classic:
+        for builder_kind, buildkit, creator in (
+            ("BuildKit", "1", "conda"),
+            ("BuildKit", "1", "envassay"),
+            ("classic", "0", "conda"),
+        ):
+            if builder_kind == "classic" and args.skip_classic:
                 continue
+            way = f"{builder_kind}, --creator {creator}"
             name = f"ea-{uuid.uuid4().hex[:8]}"
             project = scratch / name
             spec = write_spec(project, channel, name, nodefaults=False)
@@ -148,13 +157,16 @@ def main(argv: list[str]) -> int:
                 "ENVASSAY_BUILDKIT": buildkit,
             }
             check = [sys.executable, "-m", "envassay", "check", "--target", "docker"]
-            check += ["--creator", "conda", spec, "--", "-q"]
+            check += ["--creator", creator, spec, "--", "-q"]
             for phase in ("cold", "warm"):
                 seconds = timed(
                     lambda c=check, e=env, p=project: must(run(c, env=e, cwd=p, timeout=1800))
                 )
                 figures[f"docker envassay ({way}) {phase}"] = seconds
                 print(f"  docker envassay ({way}) {phase}: {seconds:.1f}s; {load()}", flush=True)
+            logs = Path(tempfile.gettempdir()) / "envassay-bench-logs" / name
+            shutil.copytree(project / "store" / "logs", logs, dirs_exist_ok=True)
+            print(f"    build log (steps timed): {logs}", flush=True)
             refs = [i for i in engine.api.images(name=f"envassay/{name}", quiet=True)]
             for ref in refs:
                 sizes[f"envassay ({way})"] = int(engine.api.inspect_image(ref)["Size"])
@@ -190,17 +202,17 @@ def main(argv: list[str]) -> int:
             engine.api.remove_image(ref, force=True)
         shutil.rmtree(scratch, ignore_errors=True)
 
-    print("\nway                                     seconds")
+    print(f"\n{'way':56s} seconds")
     for way, seconds in figures.items():
-        print(f"{way:40s}{seconds:8.1f}")
-    print("\nimage                                   MB")
+        print(f"{way:56s}{seconds:8.1f}")
+    print(f"\n{'image':56s}      MB")
     for way, size in sizes.items():
-        print(f"{way:40s}{size / 1e6:8.0f}")
+        print(f"{way:56s}{size / 1e6:8.0f}")
     ratios = (
-        ("docker envassay (BuildKit) cold", "docker hand-written (BuildKit)"),
-        ("docker envassay (BuildKit) cold", "docker hand-written (classic)"),
-        ("docker envassay (BuildKit) warm", "docker hand-written (BuildKit)"),
-        ("docker envassay (classic) cold", "docker hand-written (classic)"),
+        ("docker envassay (BuildKit, --creator conda) cold", "docker hand-written (BuildKit)"),
+        ("docker envassay (BuildKit, --creator envassay) cold", "docker hand-written (BuildKit)"),
+        ("docker envassay (BuildKit, --creator conda) warm", "docker hand-written (BuildKit)"),
+        ("docker envassay (classic, --creator conda) cold", "docker hand-written (classic)"),
         ("native envassay cold", "native hand-written cold"),
         ("native envassay warm", "native hand-written cold"),
         ("native envassay warm", "native hand-written warm"),

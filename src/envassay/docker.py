@@ -706,6 +706,7 @@ class _PlainProgress:
     _OUT = re.compile(r"^#(\d+) \d+\.\d+ (.*)$")
     _ERROR = re.compile(r"^#(\d+) ERROR: (.*)$")
     _META = re.compile(r"^load metadata for (\S+)")
+    _DONE = re.compile(r"^#(\d+) DONE (\d+\.\d+s)$")
 
     def __init__(self) -> None:
         self.names: dict[str, str] = {}
@@ -727,8 +728,10 @@ class _PlainProgress:
         if match := self._ERROR.match(line):
             self.errors[match[1]], self.failed = match[2], match[1]
             return f"ERROR: {match[2]}"
+        if (match := self._DONE.match(line)) and match[1] in self.names:
+            return f"done in {match[2]}: {self.names[match[1]]}"  # the log's timings
         if line.startswith("#") or not line.strip():
-            return None  # DONE, CACHED, digests, transfer counters
+            return None  # CACHED, digests, transfer counters
         self.tail.append(line)
         return line
 
