@@ -31,7 +31,7 @@ _LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 # The lines of a build that say which phase it is in: the image's steps that take time
 # (FROM, COPY, RUN), create.sh's and envassay's own lines, errors.
 _PHASE = re.compile(
-    r"^(Step \d+/\d+ : (FROM|COPY|RUN) |\[[\w-]+ +\d+/\d+\] (FROM|COPY|RUN) |envassay-create: "
+    r"^(Step \d+/\d+ : (FROM|COPY|RUN) |\[([\w-]+ +)?\d+/\d+\] (FROM|COPY|RUN) |envassay-create: "
     r"|\[rattler\] |pip installing|compiling bytecode|ERROR|exporting to image)"
 )
 # "returned a non-zero code: 2" (classic builder), "exit code: 2" (BuildKit).
