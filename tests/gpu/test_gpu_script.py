@@ -339,11 +339,3 @@ def framework_code() -> dict[str, object]:
 
 
 # Real jax (and tensorflow): tests/gpu/test_real_frameworks.py, in envs envassay creates.
-
-
-def test_real_tensorflow_work_is_right_on_the_cpu() -> None:
-    tf = pytest.importorskip("tensorflow")
-    tensorflow_work = framework_code()["tensorflow_work"]
-    assert callable(tensorflow_work)
-    check = tensorflow_work(tf, "/CPU:0")
-    assert check["ok"], check
