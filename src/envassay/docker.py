@@ -21,13 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envassay import redact
+from envassay import command, redact
 from envassay.command import Capture, CommandResult
 from envassay.errors import EnvassayError, UserError
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+# The lines of a build that say which phase it is in: the image's steps that take time
+# (FROM, COPY, RUN), create.sh's and envassay's own lines, errors.
+_PHASE = re.compile(
+    r"^(Step \d+/\d+ : (FROM|COPY|RUN) |\[([\w-]+ +)?\d+/\d+\] (FROM|COPY|RUN) |envassay-create: "
+    r"|\[rattler\] |pip installing|compiling bytecode|ERROR|exporting to image)"
+)
+# "returned a non-zero code: 2" (classic builder), "exit code: 2" (BuildKit).
+_EXIT_CODE = re.compile(r"(?:non-zero code|exit code): (\d+)")
 # Every container envassay starts carries this label, so leftovers are easy to find.
 CONTAINER_LABEL = "io.envassay.run"
 # Connecting and the version handshake; builds and runs set their own limits.
@@ -63,11 +71,43 @@ class DockerError(EnvassayError):
 class ImageBuildError(EnvassayError):
     """`docker build` failed; the message names the failing step and shows its output."""
 
-    def __init__(self, message: str, *, step: str = "", output: str = "", log: Path | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str = "",
+        output: str = "",
+        log: Path | None = None,
+        error: str = "",
+    ):
         self.step = step
         self.output = output
         self.log = log
+        self.error = error  # what the engine said
         super().__init__(message)
+
+    @property
+    def exit_code(self) -> int | None:
+        """The failing RUN's exit status, as the engine reports it (None: not a RUN)."""
+        match = _EXIT_CODE.search(self.error)
+        return int(match.group(1)) if match else None
+
+    @property
+    def base_image(self) -> bool:
+        """Whether a FROM failed: its image is not here and cannot be pulled."""
+        return " FROM " in self.step and not any(
+            _LAYER.match(line) for line in self.output.splitlines()
+        )
+
+    @property
+    def cause(self) -> str:
+        """The step's own last word on why it failed: create.sh's error line, else the
+        step's last output line, else the engine's message."""
+        lines = [line.strip() for line in self.output.splitlines() if line.strip()]
+        for line in reversed(lines):
+            if line.startswith("envassay-create: error: "):
+                return line[len("envassay-create: error: ") :]
+        return lines[-1] if lines and not self.base_image else self.error
 
 
 def engine_address() -> str:
@@ -217,6 +257,11 @@ class Engine:
         """
         import docker.errors
 
+        cli = buildkit_cli()
+        if cli is not None:
+            return self._build_buildkit(
+                cli, context, tag, buildargs or {}, dockerfile, on_line, log_path, timeout
+            )
         started = time.perf_counter()
         log: list[str] = []
         step = ""
@@ -231,7 +276,8 @@ class Engine:
             if log_file:
                 log_file.write(redact.mask(line) + "\n")
                 log_file.flush()
-            on_line(line)
+            if is_phase(line):  # the tools' own chatter is in the log only
+                on_line(line)
 
         try:
             stream = self.api.build(
@@ -288,6 +334,62 @@ class Engine:
                 raise _build_error(tag, step, step_lines, "no image was produced", log_path)
             image_id = info.id
         return BuildResult(image_id, log, time.perf_counter() - started)
+
+    def _build_buildkit(
+        self,
+        cli: Sequence[str],
+        context: Path,
+        tag: str,
+        buildargs: Mapping[str, str],
+        dockerfile: str,
+        on_line: Callable[[str], None],
+        log_path: Path | None,
+        timeout: float,
+    ) -> BuildResult:
+        """As :meth:`build`, through a docker CLI with BuildKit: no container and no commit
+        per instruction, stages in parallel. The arguments' values travel in the CLI's
+        environment (``--build-arg NAME``), never on its command line."""
+        started = time.perf_counter()
+        log: list[str] = []
+        parsed = _PlainProgress()
+        argv = [
+            *cli,
+            "--progress=plain",
+            "--network=host",
+            "--file",
+            str(context / dockerfile),
+            "--tag",
+            tag,
+        ]
+        env = {**os.environ, "DOCKER_BUILDKIT": "1", "DOCKER_CLI_HINTS": "false"}
+        for name, value in buildargs.items():
+            argv += ["--build-arg", name]
+            env[name] = value
+        argv.append(str(context))
+        with contextlib.ExitStack() as stack:
+            log_file = (
+                stack.enter_context(log_path.open("w", encoding="utf-8")) if log_path else None
+            )
+
+            def take(raw: str) -> None:
+                line = parsed.feed(_ANSI.sub("", raw.rstrip("\n")))
+                if line is None:
+                    return
+                log.append(line)
+                if log_file:
+                    log_file.write(redact.mask(line) + "\n")
+                    log_file.flush()
+                if is_phase(line):
+                    on_line(line)
+
+            result = command.stream(argv, env=env, on_stderr_line=take, on_stdout_line=take)
+        if not result.ok:
+            step, lines, error = parsed.failure(result.returncode)
+            raise _build_error(tag, step, lines, error, log_path)
+        info = self.image(tag)
+        if info is None:
+            raise _build_error(tag, "", [], "no image was produced", log_path)
+        return BuildResult(info.id, log, time.perf_counter() - started)
 
     def _remove_untagged(self, images: Sequence[str]) -> None:
         """Remove each image that no tag and no other image uses (with its untagged parents)."""
@@ -583,6 +685,93 @@ class _Demux:
             data = data[8:]
 
 
+def buildkit_cli() -> tuple[str, ...] | None:
+    """A docker CLI that builds with BuildKit, as argv up to the context; None: build with
+    the SDK (the classic builder). ``ENVASSAY_BUILDKIT=0`` asks for the classic builder.
+
+    `docker buildx build --load` where buildx is installed, else a CLI from 18.09 to 22
+    (their `docker build` has BuildKit built in, with DOCKER_BUILDKIT=1); the docker on
+    PATH first, then Debian's /usr/bin/docker.
+    """
+    global _BUILDKIT
+    if os.environ.get("ENVASSAY_BUILDKIT", "").strip() in ("0", "false", "no"):
+        return None
+    if _BUILDKIT is None:
+        _BUILDKIT = (_find_buildkit_cli(),)
+    return _BUILDKIT[0]
+
+
+_BUILDKIT: tuple[tuple[str, ...] | None] | None = None
+
+
+def _find_buildkit_cli() -> tuple[str, ...] | None:
+    import shutil
+
+    candidates = [shutil.which("docker"), "/usr/bin/docker"]
+    for cli in dict.fromkeys(c for c in candidates if c and os.access(c, os.X_OK)):
+        if command.run([cli, "buildx", "version"], timeout=15).ok:
+            return (cli, "buildx", "build", "--load")
+        version = command.run([cli, "--version"], timeout=15)
+        match = re.search(r"version (\d+)\.(\d+)", version.stdout)
+        if version.ok and match and (18, 9) <= (int(match[1]), int(match[2])) < (23, 0):
+            return (cli, "build")
+    return None
+
+
+class _PlainProgress:
+    """Reads BuildKit's ``--progress=plain`` lines: each vertex (a step) by number, its
+    name and output; gives back the lines worth keeping (names, output, errors)."""
+
+    _HEAD = re.compile(r"^#(\d+) \[([^\]]+)\] (.*)$")
+    _OUT = re.compile(r"^#(\d+) \d+\.\d+ (.*)$")
+    _ERROR = re.compile(r"^#(\d+) ERROR: (.*)$")
+    _META = re.compile(r"^load metadata for (\S+)")
+    _DONE = re.compile(r"^#(\d+) DONE (\d+\.\d+s)$")
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.output: dict[str, list[str]] = {}
+        self.errors: dict[str, str] = {}
+        self.failed = ""
+        self.tail: list[str] = []  # what follows the vertices: the CLI's summary
+
+    def feed(self, line: str) -> str | None:
+        if match := self._HEAD.match(line):
+            number, name = match[1], f"[{match[2]}] {match[3]}"
+            if self.names.get(number) == name:
+                return None
+            self.names[number] = name
+            return name
+        if match := self._OUT.match(line):
+            self.output.setdefault(match[1], []).append(match[2])
+            return match[2]
+        if match := self._ERROR.match(line):
+            self.errors[match[1]], self.failed = match[2], match[1]
+            return f"ERROR: {match[2]}"
+        if (match := self._DONE.match(line)) and match[1] in self.names:
+            return f"done in {match[2]}: {self.names[match[1]]}"  # the log's timings
+        if line.startswith("#") or not line.strip():
+            return None  # CACHED, digests, transfer counters
+        self.tail.append(line)
+        return line
+
+    def failure(self, returncode: int) -> tuple[str, list[str], str]:
+        """(the failed step, its output, the error) once the CLI exited ``returncode``."""
+        name = self.names.get(self.failed, "")
+        if meta := self._META.match(name.split("] ", 1)[-1] if name else ""):
+            name = f"[{name[1:].split(']', 1)[0]}] FROM {meta[1]}"  # a base image
+        error = self.errors.get(self.failed) or next(
+            (line for line in reversed(self.tail) if line.strip() and line != "------"),
+            f"docker build exited {returncode}",
+        )
+        return name, self.output.get(self.failed, []), error
+
+
+def is_phase(line: str) -> bool:
+    """Whether a build output line starts a phase (shown as progress; all go to the log)."""
+    return bool(_PHASE.match(line))
+
+
 def _build_error(
     tag: str, step: str, lines: list[str], error: str, log_path: Path | None
 ) -> ImageBuildError:
@@ -590,4 +779,4 @@ def _build_error(
     where = f" at {step}" if step else ""
     log = f"\nfull build log: {log_path}" if log_path else ""
     message = f"docker build of {tag} failed{where}: {error}\n{shown}{log}"
-    return ImageBuildError(message, step=step, output="\n".join(lines), log=log_path)
+    return ImageBuildError(message, step=step, output="\n".join(lines), log=log_path, error=error)

@@ -157,7 +157,7 @@ def test_spec_builds_with_conda_and_checks_inside(
     code, ref, out = conda_project.build()
     assert code == 0, out
     assert ref.startswith("envassay/dconda:"), out
-    if "Step 1/" in out:  # built now (an earlier run may have left the image behind)
+    if "envassay-create: [" in out:  # built now (an earlier run may have left it behind)
         assert f"conda {version}" in out, out  # create.sh said which conda it runs
         command = "conda create --yes" if version >= "26" else "conda env create"
         assert f"running {command}" in out, out
@@ -184,3 +184,19 @@ def test_lock_builds_with_conda_and_checks_inside(
     assert_all_pass(items, out, "lock[fresh]", "lock[match]")
     info = engine.image(created.rsplit(": ", 1)[1])
     assert info is not None and info.labels["io.envassay.lock.hash"]
+
+
+def test_unreachable_channel_in_the_builder_is_exit_2_naming_it(
+    conda_project: DockerCondaProject, engine: Engine
+) -> None:
+    """As natively: a channel that cannot be read is bad input (exit 2), the one line
+    saying what conda said, from the builder stage."""
+    channel = "http://127.0.0.1:9/nochannel"
+    conda_project.spec.write_text(
+        f"name: dconda\nchannels: [{channel}]\ndependencies: [python=3.11, six]\n"
+    )
+    code, ref, out = conda_project.build()
+    assert code == 2 and not ref, out
+    line = out.strip().splitlines()[-1]
+    assert line.startswith("envassay: error: ") and "(create.sh)" in line, out
+    assert "127.0.0.1:9/nochannel" in line and "full build log:" in line, line

@@ -9,7 +9,10 @@ prefix="${ENV_PREFIX:?}"
 
 started=$(date +%s)
 say() { echo "envassay-create: [$(( $(date +%s) - started ))s] $*"; }
+# Exit 2 when the cause is the spec's or its channels' (unreachable, unsolvable), as a
+# native create exits; 1 otherwise. envassay reads the code off the failed build step.
 die() { echo "envassay-create: error: $*" >&2; exit 1; }
+die_input() { echo "envassay-create: error: $*" >&2; exit 2; }
 tab=$(printf '\t')
 # A private channel's credentials: the ${VAR}s the context's spec names (see Dockerfile).
 if [ -n "${ENVASSAY_SECRETS:-}" ]; then
@@ -19,7 +22,9 @@ unset ENVASSAY_SECRETS
 
 # Run a creator's command with its output shown as it comes; when it fails, die naming
 # the cause it printed: its first exception (conda's are CamelCase names before a colon:
-# CondaHTTPError, ResolvePackageNotFound, ...), pip's ERROR, and the lines that follow.
+# CondaHTTPError, ResolvePackageNotFound, ...), pip's or envassay's ERROR and the lines
+# that follow, and pip's last retry warning (which holds the network or certificate
+# error that "(from versions: none)" hides); else its last lines.
 attempt() {
     what=$1
     shift
@@ -29,11 +34,24 @@ attempt() {
     rc=$(cat "$out.rc")
     [ "$rc" != 0 ] || return 0
     cause=$(awk '
-        /^(Pip subprocess error|ERROR:|[A-Z][a-z]+[A-Z][A-Za-z]*:|[A-Za-z]*(Error|Exception)([:(]|$))/ {
+        /^(WARNING: Retrying|Could not fetch URL)/ { warning = $0; next }
+        /^(Pip subprocess error|ERROR:|envassay: error:|[A-Z][a-z]+[A-Z][A-Za-z]*:|[A-Za-z]*(Error|Exception)([:(]|$))/ {
             on = 1
         }
-        on && NF { n++; printf "%s%s", (n > 1 ? " | " : ""), $0; if (n == 8) exit }
+        on && NF && n < 8 { n++; text = text (n > 1 ? " | " : "") $0 }
+        NF { last[++seen % 8] = $0 }
+        END {
+            if (!n) for (i = seen - 7; i <= seen; i++) if (i > 0) text = text (text ? " | " : "") last[i % 8]
+            if (warning) text = text " | pip warned: " warning
+            print text
+        }
     ' "$out")
+    # The same kinds as envassay's conda backend: a channel or index that cannot be
+    # read, a package no channel has, a spec no solve satisfies (or envassay saying so).
+    if [ "$rc" = 2 ] && [ "$CREATOR" = envassay ] \
+        || grep -qE 'CondaHTTPError|UnavailableInvalidChannel|resolve host|Multi-download failed|Download error|Failed to connect|Could not find a version that satisfies|No matching distribution found|ResolutionImpossible|PackagesNotFound|ResolvePackageNotFound|UnsatisfiableError|SpecsConfigurationConflictError|Could not solve for environment specs|Encountered problems while solving|nothing provides' "$out"; then
+        die_input "$what failed (exit $rc): $cause"
+    fi
     die "$what failed (exit $rc): ${cause:-see its output above}"
 }
 
@@ -74,7 +92,8 @@ envassay)
     fi
     say "envassay $(/tmp/envassay-tool/bin/envassay --version | cut -d' ' -f2) installed"
     cd "$ctx/env"
-    ENVASSAY_HOME=/tmp/envassay-home /tmp/envassay-tool/bin/envassay create "$spec" --prefix "$prefix"
+    attempt "envassay create" \
+        env ENVASSAY_HOME=/tmp/envassay-home /tmp/envassay-tool/bin/envassay create "$spec" --prefix "$prefix"
     rm -rf /tmp/envassay-tool /tmp/envassay-home
     ;;
 conda | mamba)

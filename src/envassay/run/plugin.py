@@ -73,7 +73,24 @@ def pytest_configure(config: pytest.Config) -> None:
     handed = [p for p in config.pluginmanager.get_plugins() if isinstance(p, SessionHandoff)]
     session = handed[0].session if handed else AssaySession(jobs=jobs, root=config.rootpath)
     session.open_stderr()
+    session.quiet = session.quiet or config.option.verbose < 0
     config.stash[_SESSION] = session
+
+
+def _share_terminal(config: pytest.Config, session: AssaySession) -> None:
+    """Progress and pytest's lines share the terminal: the session learns where pytest's
+    line ends, and a live progress line steps aside while pytest writes."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    writer = getattr(reporter, "_tw", None)
+    if writer is None or not hasattr(writer, "width_of_current_line"):
+        return
+    session.terminal_column = lambda: int(writer.width_of_current_line)
+    original = writer.write
+
+    def write(msg: str, **markup: bool) -> None:
+        session.around_terminal_write(lambda: original(msg, **markup))
+
+    writer.write = write
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -88,6 +105,7 @@ def _session(config: pytest.Config) -> AssaySession:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """An explicitly requested docker target needs an engine: say so once, up front."""
+    _share_terminal(session.config, _session(session.config))  # the reporter exists now
     options = session.config.option
     if "docker" in (options.envassay_target or []) or options.envassay_image:
         # Deferred: the Docker SDK loads only when a docker target is used (start-up cost).

@@ -98,6 +98,8 @@ def run_checks(
         recreate=recreate,
     )
     session = AssaySession(jobs=jobs, root=config.root)
+    # pytest's -q: quiet from the first line (the work starts before pytest parses it).
+    session.quiet = any(arg == "--quiet" or arg.startswith("-q") for arg in pytest_args)
     session.open_stderr()
     try:
         submit(session, options, paths)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import shutil
 import sys
 import threading
 import time
@@ -112,6 +113,12 @@ class AssaySession:
         self._stream: TextIO | None = None
         self.written: list[str] = []
         self.report_error: UserError | None = None  # a report file that could not be written
+        self.quiet = False  # pytest's -q: no progress lines
+        # Where pytest's terminal writer is on its current line (0: at a line's start);
+        # set by the plugin. Progress never starts on pytest's line (`collecting ...`).
+        self.terminal_column: Callable[[], int] = lambda: 0
+        self._live_shown = False
+        self._live_text = ""
 
     # --- running assays -------------------------------------------------------------------
 
@@ -143,7 +150,10 @@ class AssaySession:
         entry = self._entry(key, env)
         future = self._futures.pop(key, None)
         try:
-            assay, seconds = future.result() if future is not None else _timed(work)
+            try:
+                assay, seconds = future.result() if future is not None else _timed(work)
+            finally:
+                self.clear_progress()
         except Exception as exc:
             entry.error = _one_line(exc)
             entry.bad_input = isinstance(exc, UserError)
@@ -159,14 +169,48 @@ class AssaySession:
 
         def write(message: str) -> None:
             message = message.strip()
-            if not message:
+            if not message or self.quiet:
                 return
             with self._lock:
                 stream = self._stderr()
-                stream.write(f"{prefix}{message}\n")
+                column = self.terminal_column()
+                if _isatty(stream):
+                    # One live line, on the row below pytest's, the cursor put back where
+                    # pytest left it (relative moves: right also when the screen scrolls).
+                    width = shutil.get_terminal_size().columns - 1
+                    text = f"{prefix}{message}"[:width]
+                    stream.write(f"\n\r\x1b[K{text}\x1b[A\r{_right(column)}")
+                    self._live_shown, self._live_text = True, text
+                else:  # a log: whole lines, one per phase, never glued to pytest's
+                    stream.write(("\n" if column else "") + f"{prefix}{message}\n")
                 stream.flush()
 
         return write
+
+    def around_terminal_write(self, write: Callable[[], None]) -> None:
+        """Run pytest's own ``write`` with the live line out of its way, then redraw it."""
+        with self._lock:
+            shown = self._live_shown
+        if not shown:
+            write()
+            return
+        self.clear_progress()
+        write()
+        with self._lock:
+            stream = self._stderr()
+            stream.write(f"\n\r\x1b[K{self._live_text}\x1b[A\r{_right(self.terminal_column())}")
+            stream.flush()
+            self._live_shown = True
+
+    def clear_progress(self) -> None:
+        """Erase the live line (a target's work ended): pytest's next line goes there."""
+        with self._lock:
+            if not self._live_shown:
+                return
+            self._live_shown = False
+            stream = self._stderr()
+            stream.write(f"\n\r\x1b[K\x1b[A\r{_right(self.terminal_column())}")
+            stream.flush()
 
     def _stderr(self) -> TextIO:
         if self._stream is None:
@@ -295,3 +339,14 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, UserError):
         return exc.render()
     return f"{type(exc).__name__}: {exc}"
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _right(columns: int) -> str:
+    return f"\x1b[{columns}C" if columns > 0 else ""

@@ -36,7 +36,7 @@ from filelock import FileLock
 
 from envassay import __version__, redact
 from envassay.command import run
-from envassay.docker import Engine, ImageInfo, shared_engine
+from envassay.docker import Engine, ImageBuildError, ImageInfo, shared_engine
 from envassay.errors import EnvassayError, UserError
 from envassay.lock.format import read_lock
 from envassay.lock.status import LockStatus, lock_for_create
@@ -464,9 +464,12 @@ def ensure_image(
             buildargs = assemble_context(plan, context, store_root / "cache" / "wheels")
             buildargs.update(_provenance(plan))
             progress(f"building {ref} from {plan.options.builder_image} ({plan.options.creator})")
-            result = engine.build(
-                context, ref, buildargs=buildargs, on_line=progress, log_path=log_path
-            )
+            try:
+                result = engine.build(
+                    context, ref, buildargs=buildargs, on_line=progress, log_path=log_path
+                )
+            except ImageBuildError as exc:
+                raise _input_error(exc, plan) or exc from None
         info = engine.image(ref)
         if info is None:
             raise ImageError(f"the build of {ref} finished but the engine has no such image")
@@ -474,6 +477,44 @@ def ensure_image(
         _record_build(store_root, ref, plan, seconds)
         progress(f"built {ref} in {seconds:.1f}s (build {result.seconds:.1f}s)")
     return ImageResult(ref, False, seconds, info, log_path)
+
+
+def _input_error(exc: ImageBuildError, plan: ImagePlan) -> UserError | None:
+    """A failed build that is the user's to fix, as natively (exit 2, one line): a base
+    image that is neither here nor pullable, or a create that says the spec's channel or
+    index cannot be read or the spec cannot be solved (create.sh exits 2 for those)."""
+    log = f"; full build log: {exc.log}" if exc.log else ""
+    if exc.base_image:
+        return UserError(
+            f"image build failed at {exc.step}: {exc.error}",
+            where=plan.spec.path,
+            hint=f"build or load the image, or name another with --builder-image / "
+            f"--runtime-image{log}",
+            details=exc.output,
+        )
+    if exc.exit_code == 2 and "create.sh" in exc.step:
+        return UserError(
+            f"image build failed at {_step_label(exc.step)} (create.sh): {exc.cause}",
+            where=plan.spec.path,
+            hint=f"as natively: fix the spec or its channels{log}",
+            details="\n".join(_tool_lines(exc.output)[-40:]),
+        )
+    return None
+
+
+def _step_label(step: str) -> str:
+    """ "Step 6/17" (classic builder) or "[builder 4/4]" (BuildKit) of a step's line."""
+    match = re.match(r"(Step \d+/\d+|\[[^\]]+\])", step)
+    return match.group(1) if match else step
+
+
+def _tool_lines(output: str) -> list[str]:
+    """A step's output without the engine's own lines (containers made and removed)."""
+    return [
+        line
+        for line in output.splitlines()
+        if not line.startswith((" ---> ", "Removing intermediate container"))
+    ]
 
 
 def _provenance(plan: ImagePlan) -> dict[str, str]:

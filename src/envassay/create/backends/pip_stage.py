@@ -101,6 +101,16 @@ def _spec_line(spec: EnvSpec, lines: Sequence[str], output: str) -> tuple[str, s
 
 
 def _pip_error(output: str) -> str:
+    """pip's ERROR lines (else its last lines), and its last retry warning: the network or
+    certificate error that "(from versions: none)" stands for is only there."""
     lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR")]
-    return " | ".join((errors or lines)[-3:])
+    warned = [
+        line for line in lines if line.startswith(("WARNING: Retrying", "Could not fetch URL"))
+    ]
+    shown = (errors or lines)[-3:]
+    if errors and lines[-1] not in shown:  # "ERROR: Exception:": the traceback's last line
+        shown.append(lines[-1])
+    if warned and warned[-1] not in shown:
+        shown.append(f"pip warned: {warned[-1]}")
+    return " | ".join(shown)
