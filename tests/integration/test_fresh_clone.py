@@ -83,8 +83,8 @@ def test_nox_list_and_demo_on_a_fresh_clone_with_only_nox(
     assert demo.ok, demo.describe()
     output = demo.stdout + demo.stderr
     assert f"making {repo / '.nox' / 'envassay'}" in output, output
-    assert "demo-good  native  linux-64" in output and "18 passed, 3 skipped" in output, output
-    assert "3 failed, 12 passed, 2 skipped" in output, output  # broken.yml, as README says
+    assert "demo-good  native  linux-64" in output and "19 passed, 3 skipped" in output, output
+    assert "3 failed, 13 passed, 2 skipped" in output, output  # broken.yml, as README says
     assert (repo / ".nox" / "envassay" / ".envassay-stamp").is_file()
 
     # The next session reuses that venv, and prints what `envassay matrix` prints.
