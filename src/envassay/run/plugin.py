@@ -25,7 +25,7 @@ from envassay.run.report import terminal_table
 from envassay.run.session import AssaySession, SessionHandoff, parse_jobs
 from envassay.run.work import RunOptions, assay_spec, project_config, submit, targets_for
 from envassay.spec.config import LOCK_SUFFIX
-from envassay.spec.environment import EnvSpec, load_spec
+from envassay.spec.environment import EnvSpec
 
 SPEC_SUFFIXES = (".yml", ".yaml")
 _SESSION = pytest.StashKey[AssaySession]()
@@ -165,7 +165,7 @@ class SpecFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         try:
-            self.spec = load_spec(self.path)
+            self.spec = _session(self.config).spec(self.path)  # as the started work read it
         except UserError as exc:
             self.error = exc
         for target in _targets(self.config, self.path.parent):

@@ -16,8 +16,8 @@ from envassay import redact
 from envassay.errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, UserError
 from envassay.run.noxargs import AUTOLOAD, pytest_flags
 from envassay.run.session import AssaySession, SessionHandoff
-from envassay.run.work import RunOptions, submit
-from envassay.spec.config import GpuMode, load_config
+from envassay.run.work import RunOptions, project_config, submit
+from envassay.spec.config import GpuMode
 
 if TYPE_CHECKING:
     import pytest
@@ -50,7 +50,7 @@ def run_checks(
     ``jobs``: how many env targets are created and probed at once. ``report_md`` and
     ``report_json``: where the run's reports go ($GITHUB_STEP_SUMMARY gets the Markdown too).
     """
-    config = load_config()
+    config = project_config(Path.cwd())  # read once: the work's lookups reuse it
     paths = [Path(p) for p in specs] or config.spec_paths()
     if not paths:
         raise UserError(f"no specs found (looked for {list(config.specs)} under {config.root})")

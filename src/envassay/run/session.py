@@ -32,6 +32,7 @@ from envassay.run.report import TargetRun, dumps, render_markdown, to_json
 
 if TYPE_CHECKING:
     from envassay.run.assay import Assay
+    from envassay.spec.environment import EnvSpec
 
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 
@@ -54,6 +55,30 @@ def parse_jobs(text: str) -> int:
 
 
 Work = Callable[[], "Assay"]
+
+
+class _SpecRead:
+    """One spec file's single read, whichever thread asks first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spec: EnvSpec | None = None
+        self._error: UserError | None = None
+
+    def get(self, path: Path) -> EnvSpec:
+        with self._lock:
+            if self._spec is None and self._error is None:
+                # Deferred: start-up cost; the first env's work starts before this loads.
+                from envassay.spec.environment import load_spec
+
+                try:
+                    self._spec = load_spec(path)
+                except UserError as exc:
+                    self._error = exc
+        if self._error is not None:
+            raise self._error
+        assert self._spec is not None
+        return self._spec
 
 
 @dataclass
@@ -112,6 +137,14 @@ class AssaySession:
         self._stream: TextIO | None = None
         self.written: list[str] = []
         self.report_error: UserError | None = None  # a report file that could not be written
+        self._specs: dict[Path, _SpecRead] = {}
+
+    def spec(self, path: Path) -> EnvSpec:
+        """The spec at ``path``, read once in this session: the work started before pytest
+        and the plugin's collector share one read (and its UserError, raised to both)."""
+        with self._lock:
+            read = self._specs.setdefault(path.resolve(), _SpecRead())
+        return read.get(path)
 
     # --- running assays -------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envassay.errors import UserError
-from envassay.spec.config import Config, GpuMode, load_config
+from envassay.spec.config import Config, GpuMode, find_pyproject, load_config
 
 if TYPE_CHECKING:
     from envassay.run.assay import Assay
@@ -42,10 +42,21 @@ class RunOptions:
     recreate: bool = False  # make each native env again, even when the store has it
 
 
-@functools.lru_cache(maxsize=32)
 def project_config(directory: Path) -> Config:
-    """The [tool.envassay] that governs the specs in ``directory``."""
-    return load_config(directory)
+    """The [tool.envassay] that governs the specs in ``directory`` (or the working
+    directory): its pyproject.toml is read once, whichever directory under it asks; a
+    file changed since (another size, time or inode) is read again."""
+    directory = directory.resolve()
+    pyproject = find_pyproject(directory)
+    if pyproject is None:
+        return _config_at(directory, None)
+    info = pyproject.stat()
+    return _config_at(pyproject.parent, (info.st_ino, info.st_size, info.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=32)
+def _config_at(root: Path, version: tuple[int, int, int] | None) -> Config:
+    return load_config(root)
 
 
 def targets_for(options: RunOptions, directory: Path) -> list[str]:
@@ -78,11 +89,9 @@ def submit(
 
 
 def assay_path(options: RunOptions, path: Path, target: str, session: AssaySession) -> Assay:
-    """A target's work in the background: read the spec, then as :func:`assay_spec`."""
-    # Deferred: start-up cost; the first env's work starts before these load.
-    from envassay.spec.environment import load_spec
-
-    spec = load_spec(path)
+    """A target's work in the background: read the spec (once for the session: its other
+    targets and the plugin's collector take the same), then as :func:`assay_spec`."""
+    spec = session.spec(path)
     return assay_spec(options, spec, target, session.progress(f"{spec.name}/{target}"))
 
 
