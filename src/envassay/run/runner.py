@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from envassay import redact
 from envassay.errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, UserError
 from envassay.run.noxargs import AUTOLOAD, pytest_flags
+from envassay.run.options import JOBS, REPORT_JSON, REPORT_MD
 from envassay.run.session import AssaySession, SessionHandoff
 from envassay.run.work import RunOptions, project_config, submit
 from envassay.spec.config import GpuMode
@@ -57,36 +58,11 @@ def run_checks(
     for path in paths:
         if not path.is_file():
             raise UserError("spec not found", where=path)
-    args = pytest_flags(config.root)
-    if backend:
-        args += ["--envassay-backend", backend]
     if "docker" in targets or image:
         # Deferred: the Docker SDK loads only when a docker target is used (start-up cost).
         from envassay.docker import shared_engine
 
         shared_engine()  # EngineUnavailable: which socket, and how to start an engine
-    for target in targets:
-        args += ["--envassay-target", target]
-    for option, value in (
-        ("--envassay-image", image),
-        ("--envassay-builder-image", builder_image),
-        ("--envassay-runtime-image", runtime_image),
-        ("--envassay-creator", creator),
-    ):
-        if value:
-            args += [option, value]
-    if gpu != "auto":
-        args += ["--envassay-gpu", gpu]
-    if junitxml:
-        args += ["--junitxml", str(junitxml)]
-    if jobs != 1:
-        args += ["--envassay-jobs", str(jobs)]
-    if report_md:
-        args += ["--envassay-report-md", str(report_md)]
-    if report_json:
-        args += ["--envassay-report-json", str(report_json)]
-    if recreate:
-        args += ["--envassay-recreate"]
     options = RunOptions(
         targets=tuple(targets),
         backend=backend,
@@ -97,6 +73,11 @@ def run_checks(
         creator=creator,
         recreate=recreate,
     )
+    # What pytest's plugin is told: the same options, each forwarded as declared.
+    args = [*pytest_flags(config.root), *options.forward()]
+    args += [*JOBS.forward(jobs), *REPORT_MD.forward(report_md), *REPORT_JSON.forward(report_json)]
+    if junitxml:
+        args += ["--junitxml", str(junitxml)]
     session = AssaySession(jobs=jobs, root=config.root)
     session.open_stderr()
     try:

@@ -28,6 +28,7 @@ from envassay import __version__, redact
 from envassay.checks import CheckResult
 from envassay.command import kill_running
 from envassay.errors import UserError
+from envassay.run.options import parse_jobs as parse_jobs  # its home before run/options.py
 from envassay.run.report import TargetRun, dumps, render_markdown, to_json
 
 if TYPE_CHECKING:
@@ -35,23 +36,6 @@ if TYPE_CHECKING:
     from envassay.spec.environment import EnvSpec
 
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
-
-
-def parse_jobs(text: str) -> int:
-    """``-j``'s value: a whole number >= 1, or ``auto``: as many as this process may use
-    CPUs (its affinity, which a CI runner's container limits, else the machine's count)."""
-    import argparse
-
-    if text.strip().lower() == "auto":
-        usable = getattr(os, "sched_getaffinity", None)
-        return max(1, len(usable(0)) if usable else (os.cpu_count() or 1))
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or auto, got {text!r}")
-    return value
 
 
 Work = Callable[[], "Assay"]

@@ -14,9 +14,10 @@ import sys
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from envassay.errors import UserError
+from envassay.run.options import RUN_OPTIONS, Option
 from envassay.spec.config import Config, GpuMode, find_pyproject, load_config
 
 if TYPE_CHECKING:
@@ -40,6 +41,30 @@ class RunOptions:
     runtime_image: str | None = None
     creator: str | None = None
     recreate: bool = False  # make each native env again, even when the store has it
+
+    @classmethod
+    def from_values(cls, value: Callable[[Option], Any]) -> RunOptions:
+        """From each declared option's value (``value(option)``: the plugin's, the CLI's)."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        given: dict[str, Any] = {}
+        for option in RUN_OPTIONS:
+            if option.field in fields:
+                got = value(option)
+                if option.kind == "append":
+                    got = tuple(got or ())
+                elif option.kind == "flag":
+                    got = bool(got)
+                given[option.field] = got
+        return cls(**given)
+
+    def forward(self) -> list[str]:
+        """The plugin's argv for these options (as `envassay check` hands them to pytest)."""
+        return [
+            arg
+            for option in RUN_OPTIONS
+            if option.field in self.__dataclass_fields__
+            for arg in option.forward(getattr(self, option.field))
+        ]
 
 
 def project_config(directory: Path) -> Config:
