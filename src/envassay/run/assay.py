@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from envassay.checks import CheckResult, failed, passed, run_all
-from envassay.checks.gpu import gpu_checks
 from envassay.checks.lock import check_lock_fresh, check_lock_match
 from envassay.create.env import create_env
 from envassay.errors import EnvassayError, UserError
@@ -17,6 +16,7 @@ from envassay.lock.status import LockStatus, lock_status
 from envassay.probe import run_probe
 from envassay.probe.report import PackageRequest, ProbeReport, ProbeRequest
 from envassay.progress import Progress
+from envassay.run.gpu import gpu_checks
 from envassay.spec.config import Config, EnvSettings
 from envassay.spec.environment import EnvSpec, declared_packages
 from envassay.spec.platforms import current_platform
