@@ -287,11 +287,34 @@ def _contains(req: Requirement, version: str) -> bool:
 # --- health ---------------------------------------------------------------
 
 
-def check_pip_health(report: ProbeReport) -> CheckResult:
-    """What `pip check` reports: every Requires-Dist of every distribution is satisfied."""
+@dataclass(frozen=True)
+class PipProblem:
+    """One unmet Requires-Dist, as pip's ``check_package_set`` reports it (missing or
+    conflicting), or one it cannot read."""
+
+    dist: str
+    version: str
+    requirement: str  # as written (unreadable) or as packaging prints it
+    found: tuple[str, str] | None = None  # (name, version) installed; None: missing
+    unreadable: bool = False
+
+    def describe(self) -> str:
+        if self.unreadable:
+            return f"{self.dist} {self.version} has an unreadable requirement {self.requirement!r}"
+        if self.found is None:
+            return f"{self.dist} {self.version} requires {self.requirement}, which is not installed"
+        name, version = self.found
+        return (
+            f"{self.dist} {self.version} requires {self.requirement}, but {name} {version}"
+            " is installed"
+        )
+
+
+def pip_problems(report: ProbeReport) -> list[PipProblem]:
+    """What `pip check` finds: every Requires-Dist of every distribution not satisfied."""
     dists = {canonicalize_name(d.name): d for d in report.distributions}
     markers = dict(report.interpreter.markers) if report.interpreter else {}
-    problems: list[str] = []
+    problems: list[PipProblem] = []
     for dist in report.distributions:
         for text in dist.requires:
             if not text.strip():
@@ -302,22 +325,22 @@ def check_pip_health(report: ProbeReport) -> CheckResult:
             try:
                 req = Requirement(text)
             except InvalidRequirement:
-                problems.append(
-                    f"{dist.name} {dist.version} has an unreadable requirement {text!r}"
-                )
+                problems.append(PipProblem(dist.name, dist.version, text, unreadable=True))
                 continue
             if req.marker is not None and not req.marker.evaluate(markers | {"extra": ""}):
                 continue
             have = dists.get(canonicalize_name(req.name))
             if have is None:
-                problems.append(
-                    f"{dist.name} {dist.version} requires {req}, which is not installed"
-                )
+                problems.append(PipProblem(dist.name, dist.version, str(req)))
             elif not _contains(req, have.version):
-                problems.append(
-                    f"{dist.name} {dist.version} requires {req}, but {have.name} {have.version}"
-                    " is installed"
-                )
+                found = (have.name, have.version)
+                problems.append(PipProblem(dist.name, dist.version, str(req), found))
+    return problems
+
+
+def check_pip_health(report: ProbeReport) -> CheckResult:
+    """``health[pip]``: :func:`pip_problems`, worded."""
+    problems = [p.describe() for p in pip_problems(report)]
     if problems:
         return failed("health", "pip", "; ".join(problems), problems=problems)
     return passed("health", "pip", f"{len(report.distributions)} distributions consistent")
