@@ -22,8 +22,6 @@ from envassay.spec.environment import EnvSpec, declared_packages
 from envassay.spec.platforms import current_platform
 from envassay.targets import NativeTarget, Target
 
-TARGETS = ("native",)
-
 
 @dataclass
 class Assay:

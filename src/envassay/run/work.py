@@ -21,11 +21,10 @@ from envassay.run.options import RUN_OPTIONS, Option
 from envassay.spec.config import Config, GpuMode, find_pyproject, load_config
 
 if TYPE_CHECKING:
+    from envassay.progress import Progress
     from envassay.run.assay import Assay
     from envassay.run.session import AssaySession
     from envassay.spec.environment import EnvSpec
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
