@@ -114,7 +114,7 @@ class _InterruptWatch:
 
 def run_pytest(args: Sequence[str], plugins: Sequence[object] = ()) -> int:
     """pytest in this process with no auto-loaded third-party plugins (see
-    noxargs.AUTOLOAD); ``args`` start with :func:`envassay.noxargs.pytest_flags`, which
+    noxargs.AUTOLOAD); ``args`` start with :func:`envassay.run.noxargs.pytest_flags`, which
     loads envassay's plugin. Returns pytest's exit code; a real Ctrl-C, which pytest
     also returns as INTERRUPTED, is raised again once pytest has ended the run's
     commands. Used by `envassay check` and by the noxfile's env sessions."""
