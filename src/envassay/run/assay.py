@@ -5,6 +5,7 @@ Shared by the pytest plugin and `envassay check`, so both judge identically.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,11 +58,14 @@ def assay_native(
     backend: str | None = None,
     progress: Progress = print,
     recreate: bool = False,
+    lock: Callable[[], LockStatus] | None = None,
 ) -> Assay:
     """Create ``spec`` natively (or reuse it; ``recreate``: make it again) and run every
-    check against it, holding the env's lease so that no prune removes it meanwhile."""
+    check against it, holding the env's lease so that no prune removes it meanwhile.
+    ``lock``: the run's one read of the spec's lock status (default: read here)."""
     assay = Assay(spec, "native")
-    assay.lock = lock_status(spec.path, config, spec)  # an unreadable lock: exit 2
+    # An unreadable lock: exit 2.
+    assay.lock = lock() if lock is not None else lock_status(spec.path, config, spec)
     assay.platform = current_platform()
     try:
         ensured = create_env(

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, cast
+from typing import TYPE_CHECKING, Any, Generic, TextIO, TypeVar, cast
 
 from envassay import __version__, redact
 from envassay.checks import CheckResult
@@ -32,8 +32,12 @@ from envassay.run.options import parse_jobs as parse_jobs  # its home before run
 from envassay.run.report import TargetRun, dumps, render_markdown, to_json
 
 if TYPE_CHECKING:
+    from envassay.lock.status import LockStatus
     from envassay.run.assay import Assay
+    from envassay.spec.config import Config
     from envassay.spec.environment import EnvSpec
+
+T = TypeVar("T")
 
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 
@@ -41,28 +45,26 @@ STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 Work = Callable[[], "Assay"]
 
 
-class _SpecRead:
-    """One spec file's single read, whichever thread asks first."""
+class _Once(Generic[T]):
+    """One input's single read (a spec, a lock's status), whichever thread asks first; its
+    UserError is kept and raised to every asker."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._spec: EnvSpec | None = None
+        self._value: T | None = None
         self._error: UserError | None = None
 
-    def get(self, path: Path) -> EnvSpec:
+    def get(self, read: Callable[[], T]) -> T:
         with self._lock:
-            if self._spec is None and self._error is None:
-                # Deferred: start-up cost; the first env's work starts before this loads.
-                from envassay.spec.environment import load_spec
-
+            if self._value is None and self._error is None:
                 try:
-                    self._spec = load_spec(path)
+                    self._value = read()
                 except UserError as exc:
                     self._error = exc
         if self._error is not None:
             raise self._error
-        assert self._spec is not None
-        return self._spec
+        assert self._value is not None
+        return self._value
 
 
 @dataclass
@@ -121,14 +123,27 @@ class AssaySession:
         self._stream: TextIO | None = None
         self.written: list[str] = []
         self.report_error: UserError | None = None  # a report file that could not be written
-        self._specs: dict[Path, _SpecRead] = {}
+        self._reads: dict[tuple[str, Path], _Once[Any]] = {}
+
+    def _once(self, kind: str, path: Path, read: Callable[[], T]) -> T:
+        with self._lock:
+            once = self._reads.setdefault((kind, path.resolve()), _Once())
+        return cast(T, once.get(read))
 
     def spec(self, path: Path) -> EnvSpec:
         """The spec at ``path``, read once in this session: the work started before pytest
         and the plugin's collector share one read (and its UserError, raised to both)."""
-        with self._lock:
-            read = self._specs.setdefault(path.resolve(), _SpecRead())
-        return read.get(path)
+        # Deferred: start-up cost; the first env's work starts before this loads.
+        from envassay.spec.environment import load_spec
+
+        return self._once("spec", path, lambda: load_spec(path))
+
+    def lock_status(self, spec: EnvSpec, config: Config) -> LockStatus:
+        """The spec's lock status, its lock read once in this session for all its targets."""
+        # Deferred: start-up cost; the first env's work starts before this loads.
+        from envassay.lock.status import lock_status
+
+        return self._once("lock", spec.path, lambda: lock_status(spec.path, config, spec))
 
     # --- running assays -------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from envassay.run.options import RUN_OPTIONS, Option
 from envassay.spec.config import Config, GpuMode, find_pyproject, load_config
 
 if TYPE_CHECKING:
+    from envassay.lock.status import LockStatus
     from envassay.progress import Progress
     from envassay.run.assay import Assay
     from envassay.run.session import AssaySession
@@ -116,29 +117,48 @@ def assay_path(options: RunOptions, path: Path, target: str, session: AssaySessi
     """A target's work in the background: read the spec (once for the session: its other
     targets and the plugin's collector take the same), then as :func:`assay_spec`."""
     spec = session.spec(path)
-    return assay_spec(options, spec, target, session.progress(f"{spec.name}/{target}"))
+    progress = session.progress(f"{spec.name}/{target}")
+    return assay_spec(options, spec, target, progress, session=session)
 
 
-def assay_spec(options: RunOptions, spec: EnvSpec, target: str, progress: Progress | None) -> Assay:
+def assay_spec(
+    options: RunOptions,
+    spec: EnvSpec,
+    target: str,
+    progress: Progress | None,
+    *,
+    session: AssaySession | None = None,
+) -> Assay:
     """Create (or build) and probe ``spec`` on ``target``, and judge it.
 
     ``progress``: where a background run's lines go; None: this process's stderr.
+    ``session``: the run's, whose one read of the spec's lock every target takes.
     """
     # Deferred: start-up cost; the first env's work starts before these load.
     from envassay.run.assay import assay_native
 
     config = project_config(spec.path.parent)
+    lock = functools.partial(session.lock_status, spec, config) if session is not None else None
     if options.gpu != config.gpu_mode:
         config = dataclasses.replace(config, gpu_mode=options.gpu)
     if target == "docker":
-        return _assay_docker(options, spec, config, progress)
+        return _assay_docker(options, spec, config, progress, lock)
     return assay_native(
-        spec, config, backend=options.backend, progress=progress or _line, recreate=options.recreate
+        spec,
+        config,
+        backend=options.backend,
+        progress=progress or _line,
+        recreate=options.recreate,
+        lock=lock,
     )
 
 
 def _assay_docker(
-    options: RunOptions, spec: EnvSpec, config: Config, progress: Progress | None
+    options: RunOptions,
+    spec: EnvSpec,
+    config: Config,
+    progress: Progress | None,
+    lock: Callable[[], LockStatus] | None,
 ) -> Assay:
     # Deferred: start-up cost; the first env's work starts before these load.
     from envassay.progress import ProgressLine
@@ -151,11 +171,11 @@ def _assay_docker(
         creator=options.creator,
     )
     if progress is not None:
-        return assay_docker_or_skip(spec, config, docker, progress=progress)
+        return assay_docker_or_skip(spec, config, docker, progress=progress, lock=lock)
     # Build output: one live line on a terminal, every line otherwise (the log has all).
     line = ProgressLine(sys.stderr)
     try:
-        return assay_docker_or_skip(spec, config, docker, progress=line)
+        return assay_docker_or_skip(spec, config, docker, progress=line, lock=lock)
     finally:
         line.close()
 
