@@ -1,6 +1,6 @@
 """Each input is read once per run: a warm `envassay check` of one locked spec opens the
-spec, its lock and pyproject.toml once each (counted by an audit hook on "open" events in
-the real CLI's process)."""
+spec, its lock and pyproject.toml once each, natively and with native and docker targets
+(counted by an audit hook on "open" events in the real CLI's process)."""
 
 from __future__ import annotations
 
@@ -37,12 +37,38 @@ runpy.run_module("envassay", run_name="__main__", alter_sys=True)
 def test_warm_check_opens_spec_lock_and_config_once(
     project: Project, envassay_env: dict[str, str]
 ) -> None:
+    assert warm_opens(project, envassay_env) == {
+        "readonce.yml": 1,
+        "readonce.conda-lock.yml": 1,
+        "pyproject.toml": 1,
+    }
+
+
+@pytest.mark.docker
+def test_native_and_docker_share_each_read(
+    project: Project, envassay_env: dict[str, str], base_image: str
+) -> None:
+    """Both targets of one spec: still one open each (the image is reused when warm)."""
+    project.settings(
+        f'targets = ["native", "docker"]\n[tool.envassay.envs.readonce]\n'
+        f'builder-image = "{base_image}"'
+    )
+    assert warm_opens(project, envassay_env) == {
+        "readonce.yml": 1,
+        "readonce.conda-lock.yml": 1,
+        "pyproject.toml": 1,
+    }
+
+
+def warm_opens(project: Project, envassay_env: dict[str, str]) -> dict[str, int]:
+    """Lock a small spec, check it once (cold), then count the opens of a warm check."""
     spec = project.spec("readonce", ["python=3.11", "six"])
     lock = spec.with_name("readonce.conda-lock.yml")
     pyproject = project.root / "pyproject.toml"
     cli = [sys.executable, "-m", "envassay"]
     assert run([*cli, "lock", spec], env=envassay_env, cwd=project.root).returncode == 0
-    assert run([*cli, "check"], env=envassay_env, cwd=project.root).returncode == 0  # cold
+    cold = run([*cli, "check"], env=envassay_env, cwd=project.root, timeout=900)
+    assert cold.returncode == 0, cold.stdout + cold.stderr
 
     counts = project.root / "counts.json"
     watched = os.pathsep.join(map(str, [spec, lock, pyproject]))
@@ -53,5 +79,4 @@ def test_warm_check_opens_spec_lock_and_config_once(
         timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    opened = {Path(p).name: n for p, n in json.loads(counts.read_text()).items()}
-    assert opened == {spec.name: 1, lock.name: 1, pyproject.name: 1}
+    return {Path(p).name: n for p, n in json.loads(counts.read_text()).items()}
