@@ -126,7 +126,7 @@ def docker(session: nox.Session, env: str) -> None:
 def _pytest(
     session: nox.Session, root: Path, *args: str, success_codes: tuple[int, ...] = (0,)
 ) -> None:
-    """pytest as `envassay check` runs it (envassay.noxargs.pytest_flags) on ``args`` and
+    """pytest as `envassay check` runs it (envassay.run.noxargs.pytest_flags) on ``args`` and
     the session's posargs (envassay's short forms spelled out), in nox's own interpreter:
     no Python and pytest start-up per env session, so a warm `nox -s envs` costs about
     what one `envassay check` over the same specs does."""

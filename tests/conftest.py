@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from envassay.testing import LocalChannel, build_test_channel
+from tests.realconda import RealConda, params, real_conda_from
 
 if TYPE_CHECKING:
     from envassay.docker import Engine
@@ -20,6 +21,13 @@ if TYPE_CHECKING:
 def test_channel() -> LocalChannel:
     """The standard local conda test channel, built once and cached across sessions."""
     return build_test_channel()
+
+
+@pytest.fixture(params=params())
+def conda(request: pytest.FixtureRequest) -> RealConda:
+    """Each real conda of $ENVASSAY_TEST_CONDA in turn (tests/realconda.py): skipped, or
+    failed under CI=true, when there is none."""
+    return real_conda_from(request.param)
 
 
 @pytest.fixture(scope="session")

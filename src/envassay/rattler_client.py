@@ -1,7 +1,7 @@
 """The host side of the rattler worker (:mod:`envassay.rattler_worker`): start it, send
 it one request, read its result, raise what it reported.
 
-Light to import (no rattler, nothing from envassay.backends), so that a command can
+Light to import (no rattler, nothing from envassay.create.backends), so that a command can
 start the worker first (:func:`prestart`) and let its interpreter start and its import
 of rattler overlap the command's own start-up: reading the config and the spec, and
 finding out whether the env must be created at all.

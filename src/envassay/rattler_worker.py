@@ -6,7 +6,7 @@ records of a lock without solving), prints progress lines on stderr and one JSON
 result on stdout, then leaves with ``os._exit`` so py-rattler's exit-time crash
 (see rattler_ops) cannot turn a finished create into a failure.
 
-It lives beside rattler_ops rather than in ``envassay.backends``: running a module
+It lives beside rattler_ops rather than in ``envassay.create.backends``: running a module
 of that package would import the whole package first (~65 ms of every create).
 """
 

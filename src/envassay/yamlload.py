@@ -62,7 +62,14 @@ def read_yaml(path: Path) -> tuple[Any, dict[int, int]]:
     Returns the plain value and a map from ``id()`` of each list/dict/str built
     to its 1-based line, so callers can point at the offending line.
     """
-    text = _read_text(path)
+    value, lines, _raw = read_yaml_bytes(path)
+    return value, lines
+
+
+def read_yaml_bytes(path: Path) -> tuple[Any, dict[int, int], bytes]:
+    """As :func:`read_yaml`, and the file's bytes as read (one open: a caller hashing the
+    file hashes what was parsed)."""
+    raw, text = _read_text(path)
     try:
         _scan(text, path)  # bounds depth and size before anything recursive runs
         node = yaml.compose(text, Loader=_Loader)
@@ -71,13 +78,13 @@ def read_yaml(path: Path) -> tuple[Any, dict[int, int]]:
     except yaml.YAMLError as exc:
         raise SpecError(f"not valid YAML: {exc}", where=path) from None
     if node is None:
-        return None, {}
+        return None, {}, raw
     builder = _Builder(path)
-    return builder.build(node, 0), builder.lines
+    return builder.build(node, 0), builder.lines, raw
 
 
-def _read_text(path: Path) -> str:
-    """The file's text; only a regular file, and at most MAX_FILE_BYTES of it.
+def _read_text(path: Path) -> tuple[bytes, str]:
+    """The file's bytes and text; only a regular file, and at most MAX_FILE_BYTES of it.
 
     A device (``/dev/zero``), a FIFO or a file that grows while it is read would
     otherwise make reading unbounded or blocking.
@@ -110,7 +117,7 @@ def _read_text(path: Path) -> str:
         ) from None
     except OSError as exc:
         raise SpecError(f"cannot read: {exc.strerror or exc}", where=path) from None
-    return text.removeprefix("\ufeff")  # a UTF-8 byte order mark, as editors write it
+    return data, text.removeprefix("\ufeff")  # a UTF-8 byte order mark, as editors write it
 
 
 def _decode(data: bytes) -> str:

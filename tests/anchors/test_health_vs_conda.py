@@ -32,7 +32,7 @@ from envassay.command import run
 from envassay.probe import ProbeReport, ProbeRequest, run_probe
 from envassay.targets import NativeTarget
 from envassay.testing import LocalChannel
-from tests.realconda import RealConda, params, real_conda_from
+from tests.realconda import RealConda
 
 pytestmark = [pytest.mark.channel, pytest.mark.slow]
 
@@ -71,11 +71,6 @@ CASES: dict[str, Edits] = {
 DIFFERENCES: dict[str, Edits] = {"virtual-cuda": {"numpy": {"depends+": ["__cuda >=12"]}}}
 
 BASE_PACKAGES = ("python", "requests", "numpy")
-
-
-@pytest.fixture(params=params())
-def conda(request: pytest.FixtureRequest) -> RealConda:
-    return real_conda_from(request.param)
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,7 @@ from envassay.testing import (
 from envassay.testing.channel import host_glibc
 from envassay.testing.wheels import make_wheel
 from tests.integration.envassay_cli import envassay, junit_outcomes
-from tests.realconda import RealConda, params, real_conda_from
+from tests.realconda import RealConda
 
 # conda-lock's own imports warn (importlib.resources.path; its vendored conda's frozendict):
 # not this suite's to fix, and the suite turns warnings into errors. Its vendored conda
@@ -271,11 +271,6 @@ def test_envassay_locks_read_as_conda_lock_reads_them(
 
 
 # ---------------------------------------------------------------------- with a real conda
-
-
-@pytest.fixture(params=params())
-def conda(request: pytest.FixtureRequest) -> RealConda:
-    return real_conda_from(request.param)
 
 
 def conda_lock_env(conda: RealConda, base: Mapping[str, str], pkgs: Path) -> dict[str, str]:

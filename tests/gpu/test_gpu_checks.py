@@ -14,13 +14,13 @@ from envassay.checks.gpu import (
     cuda_compatibility,
     cuda_runtime_records,
     framework_cuda,
-    gpu_checks,
     installed_frameworks,
     judge_gpu,
 )
 from envassay.command import CommandResult
 from envassay.probe.gpu import GpuReport
 from envassay.probe.report import ProbeReport
+from envassay.run.gpu import gpu_checks
 from envassay.spec.config import EnvSettings, GpuMode, GpuPolicy, parse_config
 from envassay.spec.environment import EnvSpec, load_spec
 from envassay.spec.gpu import Expectation, cuda_capable, expectation

@@ -29,18 +29,13 @@ from envassay.spec.channels import effective_channels
 from envassay.spec.condarc import Sourced, load_condarc
 from envassay.testing import LocalChannel, index_channel, make_generic_package, new_channel
 from tests.integration.envassay_cli import envassay
-from tests.realconda import RealConda, params, real_conda_from
+from tests.realconda import RealConda
 
 pytestmark = [pytest.mark.channel, pytest.mark.slow]
 
 ORACLE = Path(__file__).resolve().parent.parent / "conda_channels_oracle.py"
 BATCH = ORACLE.with_name("conda_channels_batch.py")
 CLOSED = "http://127.0.0.1:9"  # the discard port: a fetch that slips through goes nowhere
-
-
-@pytest.fixture(params=params())
-def conda(request: pytest.FixtureRequest) -> RealConda:
-    return real_conda_from(request.param)
 
 
 @pytest.fixture(scope="session")

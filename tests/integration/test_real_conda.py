@@ -43,11 +43,6 @@ pytestmark = [pytest.mark.channel, pytest.mark.slow]
 CLOSED_PORT_CHANNEL = "http://127.0.0.1:9/private"  # the discard port: nothing listens
 
 
-@pytest.fixture(params=params())
-def conda(request: pytest.FixtureRequest) -> RealConda:
-    return real_conda_from(request.param)
-
-
 @pytest.fixture(scope="session")
 def pkgs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One package cache for the session's conda runs: later creates link, as a user's do."""

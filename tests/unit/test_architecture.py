@@ -1,6 +1,6 @@
 """The layers of docs/architecture.md hold: import-linter's contracts (pyproject
 [tool.importlinter], run by `nox -s lint`) pass on the tree, and fail on a copy of it
-with one import that goes the wrong way or closes a cycle."""
+with one import that goes the wrong way, closes a cycle or makes a check gather facts."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def copy_with(tmp_path: Path, module: str, line: str) -> Path:
 def test_the_tree_keeps_the_contracts() -> None:
     result = lint(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 kept, 0 broken" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
 
 
 def test_an_earlier_stage_importing_a_later_one_breaks_the_layers(tmp_path: Path) -> None:
@@ -61,3 +61,12 @@ def test_an_import_that_closes_a_cycle_breaks_acyclic(tmp_path: Path) -> None:
     assert "later stages import earlier ones and the base, never the reverse KEPT" in (
         result.stdout
     )
+
+
+def test_a_check_running_a_command_breaks_pure_checks(tmp_path: Path) -> None:
+    # A check gathering facts itself (as checks/gpu.py once ran the GPU probe).
+    root = copy_with(tmp_path, "checks/gpu.py", "from envassay import command  # noqa")
+    result = lint(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "checks take facts and return data" in result.stdout
+    assert "envassay.checks.gpu -> envassay.command" in result.stdout

@@ -200,17 +200,15 @@ def _version_record(name: str, version: str) -> Any:
 
 def _virtual_problem(
     record: CondaRecord, spec: Any, dep: str, name: str, virtual: Mapping[str, str]
-) -> list[str]:
+) -> list[CondaProblem]:
     """A dependency on a virtual package, judged where the probe detected that kind.
     ``__cuda`` (the GPU check's question), ``__archspec`` and kinds this target's probe
     does not report are not judged here."""
     if name not in _JUDGED_VIRTUAL or not virtual:
         return []
     found = virtual.get(name)
-    if found is None:
-        return [f"{record.name} {record.version} depends on {dep}: this target has no {name}"]
-    if not spec.matches(_virtual_record(name, found)):
-        return [f"{record.name} {record.version} depends on {dep}: this target has {name} {found}"]
+    if found is None or not spec.matches(_virtual_record(name, found)):
+        return [CondaProblem(record.name, record.version, "depends", dep, found, virtual=name)]
     return []
 
 
@@ -287,11 +285,34 @@ def _contains(req: Requirement, version: str) -> bool:
 # --- health ---------------------------------------------------------------
 
 
-def check_pip_health(report: ProbeReport) -> CheckResult:
-    """What `pip check` reports: every Requires-Dist of every distribution is satisfied."""
+@dataclass(frozen=True)
+class PipProblem:
+    """One unmet Requires-Dist, as pip's ``check_package_set`` reports it (missing or
+    conflicting), or one it cannot read."""
+
+    dist: str
+    version: str
+    requirement: str  # as written (unreadable) or as packaging prints it
+    found: tuple[str, str] | None = None  # (name, version) installed; None: missing
+    unreadable: bool = False
+
+    def describe(self) -> str:
+        if self.unreadable:
+            return f"{self.dist} {self.version} has an unreadable requirement {self.requirement!r}"
+        if self.found is None:
+            return f"{self.dist} {self.version} requires {self.requirement}, which is not installed"
+        name, version = self.found
+        return (
+            f"{self.dist} {self.version} requires {self.requirement}, but {name} {version}"
+            " is installed"
+        )
+
+
+def pip_problems(report: ProbeReport) -> list[PipProblem]:
+    """What `pip check` finds: every Requires-Dist of every distribution not satisfied."""
     dists = {canonicalize_name(d.name): d for d in report.distributions}
     markers = dict(report.interpreter.markers) if report.interpreter else {}
-    problems: list[str] = []
+    problems: list[PipProblem] = []
     for dist in report.distributions:
         for text in dist.requires:
             if not text.strip():
@@ -302,29 +323,53 @@ def check_pip_health(report: ProbeReport) -> CheckResult:
             try:
                 req = Requirement(text)
             except InvalidRequirement:
-                problems.append(
-                    f"{dist.name} {dist.version} has an unreadable requirement {text!r}"
-                )
+                problems.append(PipProblem(dist.name, dist.version, text, unreadable=True))
                 continue
             if req.marker is not None and not req.marker.evaluate(markers | {"extra": ""}):
                 continue
             have = dists.get(canonicalize_name(req.name))
             if have is None:
-                problems.append(
-                    f"{dist.name} {dist.version} requires {req}, which is not installed"
-                )
+                problems.append(PipProblem(dist.name, dist.version, str(req)))
             elif not _contains(req, have.version):
-                problems.append(
-                    f"{dist.name} {dist.version} requires {req}, but {have.name} {have.version}"
-                    " is installed"
-                )
+                found = (have.name, have.version)
+                problems.append(PipProblem(dist.name, dist.version, str(req), found))
+    return problems
+
+
+def check_pip_health(report: ProbeReport) -> CheckResult:
+    """``health[pip]``: :func:`pip_problems`, worded."""
+    problems = [p.describe() for p in pip_problems(report)]
     if problems:
         return failed("health", "pip", "; ".join(problems), problems=problems)
     return passed("health", "pip", f"{len(report.distributions)} distributions consistent")
 
 
-def check_conda_health(report: ProbeReport) -> CheckResult:
-    """Every conda record's ``depends`` is satisfied and its ``constrains`` hold, as conda
+@dataclass(frozen=True)
+class CondaProblem:
+    """One unmet ``depends`` or ``constrains`` of a conda record, or a record the probe
+    could not read (``unreadable``: its warning)."""
+
+    record: str
+    version: str
+    relation: Literal["depends", "constrains", "unreadable"]
+    spec: str  # the MatchSpec as the record writes it; the warning when unreadable
+    found: str | None = None  # "version build" installed (a virtual's version); None: none
+    virtual: str | None = None  # the virtual package (``__glibc``) the dependency names
+
+    def describe(self) -> str:
+        if self.relation == "unreadable":
+            return self.spec
+        verb = "depends on" if self.relation == "depends" else self.relation
+        head = f"{self.record} {self.version} {verb} {self.spec}"
+        if self.virtual is not None:
+            if self.found is None:
+                return f"{head}: this target has no {self.virtual}"
+            return f"{head}: this target has {self.virtual} {self.found}"
+        return f"{head}: not installed" if self.found is None else f"{head}: found {self.found}"
+
+
+def conda_problems(report: ProbeReport) -> list[CondaProblem]:
+    """Every conda record's ``depends`` not satisfied or ``constrains`` not held, as conda
     itself judges a prefix (``conda doctor``'s consistency check): a dependency on a
     virtual package is matched against the target's own (``__glibc``, ``__linux``, ...)."""
     from rattler import MatchSpec
@@ -332,7 +377,11 @@ def check_conda_health(report: ProbeReport) -> CheckResult:
     records = {r.name: r for r in report.conda_records}
     virtual = dict(report.interpreter.virtual_packages) if report.interpreter else {}
     # conda refuses a prefix with a record it cannot read (CorruptedEnvironmentError).
-    problems = [w for w in report.warnings if _UNREADABLE_RECORD.match(w)]
+    problems = [
+        CondaProblem("", "", "unreadable", w)
+        for w in report.warnings
+        if _UNREADABLE_RECORD.match(w)
+    ]
     for record in report.conda_records:
         for dep in record.depends:
             spec = MatchSpec(dep)
@@ -342,20 +391,24 @@ def check_conda_health(report: ProbeReport) -> CheckResult:
                 continue
             have = records.get(name)
             if have is None:
-                problems.append(f"{record.name} {record.version} depends on {dep}: not installed")
+                problems.append(CondaProblem(record.name, record.version, "depends", dep))
             elif not spec.matches(_package_record(have)):
-                problems.append(
-                    f"{record.name} {record.version} depends on {dep}: found {have.version}"
-                    f" {have.build}"
-                )
+                found = f"{have.version} {have.build}"
+                problems.append(CondaProblem(record.name, record.version, "depends", dep, found))
         for constraint in record.constrains:
             spec = MatchSpec(constraint)
             other = records.get(spec.name.normalized) if spec.name else None
             if other is not None and not spec.matches(_package_record(other)):
+                found = f"{other.version} {other.build}"
                 problems.append(
-                    f"{record.name} {record.version} constrains {constraint}:"
-                    f" found {other.version} {other.build}"
+                    CondaProblem(record.name, record.version, "constrains", constraint, found)
                 )
+    return problems
+
+
+def check_conda_health(report: ProbeReport) -> CheckResult:
+    """``health[conda]``: :func:`conda_problems`, worded."""
+    problems = [p.describe() for p in conda_problems(report)]
     if problems:
         return failed("health", "conda", "; ".join(problems), problems=problems)
     return passed("health", "conda", f"{len(report.conda_records)} conda records consistent")

@@ -21,26 +21,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envassay.checks import CheckResult, failed, passed, skipped
-from envassay.errors import EnvassayError
 from envassay.probe.gpu import (
     FRAMEWORKS,
     DriverFacts,
     FrameworkFacts,
     GpuReport,
-    GpuRequest,
-    run_gpu_probe,
 )
 from envassay.probe.report import ProbeReport
-from envassay.spec.config import EnvSettings
 from envassay.spec.environment import EnvSpec
-from envassay.spec.gpu import Expectation, expectation
-from envassay.targets import Target
+from envassay.spec.gpu import Expectation
 
 KIND = "gpu"
 # Conda packages whose version is the CUDA runtime version the env is built for.
@@ -275,28 +270,14 @@ def _first_lines(text: str, limit: int = 600) -> str:
     return " | ".join(lines[-3:])[-limit:]
 
 
-# --- one env on one target ----------------------------------------------------------------
-
-
-def gpu_checks(
-    spec: EnvSpec,
-    report: ProbeReport,
-    target: Target,
-    settings: EnvSettings,
-    request: GpuRequest | None = None,
-) -> list[CheckResult]:
-    """The gpu[...] items for one env on one target (none when the env expects no GPU)."""
-    expect = expectation(spec, settings)
-    if expect.level == "none":
-        return []
+def skipped_items(spec: EnvSpec, report: ProbeReport, expect: Expectation) -> list[CheckResult]:
+    """The gpu[...] items of a run that skips them (--gpu skip): no probe runs."""
+    reason = f"GPU checks skipped for this run (--gpu skip; {expect.why})"
     frameworks = installed_frameworks(report)
-    if expect.skip_run:
-        reason = f"GPU checks skipped for this run (--gpu skip; {expect.why})"
-        params = ["driver", *frameworks, *(n for n, _ in cuda_runtime_records(spec, report))]
-        return [skipped(KIND, param, reason) for param in params]
-    request = replace(request or GpuRequest(), frameworks=frameworks)
-    try:
-        gpu = run_gpu_probe(target, request)
-    except EnvassayError as exc:
-        return [failed(KIND, "driver", str(exc))]
-    return judge_gpu(gpu, expect, report, cuda_runtime_records(spec, report))
+    params = ["driver", *frameworks, *(n for n, _ in cuda_runtime_records(spec, report))]
+    return [skipped(KIND, param, reason) for param in params]
+
+
+def unprobed(message: str) -> list[CheckResult]:
+    """The GPU probe could not run (``message`` says why): gpu[driver] fails with it."""
+    return [failed(KIND, "driver", message)]

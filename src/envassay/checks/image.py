@@ -1,7 +1,7 @@
 """Image hygiene checks: ImageFacts + spec + settings -> image[user|clean|entrypoint|labels|size].
 
 Pure functions, like :mod:`envassay.checks`; the facts are gathered by
-:func:`envassay.image.gather_facts`.
+:func:`envassay.targets.image.gather_facts`.
 """
 
 from __future__ import annotations

@@ -8,15 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envassay.errors import UserError
-from envassay.run.options import (
-    GPU_MODES,
-    HELP,
-    add_backend,
-    add_image_options,
-    add_json,
-    add_specs,
-    add_targets,
-)
+from envassay.run.options import RUN_OPTIONS, add_json, add_specs
 
 if TYPE_CHECKING:
     from envassay.run.options import Subparsers
@@ -25,25 +17,9 @@ if TYPE_CHECKING:
 def add_check(sub: Subparsers) -> None:
     check = sub.add_parser("check", help="create each spec's env and run the smoke checks")
     add_specs(check)
-    add_backend(check)
+    for option in RUN_OPTIONS:
+        option.add_to(check)
     check.add_argument("--junitxml", type=Path, help="write JUnit XML here")
-    check.add_argument("--report-md", type=Path, metavar="PATH", help=HELP["report_md"])
-    check.add_argument("--report-json", type=Path, metavar="PATH", help=HELP["report_json"])
-    check.add_argument(
-        "-j",
-        "--jobs",
-        type=_jobs,
-        default=1,
-        metavar="N",
-        help=HELP["jobs"],
-    )
-    add_targets(check, "where to check (repeatable; default: [tool.envassay] targets, i.e. native)")
-    check.add_argument(
-        "--image", metavar="REF", help="check this existing image (suite + image checks), no build"
-    )
-    add_image_options(check)
-    check.add_argument("--gpu", choices=GPU_MODES, default="auto", help=HELP["gpu"])
-    check.add_argument("--recreate", action="store_true", help=HELP["recreate"])
     check.set_defaults(handler=cmd_check)
 
 
@@ -113,10 +89,3 @@ def cmd_probe(args: argparse.Namespace) -> int:
     report = run_probe(target, request)
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))
     return 0
-
-
-def _jobs(text: str) -> int:
-    # Deferred: start-up cost; only the chosen subcommand's modules load.
-    from envassay.run.session import parse_jobs
-
-    return parse_jobs(text)

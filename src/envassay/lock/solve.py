@@ -122,18 +122,17 @@ def make_lock(
                 )
     lock_path = lock_path_for(spec.path)
     source = source_name(spec.path, lock_path)
-    raw = spec.path.read_bytes()
+    if spec.header is not None and spec.md5 is not None:  # the bytes the spec was read from
+        md5, sha256 = spec.md5, spec.header.sha256
+    else:
+        raw = spec.path.read_bytes()
+        md5, sha256 = hashlib.md5(raw).hexdigest(), hashlib.sha256(raw).hexdigest()
     metadata = LockMetadata(
         content_hash={p: spec.content_hash for p in platforms},
         channels=tuple(channels),
         platforms=tuple(platforms),
         sources=(source,),
-        inputs={
-            source: {
-                "md5": hashlib.md5(raw).hexdigest(),
-                "sha256": hashlib.sha256(raw).hexdigest(),
-            }
-        },
+        inputs={source: {"md5": md5, "sha256": sha256}},
         custom=custom,
     )
     lock = LockFile(metadata, tuple(packages))

@@ -76,7 +76,9 @@ def lock_status(spec_path: Path, config: Config, spec: EnvSpec | None = None) ->
             read_spec_header(spec_path)  # a spec that cannot be read is exit 2, not "no lock"
         return LockStatus(spec_path, lock_path, "missing", ("no lock file",))
     lock = read_lock(lock_path)
-    header = read_spec_header(spec_path)
+    # The spec as already read, when it was: its file is not opened again.
+    header = spec.header if spec is not None and spec.header is not None else None
+    header = header or read_spec_header(spec_path)
     reasons: list[str] = []
     hashes = set(lock.metadata.content_hash.values())
     recorded = lock.metadata.inputs.get(source_name(spec_path, lock_path), {}).get("sha256")

@@ -5,11 +5,11 @@ Shared by the pytest plugin and `envassay check`, so both judge identically.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from envassay.checks import CheckResult, failed, passed, run_all
-from envassay.checks.gpu import gpu_checks
 from envassay.checks.lock import check_lock_fresh, check_lock_match
 from envassay.create.env import create_env
 from envassay.errors import EnvassayError, UserError
@@ -17,12 +17,11 @@ from envassay.lock.status import LockStatus, lock_status
 from envassay.probe import run_probe
 from envassay.probe.report import PackageRequest, ProbeReport, ProbeRequest
 from envassay.progress import Progress
+from envassay.run.gpu import gpu_checks
 from envassay.spec.config import Config, EnvSettings
 from envassay.spec.environment import EnvSpec, declared_packages
 from envassay.spec.platforms import current_platform
 from envassay.targets import NativeTarget, Target
-
-TARGETS = ("native",)
 
 
 @dataclass
@@ -59,11 +58,14 @@ def assay_native(
     backend: str | None = None,
     progress: Progress = print,
     recreate: bool = False,
+    lock: Callable[[], LockStatus] | None = None,
 ) -> Assay:
     """Create ``spec`` natively (or reuse it; ``recreate``: make it again) and run every
-    check against it, holding the env's lease so that no prune removes it meanwhile."""
+    check against it, holding the env's lease so that no prune removes it meanwhile.
+    ``lock``: the run's one read of the spec's lock status (default: read here)."""
     assay = Assay(spec, "native")
-    assay.lock = lock_status(spec.path, config, spec)  # an unreadable lock: exit 2
+    # An unreadable lock: exit 2.
+    assay.lock = lock() if lock is not None else lock_status(spec.path, config, spec)
     assay.platform = current_platform()
     try:
         ensured = create_env(

@@ -10,6 +10,7 @@ one container: the probe's.
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from envassay.checks import failed, passed, skipped
@@ -24,7 +25,7 @@ from envassay.docker import (
     shared_engine,
 )
 from envassay.errors import EnvassayError, UserError
-from envassay.lock.status import lock_status
+from envassay.lock.status import LockStatus, lock_status
 from envassay.progress import Progress
 from envassay.run.assay import Assay, probe_and_check
 from envassay.spec.config import Config
@@ -60,8 +61,10 @@ def assay_docker(
     *,
     engine: Engine | None = None,
     progress: Progress = print,
+    lock: Callable[[], LockStatus] | None = None,
 ) -> Assay:
     """Build or reuse the env's image (or take ``options.image``) and run every check in it.
+    ``lock``: the run's one read of the spec's lock status (default: read here).
 
     Raises EngineUnavailable when no engine answers and UserError for bad input.
     """
@@ -69,7 +72,8 @@ def assay_docker(
     settings = config.env(spec.name)
     assay = Assay(spec, "docker")
     assay.platform = platform = engine_platform(engine)
-    assay.lock = lock_status(spec.path, config, spec)  # an unreadable lock: exit 2
+    # An unreadable lock: exit 2.
+    assay.lock = lock() if lock is not None else lock_status(spec.path, config, spec)
     expected_lock = usable_lock(spec, config, platform, assay.lock)[1] or None
     if options.image is None:
         image_options = resolve_options(
@@ -121,10 +125,15 @@ def existing_image(engine: Engine, ref: str) -> ImageInfo:
 
 
 def assay_docker_or_skip(
-    spec: EnvSpec, config: Config, options: DockerOptions, *, progress: Progress = print
+    spec: EnvSpec,
+    config: Config,
+    options: DockerOptions,
+    *,
+    progress: Progress = print,
+    lock: Callable[[], LockStatus] | None = None,
 ) -> Assay:
     """As :func:`assay_docker`, but a missing engine skips the target with the reason."""
     try:
-        return assay_docker(spec, config, options, progress=progress)
+        return assay_docker(spec, config, options, progress=progress, lock=lock)
     except EngineUnavailable as exc:
         return Assay(spec, "docker", [skipped("create", "docker", exc.render())])

@@ -14,7 +14,7 @@ from envassay.lock.format import LockError, lock_path_for
 from envassay.lock.status import LockStatus, lock_status
 from envassay.progress import ProgressLine
 from envassay.spec.config import Config, load_config
-from envassay.spec.environment import load_spec
+from envassay.spec.environment import EnvSpec, load_spec
 from envassay.spec.platforms import validate_platforms
 from envassay.spec.resolve import lock_platforms
 
@@ -96,7 +96,7 @@ def _write_lock(
 
     spec = load_spec(path)
     wanted = lock_platforms(spec, config, requested)
-    status = _status_or_unreadable(path, config)
+    status = _status_or_unreadable(path, config, spec)
     if (
         status is not None
         and status.fresh
@@ -153,10 +153,11 @@ def _spec_error(exc: UserError, path: Path, platforms: Sequence[str]) -> None:
     print(f"envassay: error: {redact.mask(text)}", file=sys.stderr)
 
 
-def _status_or_unreadable(path: Path, config: Config) -> LockStatus | None:
-    """An unreadable lock is simply replaced by `envassay lock`."""
+def _status_or_unreadable(path: Path, config: Config, spec: EnvSpec) -> LockStatus | None:
+    """An unreadable lock is simply replaced by `envassay lock` (the spec as read, not read
+    again)."""
     try:
-        return lock_status(path, config)
+        return lock_status(path, config, spec)
     except LockError as exc:
         print(f"envassay: replacing an unreadable lock: {exc.render()}", file=sys.stderr)
         return None

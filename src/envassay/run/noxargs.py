@@ -8,19 +8,19 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from envassay.run.options import RUN_OPTIONS
+
 # Set while envassay runs pytest, so only the plugins named with -p load: some installed
 # plugins cost seconds at start-up or at session end (hypothesis: 2.7 s measured here),
 # which would dominate a warm run; a user who needs one adds it back with `-p NAME`.
 AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
 
+# `nox -s envs -- --backend X` and the like: `envassay check`'s flags as the plugin's.
 SHORT_FORMS = {
-    "--backend": "--envassay-backend",
-    "-j": "--envassay-jobs",
-    "--jobs": "--envassay-jobs",
-    "--report-md": "--envassay-report-md",
-    "--report-json": "--envassay-report-json",
-    "--gpu": "--envassay-gpu",
-    "--recreate": "--envassay-recreate",
+    flag: option.plugin_flag
+    for option in RUN_OPTIONS
+    if option.short_form
+    for flag in option.cli_flags
 }
 
 

@@ -20,12 +20,13 @@ from envassay import redact
 from envassay.checks import CheckResult
 from envassay.cleantext import visible
 from envassay.errors import UserError
-from envassay.run.options import GPU_MODES, HELP
+from envassay.run.options import JOBS, REPORT_JSON, REPORT_MD, RUN_OPTIONS
+from envassay.run.options import parse_jobs as parse_jobs  # --envassay-jobs's reading
 from envassay.run.report import terminal_table
-from envassay.run.session import AssaySession, SessionHandoff, parse_jobs
+from envassay.run.session import AssaySession, SessionHandoff
 from envassay.run.work import RunOptions, assay_spec, project_config, submit, targets_for
 from envassay.spec.config import LOCK_SUFFIX
-from envassay.spec.environment import EnvSpec, load_spec
+from envassay.spec.environment import EnvSpec
 
 SPEC_SUFFIXES = (".yml", ".yaml")
 _SESSION = pytest.StashKey[AssaySession]()
@@ -34,40 +35,12 @@ _OPTIONS = pytest.StashKey[RunOptions]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("envassay", "envassay: smoke-test conda environments")
-    group.addoption(
-        "--envassay-target",
-        action="append",
-        choices=["native", "docker"],
-        help="where to create and probe each env (repeatable; default: [tool.envassay] targets)",
-    )
-    group.addoption("--envassay-backend", help="backend that creates envs (default: config)")
-    group.addoption(
-        "--envassay-image",
-        metavar="REF",
-        help="docker target: check this existing image instead of building one",
-    )
-    group.addoption("--envassay-builder-image", metavar="REF", help="docker target: builder stage")
-    group.addoption("--envassay-runtime-image", metavar="REF", help="docker target: runtime stage")
-    group.addoption(
-        "--envassay-creator",
-        choices=["conda", "mamba", "micromamba", "envassay"],
-        help="docker target: what creates the env in the builder (default: from the image)",
-    )
-    group.addoption("--envassay-gpu", choices=GPU_MODES, default="auto", help=HELP["gpu"])
-    group.addoption("--envassay-recreate", action="store_true", help=HELP["recreate"])
-    group.addoption(
-        "--envassay-jobs",
-        type=parse_jobs,
-        default=1,
-        metavar="N",
-        help=HELP["jobs"],
-    )
-    group.addoption("--envassay-report-md", type=Path, metavar="PATH", help=HELP["report_md"])
-    group.addoption("--envassay-report-json", type=Path, metavar="PATH", help=HELP["report_json"])
+    for option in RUN_OPTIONS:
+        option.add_to_plugin(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    jobs = config.getoption("envassay_jobs", 1) or 1
+    jobs = config.getoption(JOBS.plugin_dest, 1) or 1
     if jobs < 1:
         raise pytest.UsageError(f"--envassay-jobs must be at least 1, got {jobs}")
     handed = [p for p in config.pluginmanager.get_plugins() if isinstance(p, SessionHandoff)]
@@ -183,7 +156,7 @@ class SpecFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         try:
-            self.spec = load_spec(self.path)
+            self.spec = _session(self.config).spec(self.path)  # as the started work read it
         except UserError as exc:
             self.error = exc
         for target in _targets(self.config, self.path.parent):
@@ -202,16 +175,8 @@ def _options(config: pytest.Config) -> RunOptions:
     """The run's --envassay-* options, read once."""
     options = config.stash.get(_OPTIONS, None)
     if options is None:
-        get = config.getoption
-        options = config.stash[_OPTIONS] = RunOptions(
-            targets=tuple(get("envassay_target") or ()),
-            backend=get("envassay_backend"),
-            gpu=get("envassay_gpu"),
-            image=get("envassay_image"),
-            builder_image=get("envassay_builder_image"),
-            runtime_image=get("envassay_runtime_image"),
-            creator=get("envassay_creator"),
-            recreate=bool(get("envassay_recreate")),
+        options = config.stash[_OPTIONS] = RunOptions.from_values(
+            lambda option: config.getoption(option.plugin_dest)
         )
     return options
 
@@ -318,8 +283,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     state = _session(config)
     state.write_reports(
-        config.getoption("envassay_report_md"),
-        config.getoption("envassay_report_json"),
+        config.getoption(REPORT_MD.plugin_dest),
+        config.getoption(REPORT_JSON.plugin_dest),
         environ=dict(os.environ),
     )
     if state.report_error is not None:  # one line at the end (terminal summary), exit 2

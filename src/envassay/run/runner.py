@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 from envassay import redact
 from envassay.errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, UserError
 from envassay.run.noxargs import AUTOLOAD, pytest_flags
+from envassay.run.options import JOBS, REPORT_JSON, REPORT_MD
 from envassay.run.session import AssaySession, SessionHandoff
-from envassay.run.work import RunOptions, submit
-from envassay.spec.config import GpuMode, load_config
+from envassay.run.work import RunOptions, project_config, submit
+from envassay.spec.config import GpuMode
 
 if TYPE_CHECKING:
     import pytest
@@ -50,43 +51,18 @@ def run_checks(
     ``jobs``: how many env targets are created and probed at once. ``report_md`` and
     ``report_json``: where the run's reports go ($GITHUB_STEP_SUMMARY gets the Markdown too).
     """
-    config = load_config()
+    config = project_config(Path.cwd())  # read once: the work's lookups reuse it
     paths = [Path(p) for p in specs] or config.spec_paths()
     if not paths:
         raise UserError(f"no specs found (looked for {list(config.specs)} under {config.root})")
     for path in paths:
         if not path.is_file():
             raise UserError("spec not found", where=path)
-    args = pytest_flags(config.root)
-    if backend:
-        args += ["--envassay-backend", backend]
     if "docker" in targets or image:
         # Deferred: the Docker SDK loads only when a docker target is used (start-up cost).
         from envassay.docker import shared_engine
 
         shared_engine()  # EngineUnavailable: which socket, and how to start an engine
-    for target in targets:
-        args += ["--envassay-target", target]
-    for option, value in (
-        ("--envassay-image", image),
-        ("--envassay-builder-image", builder_image),
-        ("--envassay-runtime-image", runtime_image),
-        ("--envassay-creator", creator),
-    ):
-        if value:
-            args += [option, value]
-    if gpu != "auto":
-        args += ["--envassay-gpu", gpu]
-    if junitxml:
-        args += ["--junitxml", str(junitxml)]
-    if jobs != 1:
-        args += ["--envassay-jobs", str(jobs)]
-    if report_md:
-        args += ["--envassay-report-md", str(report_md)]
-    if report_json:
-        args += ["--envassay-report-json", str(report_json)]
-    if recreate:
-        args += ["--envassay-recreate"]
     options = RunOptions(
         targets=tuple(targets),
         backend=backend,
@@ -97,6 +73,11 @@ def run_checks(
         creator=creator,
         recreate=recreate,
     )
+    # What pytest's plugin is told: the same options, each forwarded as declared.
+    args = [*pytest_flags(config.root), *options.forward()]
+    args += [*JOBS.forward(jobs), *REPORT_MD.forward(report_md), *REPORT_JSON.forward(report_json)]
+    if junitxml:
+        args += ["--junitxml", str(junitxml)]
     session = AssaySession(jobs=jobs, root=config.root)
     # pytest's -q: quiet from the first line (the work starts before pytest parses it).
     session.quiet = any(arg == "--quiet" or arg.startswith("-q") for arg in pytest_args)
@@ -135,7 +116,7 @@ class _InterruptWatch:
 
 def run_pytest(args: Sequence[str], plugins: Sequence[object] = ()) -> int:
     """pytest in this process with no auto-loaded third-party plugins (see
-    noxargs.AUTOLOAD); ``args`` start with :func:`envassay.noxargs.pytest_flags`, which
+    noxargs.AUTOLOAD); ``args`` start with :func:`envassay.run.noxargs.pytest_flags`, which
     loads envassay's plugin. Returns pytest's exit code; a real Ctrl-C, which pytest
     also returns as INTERRUPTED, is raised again once pytest has ended the run's
     commands. Used by `envassay check` and by the noxfile's env sessions."""

@@ -23,38 +23,49 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, cast
+from typing import TYPE_CHECKING, Any, Generic, TextIO, TypeVar, cast
 
 from envassay import __version__, redact
 from envassay.checks import CheckResult
 from envassay.command import kill_running
 from envassay.errors import UserError
+from envassay.run.options import parse_jobs as parse_jobs  # its home before run/options.py
 from envassay.run.report import TargetRun, dumps, render_markdown, to_json
 
 if TYPE_CHECKING:
+    from envassay.lock.status import LockStatus
     from envassay.run.assay import Assay
+    from envassay.spec.config import Config
+    from envassay.spec.environment import EnvSpec
+
+T = TypeVar("T")
 
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 
 
-def parse_jobs(text: str) -> int:
-    """``-j``'s value: a whole number >= 1, or ``auto``: as many as this process may use
-    CPUs (its affinity, which a CI runner's container limits, else the machine's count)."""
-    import argparse
-
-    if text.strip().lower() == "auto":
-        usable = getattr(os, "sched_getaffinity", None)
-        return max(1, len(usable(0)) if usable else (os.cpu_count() or 1))
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or auto, got {text!r}")
-    return value
-
-
 Work = Callable[[], "Assay"]
+
+
+class _Once(Generic[T]):
+    """One input's single read (a spec, a lock's status), whichever thread asks first; its
+    UserError is kept and raised to every asker."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._error: UserError | None = None
+
+    def get(self, read: Callable[[], T]) -> T:
+        with self._lock:
+            if self._value is None and self._error is None:
+                try:
+                    self._value = read()
+                except UserError as exc:
+                    self._error = exc
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
 
 
 @dataclass
@@ -119,6 +130,27 @@ class AssaySession:
         self.terminal_column: Callable[[], int] = lambda: 0
         self._live_shown = False
         self._live_text = ""
+        self._reads: dict[tuple[str, Path], _Once[Any]] = {}
+
+    def _once(self, kind: str, path: Path, read: Callable[[], T]) -> T:
+        with self._lock:
+            once = self._reads.setdefault((kind, path.resolve()), _Once())
+        return cast(T, once.get(read))
+
+    def spec(self, path: Path) -> EnvSpec:
+        """The spec at ``path``, read once in this session: the work started before pytest
+        and the plugin's collector share one read (and its UserError, raised to both)."""
+        # Deferred: start-up cost; the first env's work starts before this loads.
+        from envassay.spec.environment import load_spec
+
+        return self._once("spec", path, lambda: load_spec(path))
+
+    def lock_status(self, spec: EnvSpec, config: Config) -> LockStatus:
+        """The spec's lock status, its lock read once in this session for all its targets."""
+        # Deferred: start-up cost; the first env's work starts before this loads.
+        from envassay.lock.status import lock_status
+
+        return self._once("lock", spec.path, lambda: lock_status(spec.path, config, spec))
 
     # --- running assays -------------------------------------------------------------------
 

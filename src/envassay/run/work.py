@@ -14,17 +14,18 @@ import sys
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from envassay.errors import UserError
-from envassay.spec.config import Config, GpuMode, load_config
+from envassay.run.options import RUN_OPTIONS, Option
+from envassay.spec.config import Config, GpuMode, find_pyproject, load_config
 
 if TYPE_CHECKING:
+    from envassay.lock.status import LockStatus
+    from envassay.progress import Progress
     from envassay.run.assay import Assay
     from envassay.run.session import AssaySession
     from envassay.spec.environment import EnvSpec
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,46 @@ class RunOptions:
     creator: str | None = None
     recreate: bool = False  # make each native env again, even when the store has it
 
+    @classmethod
+    def from_values(cls, value: Callable[[Option], Any]) -> RunOptions:
+        """From each declared option's value (``value(option)``: the plugin's, the CLI's)."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        given: dict[str, Any] = {}
+        for option in RUN_OPTIONS:
+            if option.field in fields:
+                got = value(option)
+                if option.kind == "append":
+                    got = tuple(got or ())
+                elif option.kind == "flag":
+                    got = bool(got)
+                given[option.field] = got
+        return cls(**given)
+
+    def forward(self) -> list[str]:
+        """The plugin's argv for these options (as `envassay check` hands them to pytest)."""
+        return [
+            arg
+            for option in RUN_OPTIONS
+            if option.field in self.__dataclass_fields__
+            for arg in option.forward(getattr(self, option.field))
+        ]
+
+
+def project_config(directory: Path) -> Config:
+    """The [tool.envassay] that governs the specs in ``directory`` (or the working
+    directory): its pyproject.toml is read once, whichever directory under it asks; a
+    file changed since (another size, time or inode) is read again."""
+    directory = directory.resolve()
+    pyproject = find_pyproject(directory)
+    if pyproject is None:
+        return _config_at(directory, None)
+    info = pyproject.stat()
+    return _config_at(pyproject.parent, (info.st_ino, info.st_size, info.st_mtime_ns))
+
 
 @functools.lru_cache(maxsize=32)
-def project_config(directory: Path) -> Config:
-    """The [tool.envassay] that governs the specs in ``directory``."""
-    return load_config(directory)
+def _config_at(root: Path, version: tuple[int, int, int] | None) -> Config:
+    return load_config(root)
 
 
 def targets_for(options: RunOptions, directory: Path) -> list[str]:
@@ -78,34 +114,51 @@ def submit(
 
 
 def assay_path(options: RunOptions, path: Path, target: str, session: AssaySession) -> Assay:
-    """A target's work in the background: read the spec, then as :func:`assay_spec`."""
-    # Deferred: start-up cost; the first env's work starts before these load.
-    from envassay.spec.environment import load_spec
+    """A target's work in the background: read the spec (once for the session: its other
+    targets and the plugin's collector take the same), then as :func:`assay_spec`."""
+    spec = session.spec(path)
+    progress = session.progress(f"{spec.name}/{target}")
+    return assay_spec(options, spec, target, progress, session=session)
 
-    spec = load_spec(path)
-    return assay_spec(options, spec, target, session.progress(f"{spec.name}/{target}"))
 
-
-def assay_spec(options: RunOptions, spec: EnvSpec, target: str, progress: Progress | None) -> Assay:
+def assay_spec(
+    options: RunOptions,
+    spec: EnvSpec,
+    target: str,
+    progress: Progress | None,
+    *,
+    session: AssaySession | None = None,
+) -> Assay:
     """Create (or build) and probe ``spec`` on ``target``, and judge it.
 
     ``progress``: where a background run's lines go; None: this process's stderr.
+    ``session``: the run's, whose one read of the spec's lock every target takes.
     """
     # Deferred: start-up cost; the first env's work starts before these load.
     from envassay.run.assay import assay_native
 
     config = project_config(spec.path.parent)
+    lock = functools.partial(session.lock_status, spec, config) if session is not None else None
     if options.gpu != config.gpu_mode:
         config = dataclasses.replace(config, gpu_mode=options.gpu)
     if target == "docker":
-        return _assay_docker(options, spec, config, progress)
+        return _assay_docker(options, spec, config, progress, lock)
     return assay_native(
-        spec, config, backend=options.backend, progress=progress or _line, recreate=options.recreate
+        spec,
+        config,
+        backend=options.backend,
+        progress=progress or _line,
+        recreate=options.recreate,
+        lock=lock,
     )
 
 
 def _assay_docker(
-    options: RunOptions, spec: EnvSpec, config: Config, progress: Progress | None
+    options: RunOptions,
+    spec: EnvSpec,
+    config: Config,
+    progress: Progress | None,
+    lock: Callable[[], LockStatus] | None,
 ) -> Assay:
     # Deferred: start-up cost; the first env's work starts before these load.
     from envassay.progress import ProgressLine
@@ -118,11 +171,11 @@ def _assay_docker(
         creator=options.creator,
     )
     if progress is not None:
-        return assay_docker_or_skip(spec, config, docker, progress=progress)
+        return assay_docker_or_skip(spec, config, docker, progress=progress, lock=lock)
     # Build output: one live line on a terminal, every line otherwise (the log has all).
     line = ProgressLine(sys.stderr)
     try:
-        return assay_docker_or_skip(spec, config, docker, progress=line)
+        return assay_docker_or_skip(spec, config, docker, progress=line, lock=lock)
     finally:
         line.close()
 

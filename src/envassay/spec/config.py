@@ -21,7 +21,11 @@ else:  # pragma: no cover - exercised only on 3.10
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 GpuPolicy = Literal["none", "optional", "required", "auto"]
-BACKENDS = ("rattler", "auto", "conda", "mamba", "micromamba")
+# The names `--backend` and `backend =` take (create/backends maps each but auto to a
+# factory); auto: the first installed of micromamba, mamba, conda, else rattler.
+BACKENDS = ("auto", "rattler", "conda", "mamba", "micromamba")
+# What creates the env in a docker target's builder stage (`--creator`).
+CREATORS = ("conda", "mamba", "micromamba", "envassay")
 TARGETS = ("native", "docker")
 CHANNEL_MODES = ("conda", "file")  # see spec/channels.py
 GPU_POLICIES = ("auto", "none", "optional", "required")

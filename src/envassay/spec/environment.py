@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -18,7 +20,7 @@ from typing import Any, Literal
 from envassay import redact
 from envassay.errors import SpecError
 from envassay.spec.platforms import KNOWN_PLATFORMS
-from envassay.yamlload import read_yaml
+from envassay.yamlload import read_yaml_bytes
 
 # conda's own keys (conda/env/env.py VALID_KEYS) plus conda-lock's `platforms`.
 KNOWN_KEYS = ("name", "channels", "dependencies", "variables", "prefix", "platforms")
@@ -123,6 +125,11 @@ class EnvSpec:
     other_installers: tuple[tuple[str, int | None], ...] = ()
 
     pip_section: bool = False  # a `pip:` key, even an empty one: conda then adds pip
+    # What the file said besides its dependencies, and its bytes' hashes, from the same
+    # read (lock status and the lock writer need not read the file again); None: an
+    # EnvSpec not read from a file.
+    header: SpecHeader | None = field(default=None, compare=False, repr=False)
+    md5: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def has_pip_section(self) -> bool:
@@ -165,9 +172,9 @@ class EnvSpec:
             "variables": dict(sorted(self.variables.items())),
         }
 
-    @property
+    @functools.cached_property
     def content_hash(self) -> str:
-        """sha256 of the spec's meaning (see :meth:`meaning`)."""
+        """sha256 of the spec's meaning (see :meth:`meaning`), computed once."""
         blob = json.dumps(self.meaning(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -215,12 +222,14 @@ def _warn_once(message: str) -> None:
 def load_spec(path: str | Path) -> EnvSpec:
     """Read and validate an environment.yml; raise SpecError (one line, with file:line) if bad."""
     path = Path(path)
-    data, lines = read_yaml(path)
+    data, lines, raw = read_yaml_bytes(path)
     if data is None:
         raise SpecError("empty file; expected a mapping with `dependencies:`", where=path)
     if not isinstance(data, dict):
         raise SpecError(f"expected a mapping at the top level, got {_kind(data)}", where=path)
-    return _Parser(path, lines).parse(data)
+    spec = _Parser(path, lines).parse(data)
+    header = _header(path, data, lines, raw)
+    return dataclasses.replace(spec, header=header, md5=hashlib.md5(raw).hexdigest())
 
 
 @dataclass(frozen=True)
@@ -243,11 +252,11 @@ def read_spec_header(path: str | Path) -> SpecHeader:
     when the spec's bytes are the ones the lock was made from.
     """
     path = Path(path)
-    data, lines = read_yaml(path)  # first: it refuses devices, FIFOs and huge files
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror}", where=path) from None
+    data, lines, raw = read_yaml_bytes(path)  # it refuses devices, FIFOs and huge files
+    return _header(path, data, lines, raw)
+
+
+def _header(path: Path, data: Any, lines: dict[int, int], raw: bytes) -> SpecHeader:
     if not isinstance(data, dict):
         raise SpecError("expected a mapping with `dependencies:`", where=path)
     parser = _Parser(path, lines)

@@ -40,7 +40,7 @@ from envassay.docker import Engine, ImageBuildError, ImageInfo, shared_engine
 from envassay.errors import EnvassayError, UserError
 from envassay.lock.format import read_lock
 from envassay.lock.status import LockStatus, lock_for_create
-from envassay.spec.config import Config, EnvSettings
+from envassay.spec.config import CREATORS, Config, EnvSettings
 from envassay.spec.environment import EnvSpec
 from envassay.spec.gpu import expectation
 from envassay.spec.resolve import resolve_channels
@@ -48,7 +48,6 @@ from envassay.yamlload import read_yaml
 
 Progress = Callable[[str], None]
 
-CREATORS = ("conda", "mamba", "micromamba", "envassay")
 DEFAULT_BUILDER_IMAGE = "continuumio/miniconda3:24.7.1-0"
 DEFAULT_RUNTIME_IMAGE = "debian:bookworm-20240722-slim"
 ENV_PREFIX = "/opt/env"

@@ -16,7 +16,7 @@ The wheelhouse (that wheel plus its PyPI dependencies for the image's CPython 3.
 manylinux; ``pycosat`` built on the host when PyPI has no binary wheel) is cached under
 ``<test cache>/condawheels/<key>/``; the image is kept in the engine as
 ``envassay-test/miniconda3:<conda version>-<key>``, the key covering the recipe, the
-base image and the wheels' hashes, so :func:`envassay.image.creator_for` picks conda::
+base image and the wheels' hashes, so :func:`envassay.targets.image.creator_for` picks conda::
 
     python -m envassay.testing.condaimage 24.7.1 26.7.1     # prints one ref per line
 """

@@ -1,4 +1,5 @@
-"""Backends create a conda prefix from an EnvSpec. Found by name in ``BACKENDS``.
+"""Backends create a conda prefix from an EnvSpec. Found by name (``spec.config.BACKENDS``)
+in ``FACTORIES``.
 
 Which one: ``--backend`` (or pytest's ``--envassay-backend``), else
 ``$ENVASSAY_BACKEND``, else ``[tool.envassay] backend``, else ``rattler``.
@@ -17,14 +18,15 @@ from envassay.create.backends.rattler import RattlerBackend
 from envassay.create.backends.tools import first_available, search, tool_version
 from envassay.errors import UserError
 from envassay.progress import Progress
+from envassay.spec.config import BACKENDS
 
-BACKENDS: dict[str, Callable[[], Backend]] = {
+# Each name of spec.config.BACKENDS but ``auto``, which picks one of these.
+FACTORIES: dict[str, Callable[[], Backend]] = {
     "rattler": RattlerBackend,
     "conda": lambda: CondaBackend.find("conda"),
     "mamba": lambda: CondaBackend.find("mamba"),
     "micromamba": lambda: CondaBackend.find("micromamba"),
 }
-NAMES = ("auto", *BACKENDS)
 ENV_VAR = "ENVASSAY_BACKEND"
 
 
@@ -41,8 +43,8 @@ def resolve_backend(
 
 
 def _known(name: str, where: str) -> str:
-    if name not in NAMES:
-        raise UserError(f"Expected backend one of {list(NAMES)}, but got {name!r}", where=where)
+    if name not in BACKENDS:
+        raise UserError(f"Expected backend one of {list(BACKENDS)}, but got {name!r}", where=where)
     return name
 
 
@@ -79,12 +81,11 @@ def available(environ: Mapping[str, str] | None = None) -> list[Available]:
 
 def get_backend(name: str) -> Backend:
     """The backend called ``name`` (``auto`` resolved); unknown or not installed: exit 2."""
-    return BACKENDS[concrete_name(_known(name, "--backend"))]()
+    return FACTORIES[concrete_name(_known(name, "--backend"))]()
 
 
 __all__ = [
-    "BACKENDS",
-    "NAMES",
+    "FACTORIES",
     "Available",
     "Backend",
     "CreateRequest",

@@ -1,6 +1,6 @@
 """Every command line envassay gives conda, mamba and micromamba, in one place.
 
-Two argument styles (see :attr:`envassay.backends.tools.Tool.style`):
+Two argument styles (see :attr:`envassay.create.backends.tools.Tool.style`):
 
 - conda style (conda, mamba 1.x):
   spec: ``TOOL env create -p PREFIX -f ENV.yml`` (conda < 26, mamba 1.x), or
@@ -11,7 +11,7 @@ Two argument styles (see :attr:`envassay.backends.tools.Tool.style`):
   spec: ``TOOL create -y -p PREFIX -f ENV.yml``;
   lock: ``TOOL create -y -p PREFIX -f NAME.conda-lock.yml``
 
-``ENV.yml`` is generated from the spec (:func:`envassay.backends.conda.environment_file`).
+``ENV.yml`` is generated from the spec (:func:`envassay.create.backends.conda.environment_file`).
 conda and mamba 1.x (which runs on conda's own configuration) get the effective channels
 envassay resolved by conda's rules (:func:`file_channels`): for ``conda env create``
 with ``nodefaults`` (it takes no channel options), for ``conda create`` (conda >= 26)

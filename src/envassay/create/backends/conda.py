@@ -2,7 +2,7 @@
 
 The tool creates the prefix (solve, link, and the spec's pip: section as it
 does it itself); envassay writes its input files, runs it (command lines:
-:mod:`envassay.backends.commands`), and turns its failures into envassay's
+:mod:`envassay.create.backends.commands`), and turns its failures into envassay's
 errors. The env store (build at the final path, marker last, lock) is the same
 as for every backend.
 """
@@ -303,7 +303,7 @@ def _remove_if_empty(prefix: Path) -> None:
 # ------------------------------------------------------------------ failures
 
 # What each kind of failure looks like in the tools' output, first match wins. Recorded
-# outputs these come from are quoted in tests/unit/test_conda_backend.py.
+# outputs these come from are kept in tests/fake_tools.py (RECORDED_FAILURES).
 FAILURES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "integrity",
