@@ -76,11 +76,12 @@ def cmd_probe(args: argparse.Namespace) -> int:
         # Deferred: the Docker SDK loads only when a docker target is used (start-up cost).
         from envassay.docker import shared_engine
         from envassay.run.container import existing_image
-        from envassay.targets.image import image_python
+        from envassay.targets.image import image_pythons
 
         image = args.prefix[len("docker://") :]
         info = existing_image(shared_engine(), image)
-        target = DockerTarget(image, python=image_python(info))
+        first, *fallback = image_pythons(info)
+        target = DockerTarget(image, python=first, fallback=tuple(fallback))
     else:
         prefix = Path(args.prefix).expanduser().resolve()
         if not (prefix / "bin" / "python").exists():

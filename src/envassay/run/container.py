@@ -37,7 +37,7 @@ from envassay.targets.image import (
     expects_gpu,
     gather_facts,
     host_has_gpu,
-    image_python,
+    image_pythons,
     plan_image,
     resolve_options,
     usable_lock,
@@ -99,9 +99,9 @@ def assay_docker(
     else:
         ref, info = options.image, existing_image(engine, options.image)
     assay.results.append(check_lock_fresh(assay.lock))
-    target = DockerTarget(
-        ref, python=image_python(info), gpus=expects_gpu(spec, settings) and host_has_gpu()
-    )
+    first, *fallback = image_pythons(info)
+    gpus = expects_gpu(spec, settings) and host_has_gpu()
+    target = DockerTarget(ref, python=first, gpus=gpus, fallback=tuple(fallback))
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         kept = config.store_path() / "cache" / "image-facts"
         facts = pool.submit(gather_facts, engine, ref, info, keep=kept)

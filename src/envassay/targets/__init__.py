@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +14,22 @@ from envassay.errors import EnvassayError
 
 # The host's own Python setup must not leak into the environment under test.
 _HOST_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CONDA_PREFIX")
+
+
+# How the engine says a container's command does not exist (exit 127, before it starts).
+_NOT_FOUND = "executable file not found"
+
+
+def first_found(
+    run_with: Callable[[str], CommandResult], pythons: Sequence[str]
+) -> tuple[str, CommandResult]:
+    """Run with each interpreter in turn until one exists in the image: a ``python`` that
+    exists and crashes is that interpreter's verdict, not a reason to try another."""
+    for python in pythons[:-1]:
+        result = run_with(python)
+        if not (result.returncode == 127 and _NOT_FOUND in result.stderr):
+            return python, result
+    return pythons[-1], run_with(pythons[-1])
 
 
 class TargetError(EnvassayError):
@@ -109,14 +125,18 @@ class DockerTarget:
     """A container image: `docker run --rm -i --network none IMAGE PYTHON - ARGS`.
 
     The image's own entrypoint and user apply, as for anyone who runs it; the
-    interpreter is the env's (``<prefix>/bin/python``) when the prefix is known.
-    With ``gpus`` the container gets every GPU (``--gpus all``).
+    interpreter is the env's (``<prefix>/bin/python``) when the prefix is known, else
+    ``python`` on the image's PATH, else each of ``fallback`` (Debian's python3 package
+    installs no ``python``). With ``gpus`` the container gets every GPU (``--gpus all``).
     """
 
     image: str
     python: str = "python"
     gpus: bool = False
     name: str = "docker"
+    fallback: tuple[str, ...] = ()
+    # The interpreter found on the first run: later runs (restarts, the GPU probe) reuse it.
+    _found: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def describe(self) -> str:
         return f"docker image {self.image}"
@@ -133,11 +153,19 @@ class DockerTarget:
         # Deferred: the Docker SDK loads only when a docker target is used (start-up cost).
         from envassay.docker import shared_engine
 
-        return shared_engine().run(
-            self.image,
-            [self.python, "-", *args],
-            stdin=script,
-            timeout=timeout,
-            gpus=self.gpus,
-            limit=output_limit,
-        )
+        engine = shared_engine()
+
+        def run_with(python: str) -> CommandResult:
+            return engine.run(
+                self.image,
+                [python, "-", *args],
+                stdin=script,
+                timeout=timeout,
+                gpus=self.gpus,
+                limit=output_limit,
+            )
+
+        found = self._found.get("python")
+        python, result = first_found(run_with, (found,) if found else (self.python, *self.fallback))
+        self._found["python"] = python
+        return result

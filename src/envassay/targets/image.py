@@ -44,6 +44,7 @@ from envassay.spec.config import CREATORS, Config, EnvSettings
 from envassay.spec.environment import EnvSpec
 from envassay.spec.gpu import expectation
 from envassay.spec.resolve import resolve_channels
+from envassay.targets import first_found
 from envassay.yamlload import read_yaml
 
 Progress = Callable[[str], None]
@@ -591,11 +592,12 @@ def env_prefix(info: ImageInfo) -> str:
     return info.labels.get(LABEL_PREFIX) or info.env.get("CONDA_PREFIX", "")
 
 
-def image_python(info: ImageInfo) -> str:
-    """The env's interpreter, else the image's ``python3`` on its PATH: Debian's python3
-    package installs no ``python``, and a venv, a conda env or a python image has both."""
+def image_pythons(info: ImageInfo) -> tuple[str, ...]:
+    """The interpreters to judge, first found wins: the env's, else the image's ``python``
+    on its PATH (what its users run), else ``python3`` (Debian's python3 package installs
+    no ``python``; a venv, a conda env or a python image has both)."""
     prefix = env_prefix(info)
-    return f"{prefix}/bin/python" if prefix else "python3"
+    return (f"{prefix}/bin/python",) if prefix else ("python", "python3")
 
 
 def gather_facts(
@@ -640,7 +642,7 @@ def _kept_facts_path(keep: Path, info: ImageInfo) -> Path | None:
         "plain": _PLAIN_SCRIPT,
         "scan": _sha256(_asset("imagefacts.py").encode()),
         "request": _scan_request(info),
-        "python": image_python(info),
+        "python": list(image_pythons(info)),
     }
     return keep / f"{_sha256(json.dumps(key, sort_keys=True).encode())[:32]}.json"
 
@@ -697,13 +699,16 @@ def _scan(
     engine: Engine, ref: str, info: ImageInfo, timeout: float
 ) -> tuple[dict[str, Any] | None, str]:
     """The filesystem scan, as root (to see /root) with the env's python as entrypoint."""
-    result = engine.run(
-        ref,
-        ["-", _scan_request(info)],
-        stdin=_asset("imagefacts.py"),
-        user="0",
-        entrypoint=[image_python(info)],
-        timeout=timeout,
+    _, result = first_found(
+        lambda python: engine.run(
+            ref,
+            ["-", _scan_request(info)],
+            stdin=_asset("imagefacts.py"),
+            user="0",
+            entrypoint=[python],
+            timeout=timeout,
+        ),
+        image_pythons(info),
     )
     if not result.ok:
         return None, result.describe()
