@@ -203,7 +203,27 @@ class TargetCollector(pytest.Collector):
             yield CheckItem.from_parent(self, name=result.name, result=result)
 
 
-class BadInputItem(pytest.Item):
+class CheckFailed(Exception):
+    """A check's verdict was 'failed'; its message says expected vs found."""
+
+
+class _VerdictItem(pytest.Item):
+    """An item whose failure is a verdict: shown as ``NAME: message``, no traceback."""
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> str:
+        if isinstance(excinfo.value, CheckFailed):
+            return f"{self.name}: {excinfo.value}"  # a CheckItem is named by its result
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.parent.name if self.parent else ''}::{self.name}"
+
+
+class BadInputItem(_VerdictItem):
     """The one item of an env whose spec cannot be read, solved or created: it fails with
     the error, naming the spec; the run's other envs are checked as usual."""
 
@@ -218,24 +238,8 @@ class BadInputItem(pytest.Item):
     def runtest(self) -> None:
         raise CheckFailed(self.message)
 
-    def repr_failure(
-        self,
-        excinfo: pytest.ExceptionInfo[BaseException],
-        style: Any = None,
-    ) -> str:
-        if isinstance(excinfo.value, CheckFailed):
-            return f"{self.name}: {excinfo.value}"
-        return str(super().repr_failure(excinfo))
 
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.parent.name if self.parent else ''}::{self.name}"
-
-
-class CheckFailed(Exception):
-    """A check's verdict was 'failed'; its message says expected vs found."""
-
-
-class CheckItem(pytest.Item):
+class CheckItem(_VerdictItem):
     """One verdict, e.g. import[numpy]."""
 
     def __init__(self, *, result: CheckResult, **kwargs: Any) -> None:
@@ -248,18 +252,6 @@ class CheckItem(pytest.Item):
             pytest.skip(self.result.message)
         if self.result.outcome == "failed":
             raise CheckFailed(self.result.message)
-
-    def repr_failure(
-        self,
-        excinfo: pytest.ExceptionInfo[BaseException],
-        style: Any = None,
-    ) -> str:
-        if isinstance(excinfo.value, CheckFailed):
-            return f"{self.result.name}: {excinfo.value}"
-        return str(super().repr_failure(excinfo))
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.parent.name if self.parent else ''}::{self.name}"
 
 
 @pytest.hookimpl(wrapper=True)
