@@ -94,9 +94,12 @@ class ImageBuildError(EnvassayError):
 
     @property
     def base_image(self) -> bool:
-        """Whether a FROM failed: its image is not here and cannot be pulled."""
-        return " FROM " in self.step and not any(
-            _LAYER.match(line) for line in self.output.splitlines()
+        """Whether a FROM failed: its image is not here and cannot be pulled (an engine
+        lost during the FROM is a build failure, not a missing image)."""
+        return (
+            " FROM " in self.step
+            and "stopped answering" not in self.error
+            and not any(_LAYER.match(line) for line in self.output.splitlines())
         )
 
     @property
