@@ -42,6 +42,12 @@ def visible(text: str) -> str:
     return _OLD_COMMAND.sub("#\\#[", text)
 
 
+def visible_line(text: str) -> str:
+    """:func:`visible` on one line: newline and tab escaped too. For names that pytest
+    prints as they are (node ids made from spec file names and check names)."""
+    return visible(text).replace("\n", "\\n").replace("\t", "\\t")
+
+
 def visible_all(value: Any) -> Any:
     """Every string in a JSON-like value (dict keys too) through :func:`visible`."""
     if isinstance(value, str):

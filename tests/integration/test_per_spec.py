@@ -191,3 +191,25 @@ def test_a_bad_specs_text_reaches_no_terminal_or_log_raw(project: Project, tmp_p
     for text in (output, junit):
         assert "\x1b" not in text and "\x07" not in text
         assert not any(line.lstrip().startswith("::error") for line in text.splitlines())
+
+
+def test_a_spec_file_name_reaches_no_terminal_or_log_raw(project: Project, tmp_path: Path) -> None:
+    """pytest prints node ids as they are: a spec file named with a terminal escape, a
+    newline and a bidi override is shown escaped (-v, JUnit). pytest cannot address a
+    name that holds "::" at all: that spec alone is bad input, in one line."""
+    env = {"ENVASSAY_HOME": str(tmp_path / "store"), "PATH": "/usr/bin:/bin"}
+    envs = project.root / "envs"
+    (envs / "bad\x1b]0;pwned\x07\nx\u202e.yml").write_text("name: [unreadable\n")
+    (envs / "two\n::error title=forged::boom.yml").write_text("name: [unreadable\n")
+    project.spec("good", ["python=3.11", "six"])
+    code, outcomes, output = check(project, env, "--", "-v")
+    junit = (project.root / "junit.xml").read_text()
+    assert code == 2, output
+    assert "bad\\x1b]0;pwned\\x07\\nx\\u202e" in junit  # its node id, escaped
+    assert outcomes["spec"][0] == "failure"
+    assert outcomes["import[six]"][0] == "passed", outcomes  # the good env is checked
+    assert "pytest cannot address a spec whose path holds '::'" in output
+    for text in (output, junit):
+        for char in ("\x1b", "\x07", "\u202e"):
+            assert char not in text, repr(char)
+        assert not any(line.lstrip().startswith("::error") for line in text.splitlines())

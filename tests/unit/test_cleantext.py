@@ -8,7 +8,7 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from envassay.cleantext import visible, visible_all
+from envassay.cleantext import visible, visible_all, visible_line
 
 # What GitHub's runner reads as a command: `::name...::` after leading whitespace (v2), or
 # `##[name...]` anywhere in a line (the old form).
@@ -50,3 +50,11 @@ def test_the_issues_inputs() -> None:
 
 def test_visible_all_walks_json() -> None:
     assert visible_all({"k\x1b": ["::x::", 1, None]}) == {"k\\x1b": ["\\::x::", 1, None]}
+
+
+@given(st.text())
+def test_visible_line_is_one_line_with_nothing_hidden(text: str) -> None:
+    line = visible_line(text)
+    assert "\n" not in line and "\t" not in line
+    assert not re.search("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", line)
+    assert not line.lstrip().startswith("::")

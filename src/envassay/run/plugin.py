@@ -18,7 +18,7 @@ import pytest
 
 from envassay import redact
 from envassay.checks import CheckResult
-from envassay.cleantext import visible
+from envassay.cleantext import visible, visible_line
 from envassay.errors import UserError
 from envassay.run.options import JOBS, REPORT_JSON, REPORT_MD, RUN_OPTIONS
 from envassay.run.options import parse_jobs as parse_jobs  # --envassay-jobs's reading
@@ -101,7 +101,14 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     # A spec found in a directory that was asked for starts now. pytest also offers the
     # siblings of a file it was asked for, and keeps only that file: they start nothing.
     _submit(parent.config, file_path)
-    return SpecFile.from_parent(parent, path=file_path)
+    node = SpecFile.from_parent(parent, path=file_path)
+    if (nodeid := visible_line(node.nodeid)) != node.nodeid:
+        # pytest prints node ids as they are: a file name's control characters would
+        # reach the terminal and the CI log raw.
+        node = SpecFile.from_parent(
+            parent, path=file_path, name=visible_line(node.name), nodeid=nodeid
+        )
+    return node
 
 
 def _looks_like_spec(path: Path) -> bool:
@@ -200,7 +207,8 @@ class TargetCollector(pytest.Collector):
             yield BadInputItem.from_parent(self, name="create", error=exc)
             return
         for result in assay.results:
-            yield CheckItem.from_parent(self, name=result.name, result=result)
+            # A module name comes from a package's metadata: untrusted, printed by pytest.
+            yield CheckItem.from_parent(self, name=visible_line(result.name), result=result)
 
 
 class CheckFailed(Exception):

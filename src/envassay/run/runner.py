@@ -8,6 +8,7 @@ background (see session.py): a warm run's first probes overlap pytest's start-up
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,6 +59,16 @@ def run_checks(
     for path in paths:
         if not path.is_file():
             raise UserError("spec not found", where=path)
+    # pytest reads every argument as a node id, split at "::": a spec whose path holds
+    # "::" cannot be handed to it. It is bad input alone; the other specs are checked.
+    unaddressable = [
+        UserError("pytest cannot address a spec whose path holds '::'", where=p, hint="rename it")
+        for p in paths
+        if "::" in str(p)
+    ]
+    paths = [p for p in paths if "::" not in str(p)]
+    if not paths:
+        raise unaddressable[0]
     if "docker" in targets or image:
         # Deferred: the Docker SDK loads only when a docker target is used (start-up cost).
         from envassay.docker import shared_engine
@@ -82,6 +93,10 @@ def run_checks(
     # pytest's -q: quiet from the first line (the work starts before pytest parses it).
     session.quiet = any(arg == "--quiet" or arg.startswith("-q") for arg in pytest_args)
     session.open_stderr()
+    for error in unaddressable:
+        print(f"envassay: error: {error.render()}", file=sys.stderr)
+        where = Path(error.where or "")
+        session.record_error(where, "spec", where.stem, error.render())
     try:
         submit(session, options, paths)
         argv = [*args, *pytest_args, *map(str, paths)]
