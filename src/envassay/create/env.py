@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from envassay import redact
+from envassay.activation import record_variables
 from envassay.create.backends import get_backend, resolve_backend
 from envassay.create.backends.base import CreateRequest
 from envassay.errors import SpecError, UserError
@@ -109,6 +110,7 @@ def create_env(
             file_channels=written_channels(spec, config),
         )
         result = backend.create(request, progress)
+        record_variables(prefix, spec.variables)  # where the creator did not (rattler)
         return {k: v for k, v in asdict(result).items() if k != "records"} | {
             "packages": len(result.records)
         }
@@ -159,6 +161,7 @@ def create_at(
                 file_channels=written_channels(spec, config),
             )
             backend.create(request, progress)
+            record_variables(prefix, spec.variables)
     except BaseException:
         if not existed:  # never leave half an env behind at a path the user chose
             shutil.rmtree(prefix, ignore_errors=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from envassay import redact
+from envassay.activation import ActivationError, activation_variables
 from envassay.command import CommandResult, run, self_guarded_env
 from envassay.errors import EnvassayError
 
@@ -107,10 +108,15 @@ class NativeTarget:
 
     def env(self) -> dict[str, str]:
         """The host environment without its Python setup (user site included), with the
+        env's own variables (spec and packages, as activation exports them) and the
         prefix's bin first on PATH."""
         env = {k: v for k, v in os.environ.items() if k not in _HOST_VARIABLES}
         # Not the credentials envassay used for channels: a package's import code reads them.
         env = {k: v for k, v in env.items() if not redact.is_credential(k, v)}
+        try:
+            env.update(activation_variables(self.prefix))
+        except ActivationError as exc:  # `conda activate` fails on it too
+            raise TargetError(f"{self.describe()}: {exc}") from exc
         bin_dir = self.python.parent
         env["PATH"] = os.pathsep.join(p for p in (str(bin_dir), env.get("PATH", "")) if p)
         env["CONDA_PREFIX"] = str(self.prefix)
