@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from envassay.testing import LocalChannel, build_test_channel
+from envassay_testing import LocalChannel, build_test_channel
 from tests.realconda import RealConda, params, real_conda_from
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def engine(docker_engine: Engine) -> Iterator[Engine]:
 @pytest.fixture(scope="session")
 def base_image(docker_engine: Engine) -> str:
     """The local base image (debootstrap + docker import, cached): builder and runtime."""
-    from envassay.testing.baseimage import ensure_base_image
+    from envassay_testing.baseimage import ensure_base_image
 
     return ensure_base_image(docker_engine).ref
 

@@ -55,14 +55,14 @@ import pytest
 from envassay.command import CommandResult, run
 from envassay.errors import EnvassayError
 from envassay.lock.format import LockFile, lock_path_for, read_lock
-from envassay.testing import (
+from envassay_testing import (
     LocalChannel,
     index_channel,
     make_generic_package,
     new_channel,
 )
-from envassay.testing.channel import host_glibc
-from envassay.testing.wheels import make_wheel
+from envassay_testing.channel import host_glibc
+from envassay_testing.wheels import make_wheel
 from tests.integration.envassay_cli import envassay, junit_outcomes
 from tests.realconda import RealConda
 

@@ -1,7 +1,7 @@
 """Real frameworks from PyPI (CPU builds), in an env envassay creates, probed for real.
 
 jax and jaxlib's CPU wheels (with ml_dtypes, opt_einsum, numpy, scipy) are repackaged
-as conda packages (``envassay.testing``) into a channel cached under the test cache;
+as conda packages (``envassay_testing``) into a channel cached under the test cache;
 ``envassay create`` makes the env, and the GPU probe's framework code runs in it: a
 CPU-only build named as such, no GPU visible, the device work right on the CPU.
 Without PyPI these skip, or fail under CI=true.
@@ -31,7 +31,7 @@ from envassay.docker import Engine
 from envassay.probe import gpu_script
 from envassay.probe.gpu import GpuRequest, run_gpu_probe
 from envassay.targets import DockerTarget, NativeTarget
-from envassay.testing.channel import (
+from envassay_testing.channel import (
     default_cache_dir,
     index_channel,
     make_python_package,
@@ -122,7 +122,7 @@ _EXTRAS = re.compile(rb"^([^\[\]=#\n]+=[^\[\]=\n]+?)\s*\[[^\]\n]*\]\s*$", re.M)
 
 def _without_entry_point_extras(wheel: Path, scratch: Path) -> Path:
     """``wheel``, or a copy of it whose entry points lose their extras (``main [tool]``):
-    rattler refuses them in link.json, and envassay.testing copies them there as given."""
+    rattler refuses them in link.json, and envassay_testing copies them there as given."""
     with zipfile.ZipFile(wheel) as source:
         points = [i for i in source.namelist() if i.endswith(".dist-info/entry_points.txt")]
         if not points or not _EXTRAS.search(source.read(points[0])):

@@ -15,7 +15,7 @@ import rattler
 from rattler import Gateway, Subdir, VirtualPackage
 
 from envassay.command import CommandResult, run
-from envassay.testing import (
+from envassay_testing import (
     LocalChannel,
     build_test_channel,
     conda_requirement,

@@ -20,7 +20,7 @@ import pytest
 
 from envassay.command import run
 from envassay.docker import Engine
-from envassay.testing import (
+from envassay_testing import (
     LocalChannel,
     index_channel,
     make_noarch_python_package,

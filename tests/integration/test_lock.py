@@ -17,13 +17,13 @@ import yaml
 
 from envassay.command import CommandResult, run
 from envassay.lock.format import lock_path_for, parse_lock, read_lock
-from envassay.testing import (
+from envassay_testing import (
     index_channel,
     make_generic_package,
     make_noarch_python_package,
     new_channel,
 )
-from envassay.testing.wheels import make_wheel
+from envassay_testing.wheels import make_wheel
 from tests.conftest import Project
 from tests.integration.envassay_cli import check, envassay, pip_install
 

@@ -33,8 +33,8 @@ import yaml
 
 from envassay.command import run
 from envassay.store import MARKER
-from envassay.testing import LocalChannel, index_channel, make_generic_package, new_channel
-from envassay.testing.wheels import make_wheel
+from envassay_testing import LocalChannel, index_channel, make_generic_package, new_channel
+from envassay_testing.wheels import make_wheel
 from tests.integration.envassay_cli import envassay, junit_outcomes, process_alive
 from tests.realconda import MATRIX_VARIABLE, RealConda, params, real_conda_from
 

@@ -11,7 +11,7 @@ kept in the engine under ``envassay-test/<suite>-python:<key>``, and the
 root filesystem tarball under ``<test cache>/baseimage/<key>/rootfs.tar``, so a
 fresh engine re-imports in seconds. The tests and ``.ci/run`` share this::
 
-    python -m envassay.testing.baseimage        # prints the image reference
+    python -m envassay_testing.baseimage        # prints the image reference
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from filelock import FileLock
 from envassay.command import run
 from envassay.docker import Engine, shared_engine
 from envassay.errors import EnvassayError
-from envassay.testing.channel import default_cache_dir
+from envassay_testing.channel import default_cache_dir
 
 # Bump when the recipe changes in a way the key would not show.
 RECIPE_VERSION = 1
@@ -185,7 +185,7 @@ def _bootstrap(tarball: Path, progress: Callable[[str], None]) -> None:
 
 def main(argv: list[str]) -> int:
     if argv not in ([], ["ensure"]):
-        print("usage: python -m envassay.testing.baseimage [ensure]", file=sys.stderr)
+        print("usage: python -m envassay_testing.baseimage [ensure]", file=sys.stderr)
         return 2
 
     def say(line: str) -> None:

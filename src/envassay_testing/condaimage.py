@@ -2,7 +2,7 @@
 
 ``continuumio/miniconda3`` cannot be pulled where envassay is tested, so this makes an
 image laid out like it for a builder stage: ``FROM`` the local Debian base image
-(:mod:`envassay.testing.baseimage`), conda installed ``--no-index`` into its venv at
+(:mod:`envassay_testing.baseimage`), conda installed ``--no-index`` into its venv at
 ``/opt/conda`` from a wheelhouse made on the host, a launcher ``/opt/conda/bin/conda``
 (``python -m conda``: pip-installed conda's own entry point refuses to run before
 ``conda init``), ``/opt/conda/.condarc`` with ``solver: classic`` (conda-libmamba-solver
@@ -18,7 +18,7 @@ manylinux; ``pycosat`` built on the host when PyPI has no binary wheel) is cache
 ``envassay-test/miniconda3:<conda version>-<key>``, the key covering the recipe, the
 base image and the wheels' hashes, so :func:`envassay.targets.image.creator_for` picks conda::
 
-    python -m envassay.testing.condaimage 24.7.1 26.7.1     # prints one ref per line
+    python -m envassay_testing.condaimage 24.7.1 26.7.1     # prints one ref per line
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from filelock import FileLock
 from envassay.command import run
 from envassay.docker import Engine, shared_engine
 from envassay.errors import EnvassayError
-from envassay.testing.baseimage import BaseImage, ensure_base_image
-from envassay.testing.channel import default_cache_dir
+from envassay_testing.baseimage import BaseImage, ensure_base_image
+from envassay_testing.channel import default_cache_dir
 
 # Bump when the recipe changes in a way the key would not show.
 RECIPE_VERSION = 1
@@ -291,7 +291,7 @@ def ensure_conda_image(
 
 def main(argv: list[str]) -> int:
     if not argv or any(arg.startswith("-") for arg in argv):
-        print("usage: python -m envassay.testing.condaimage VERSION...", file=sys.stderr)
+        print("usage: python -m envassay_testing.condaimage VERSION...", file=sys.stderr)
         return 2
 
     def say(line: str) -> None:
