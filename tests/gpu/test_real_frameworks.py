@@ -16,11 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -99,7 +97,7 @@ def framework_channel(wheels: tuple[str, ...]) -> Path:
             if name.lower() in wanted and f"{name.lower()}=={version}" in {
                 w.lower().replace("-", "_") for w in wheels
             }:
-                package_from_wheel(staging, _without_entry_point_extras(wheel, staging))
+                package_from_wheel(staging, wheel)
         index_channel(staging)
         (staging / "DONE").write_text("")
         shutil.rmtree(final, ignore_errors=True)
@@ -115,25 +113,6 @@ def jax_spec(root: Path) -> Path:
         "dependencies: [python=3.11, jax=0.4.23, jaxlib=0.4.23]\n"
     )
     return spec
-
-
-_EXTRAS = re.compile(rb"^([^\[\]=#\n]+=[^\[\]=\n]+?)\s*\[[^\]\n]*\]\s*$", re.M)
-
-
-def _without_entry_point_extras(wheel: Path, scratch: Path) -> Path:
-    """``wheel``, or a copy of it whose entry points lose their extras (``main [tool]``):
-    rattler refuses them in link.json, and envassay_testing copies them there as given."""
-    with zipfile.ZipFile(wheel) as source:
-        points = [i for i in source.namelist() if i.endswith(".dist-info/entry_points.txt")]
-        if not points or not _EXTRAS.search(source.read(points[0])):
-            return wheel
-        fixed = scratch / ".wheels" / wheel.name
-        fixed.parent.mkdir(exist_ok=True)
-        with zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as copy:
-            for item in source.infolist():
-                data = source.read(item)
-                copy.writestr(item, _EXTRAS.sub(rb"\1", data) if item.filename in points else data)
-    return fixed
 
 
 def created_env(root: Path, spec: Path) -> Path:
