@@ -101,8 +101,7 @@ class DockerCondaProject:
         make_wheel(
             self.root / "envs" / "wheels", "localwheel", "1.0", files={"localwheel.py": "X=1\n"}
         )
-        self.spec = self.root / "envs" / "dconda.yml"
-        self.spec.write_text(SPEC.replace("CHANNEL", project.channel.url))
+        self.spec = project.spec_text("dconda", SPEC)
 
     def run(self, *args: str | Path) -> tuple[int, str]:
         result = envassay(*args, env=self.env, cwd=self.root)
