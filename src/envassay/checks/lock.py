@@ -7,7 +7,7 @@ from packaging.utils import canonicalize_name
 from envassay.checks import CheckResult, failed, passed, skipped
 from envassay.lock.diff import Entry, diff_entries, entries_of, render_table, summarize
 from envassay.lock.status import LockStatus
-from envassay.probe.report import ProbeReport
+from envassay.probe.model import ProbeReport
 
 
 def check_lock_fresh(status: LockStatus) -> CheckResult:

@@ -15,7 +15,7 @@ from envassay.create.env import create_env
 from envassay.errors import EnvassayError, UserError
 from envassay.lock.status import LockStatus, lock_status
 from envassay.probe import run_probe
-from envassay.probe.report import PackageRequest, ProbeReport, ProbeRequest
+from envassay.probe.model import PackageRequest, ProbeReport, ProbeRequest
 from envassay.progress import Progress
 from envassay.run.gpu import gpu_checks
 from envassay.spec.config import Config, EnvSettings
