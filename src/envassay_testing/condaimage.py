@@ -106,7 +106,7 @@ def _wheel_dir_candidates(wheels: Path | str | None) -> list[Path]:
         return [Path(wheels)]
     if value := os.environ.get(WHEELS_VARIABLE):
         return [Path(value)]
-    repo = Path(__file__).resolve().parents[3]
+    repo = Path(__file__).resolve().parents[2]
     return [repo.parent / "shared" / "tools" / "conda", _DEFAULT_WHEELS]
 
 
