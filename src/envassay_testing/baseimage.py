@@ -23,7 +23,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from filelock import FileLock
 from envassay.command import run
 from envassay.docker import Engine, shared_engine
 from envassay.errors import EnvassayError
+from envassay.progress import Progress
 from envassay_testing.channel import default_cache_dir
 
 # Bump when the recipe changes in a way the key would not show.
@@ -89,7 +89,7 @@ def image_ref() -> str:
 def ensure_base_image(
     engine: Engine | None = None,
     cache_dir: Path | None = None,
-    progress: Callable[[str], None] = lambda _line: None,
+    progress: Progress = lambda _line: None,
 ) -> BaseImage:
     """Return the local base image, importing the cached tarball or building it if needed."""
     engine = engine or shared_engine()
@@ -133,7 +133,7 @@ def debian_mirror() -> str:
     )
 
 
-def _bootstrap(tarball: Path, progress: Callable[[str], None]) -> None:
+def _bootstrap(tarball: Path, progress: Progress) -> None:
     if os.geteuid() != 0:
         raise BaseImageError("building the base image needs root (debootstrap and chroot)")
     debootstrap = shutil.which("debootstrap")

@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
@@ -41,6 +40,7 @@ from filelock import FileLock
 from envassay.command import run
 from envassay.docker import Engine, shared_engine
 from envassay.errors import EnvassayError
+from envassay.progress import Progress
 from envassay_testing.baseimage import BaseImage, ensure_base_image
 from envassay_testing.channel import default_cache_dir
 
@@ -191,7 +191,7 @@ def ensure_wheelhouse(
     version: str,
     wheels: Path | str | None = None,
     cache_dir: Path | None = None,
-    progress: Callable[[str], None] = lambda _line: None,
+    progress: Progress = lambda _line: None,
 ) -> Wheelhouse:
     """conda ``version``'s wheel and its PyPI dependencies for the image, made once."""
     wheel = conda_wheel(version, wheels)
@@ -213,7 +213,7 @@ def ensure_wheelhouse(
     return Wheelhouse(house, dict(hashes))
 
 
-def _fill_wheelhouse(dest: Path, wheel: Path, progress: Callable[[str], None]) -> None:
+def _fill_wheelhouse(dest: Path, wheel: Path, progress: Progress) -> None:
     dest.mkdir(parents=True)
     shutil.copy2(wheel, dest / wheel.name)
     requirements = conda_requirements(wheel)
@@ -261,7 +261,7 @@ def image_ref(version: str, base: str, house: Wheelhouse) -> str:
 def ensure_conda_image(
     version: str,
     engine: Engine | None = None,
-    progress: Callable[[str], None] = lambda _line: None,
+    progress: Progress = lambda _line: None,
     *,
     wheels: Path | str | None = None,
     cache_dir: Path | None = None,
