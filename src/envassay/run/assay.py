@@ -29,7 +29,7 @@ class Assay:
     """The verdicts for one env on one target, and the facts they were drawn from."""
 
     spec: EnvSpec
-    target: str
+    target_name: str  # native, docker
     results: list[CheckResult] = field(default_factory=list)
     report: ProbeReport | None = None
     lock: LockStatus | None = None  # set: lock[match] is judged for ``platform``
@@ -93,7 +93,7 @@ def probe_and_check(assay: Assay, target: Target, settings: EnvSettings) -> Assa
     try:
         report = run_probe(target, probe_request(assay.spec, settings))
     except EnvassayError as exc:
-        assay.results.append(failed("probe", assay.target, str(exc)))
+        assay.results.append(failed("probe", assay.target_name, str(exc)))
         return assay
     assay.report = report
     assay.results.extend(run_all(assay.spec, report, settings))
