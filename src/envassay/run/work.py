@@ -137,18 +137,20 @@ def assay_spec(
     from envassay.run.assay import assay_native
 
     config = project_config(spec.path.parent)
-    lock = functools.partial(session.lock_status, spec, config) if session is not None else None
+    read_lock_status = (
+        functools.partial(session.lock_status, spec, config) if session is not None else None
+    )
     if options.gpu != config.gpu_mode:
         config = dataclasses.replace(config, gpu_mode=options.gpu)
     if target_name == "docker":
-        return _assay_docker(options, spec, config, progress, lock)
+        return _assay_docker(options, spec, config, progress, read_lock_status)
     return assay_native(
         spec,
         config,
         backend=options.backend,
         progress=progress or _line,
         recreate=options.recreate,
-        lock=lock,
+        read_lock_status=read_lock_status,
     )
 
 
@@ -157,7 +159,7 @@ def _assay_docker(
     spec: EnvSpec,
     config: Config,
     progress: Progress | None,
-    lock: Callable[[], LockStatus] | None,
+    read_lock_status: Callable[[], LockStatus] | None,
 ) -> Assay:
     # Deferred: start-up cost; the first env's work starts before these load.
     from envassay.progress import ProgressLine
@@ -170,11 +172,15 @@ def _assay_docker(
         creator=options.creator,
     )
     if progress is not None:
-        return assay_docker_or_skip(spec, config, docker, progress=progress, lock=lock)
+        return assay_docker_or_skip(
+            spec, config, docker, progress=progress, read_lock_status=read_lock_status
+        )
     # Build output: one live line on a terminal, every line otherwise (the log has all).
     line = ProgressLine(sys.stderr)
     try:
-        return assay_docker_or_skip(spec, config, docker, progress=line, lock=lock)
+        return assay_docker_or_skip(
+            spec, config, docker, progress=line, read_lock_status=read_lock_status
+        )
     finally:
         line.close()
 
