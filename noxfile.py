@@ -32,13 +32,13 @@ NESTED = "ENVASSAY_NOX_IN_VENV"  # set for the nox run inside PROJECT_VENV: no t
 SessionFunc = Callable[..., None]
 
 
-def _with_envassay(func: SessionFunc) -> SessionFunc:
-    """Run the session here when envassay imports in nox's interpreter; else run it again,
+def _with_envassay(func: SessionFunc, needs: str = "envassay") -> SessionFunc:
+    """Run the session here when ``needs`` imports in nox's interpreter; else run it again,
     by the same nox (a dependency of envassay), in PROJECT_VENV, with the same posargs."""
 
     @functools.wraps(func)
     def session_func(session: nox.Session, **params: Any) -> None:
-        if importlib.util.find_spec("envassay") is not None:
+        if importlib.util.find_spec(needs) is not None:
             func(session, **params)
             return
         if os.environ.get(NESTED):
@@ -49,6 +49,11 @@ def _with_envassay(func: SessionFunc) -> SessionFunc:
         session.run(*argv, *session.posargs, env={NESTED: "1"}, external=True)
 
     return session_func
+
+
+# The test support (src/envassay_testing) is never installed: only an editable install of
+# this clone (PROJECT_VENV's) provides it.
+_with_test_support = functools.partial(_with_envassay, needs="envassay_testing")
 
 
 def _project_python(session: nox.Session) -> str:
@@ -161,11 +166,11 @@ def matrix(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
-@_with_envassay
+@_with_test_support
 def demo(session: nox.Session) -> None:
     """Build the local conda channel, then run the native pipeline on demo/envs."""
     demo_dir = ROOT / "demo"
-    session.run(sys.executable, "-m", "envassay.testing.demo", "build-channel")
+    session.run(sys.executable, "-m", "envassay_testing.demo", "build-channel")
     _pytest(session, demo_dir, str(demo_dir / "envs" / "good.yml"))
     session.log("demo/envs/broken.yml must fail on exactly its three broken packages:")
     _pytest(session, demo_dir, str(demo_dir / "envs" / "broken.yml"), success_codes=(1,))

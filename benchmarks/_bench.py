@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 try:
-    import envassay  # noqa: F401
-except ImportError:  # run from a checkout without installing it
+    import envassay_testing  # noqa: F401
+except ImportError:  # a checkout not installed editable (envassay_testing is never installed)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from envassay.command import CommandResult, run

@@ -36,7 +36,7 @@ from _bench import FIVE_ENVS, Envassay, load, python_ok, scratch_dir, timed, wri
 
 from envassay.create.backends.bytecode import compile_bytecode
 from envassay.spec.environment import load_spec
-from envassay.testing.channel import build_test_channel
+from envassay_testing.channel import build_test_channel
 
 BARE = r"""
 import asyncio, json, os, sys

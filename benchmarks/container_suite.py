@@ -38,16 +38,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 try:
-    import envassay  # noqa: F401
-except ImportError:  # run from a checkout without installing it
+    import envassay_testing  # noqa: F401
+except ImportError:  # a checkout not installed editable (envassay_testing is never installed)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from envassay.command import CommandResult, run
 from envassay.docker import shared_engine
 from envassay.probe import PackageRequest, ProbeRequest, run_probe
 from envassay.targets import DockerTarget
-from envassay.testing.baseimage import ensure_base_image
-from envassay.testing.channel import build_test_channel, default_cache_dir
+from envassay_testing.baseimage import ensure_base_image
+from envassay_testing.channel import build_test_channel, default_cache_dir
 
 # Every healthy package the test channel offers (its broken ones are left out). Not
 # setuptools: imported after pip in one interpreter, its distutils shim asserts (a probe

@@ -44,8 +44,8 @@ from realistic_channel import IMPORTS, realistic_channel
 
 from envassay.command import CommandResult, run
 from envassay.docker import shared_engine
-from envassay.testing.baseimage import ensure_base_image
-from envassay.testing.condaimage import ensure_conda_image
+from envassay_testing.baseimage import ensure_base_image
+from envassay_testing.condaimage import ensure_conda_image
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDAS = Path.home() / ".cache" / "envassay-test" / "conda"

@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench import Envassay, load, scratch_dir, write_project
 
-from envassay.testing.channel import build_test_channel
+from envassay_testing.channel import build_test_channel
 
 # 24.7.1: conda 26's `conda env create` reads `nodefaults` as a channel name.
 DEFAULT_CONDA = Path("/opt/envassay-conda/24.7.1/bin/conda")

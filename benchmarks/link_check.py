@@ -23,7 +23,7 @@ from pathlib import Path
 from _bench import FIVE_ENVS
 
 from envassay import rattler_ops
-from envassay.testing import build_test_channel
+from envassay_testing import build_test_channel
 
 
 async def _measure(name: str, specs: list[str], channel: str) -> None:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench import Envassay, load, scratch_dir, timed, write_project
 
-from envassay.testing.channel import build_test_channel
+from envassay_testing.channel import build_test_channel
 
 ENVS = {
     "arrays": ["python=3.11", "numpy", "pyyaml"],

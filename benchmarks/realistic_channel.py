@@ -1,5 +1,5 @@
 """A realistic-size local channel: ~45 real PyPI binary wheels of a data-science stack
-repackaged as conda packages (envassay.testing converts them), cached under
+repackaged as conda packages (envassay_testing converts them), cached under
 ~/.cache/envassay-bench/. Not a benchmark itself: docker_realistic.py uses it.
 
     python benchmarks/realistic_channel.py    # build (or reuse) it and print its path
@@ -16,11 +16,11 @@ import tempfile
 from pathlib import Path
 
 try:
-    import envassay  # noqa: F401
-except ImportError:  # run from a checkout without installing it
+    import envassay_testing  # noqa: F401
+except ImportError:  # a checkout not installed editable (envassay_testing is never installed)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from envassay.testing.channel import index_channel, make_python_package, package_from_wheel
+from envassay_testing.channel import index_channel, make_python_package, package_from_wheel
 
 # Pinned, so every run measures the same bytes. Binary wheels for the host's CPython 3.11.
 WHEELS = (

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench import Envassay, load, scratch_dir, write_project
 
-from envassay.testing.channel import (
+from envassay_testing.channel import (
     build_test_channel,
     file_url,
     index_channel,

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.channel:
         channel_url = Path(args.channel).resolve().as_uri()
     else:
-        from envassay.testing import build_test_channel
+        from envassay_testing import build_test_channel
 
         channel_url = build_test_channel().url
     work = args.work or Path(tempfile.mkdtemp(prefix="envassay-stress-"))

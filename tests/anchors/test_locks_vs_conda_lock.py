@@ -55,14 +55,15 @@ import pytest
 from envassay.command import CommandResult, run
 from envassay.errors import EnvassayError
 from envassay.lock.format import LockFile, lock_path_for, read_lock
-from envassay.testing import (
+from envassay_testing import (
     LocalChannel,
     index_channel,
     make_generic_package,
     new_channel,
 )
-from envassay.testing.channel import host_glibc
-from envassay.testing.wheels import make_wheel
+from envassay_testing.channel import host_glibc
+from envassay_testing.wheels import make_wheel
+from tests.conftest import Project, envassay_environ
 from tests.integration.envassay_cli import envassay, junit_outcomes
 from tests.realconda import RealConda
 
@@ -156,23 +157,13 @@ def assert_same_reading(path: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------- projects
 
 
-class LockProject:
-    """A throwaway project: specs under envs/, its own env store."""
+class LockProject(Project):
+    """A throwaway project with its own env store."""
 
     def __init__(self, root: Path, channel: LocalChannel) -> None:
-        self.root = root
-        self.channel = channel
-        (root / "envs").mkdir(parents=True)
-        (root / "pyproject.toml").write_text("[tool.envassay]\n")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-        self.env["ENVASSAY_HOME"] = str(root / "store")
-        self.env.pop("GITHUB_STEP_SUMMARY", None)
+        super().__init__(root, channel)
+        self.env = envassay_environ(root / "store")
         self.env.pop("ENVASSAY_BACKEND", None)
-
-    def spec(self, name: str, text: str) -> Path:
-        path = self.root / "envs" / f"{name}.yml"
-        path.write_text(text.replace("CHANNEL", self.channel.url))
-        return path
 
     def envassay(self, *args: str | Path) -> CommandResult:
         return envassay(*args, env=self.env, cwd=self.root)
@@ -247,9 +238,9 @@ def test_envassay_locks_read_as_conda_lock_reads_them(
 ) -> None:
     channel = two_platform_channel(tmp_path / "multi")
     specs = {
-        "conda-only": project.spec("conda-only", CONDA_ONLY),
-        "with-pip": project.spec("with-pip", WITH_PIP.replace("WHEELS", str(wheels))),
-        "two-platforms": project.spec(
+        "conda-only": project.spec_text("conda-only", CONDA_ONLY),
+        "with-pip": project.spec_text("with-pip", WITH_PIP.replace("WHEELS", str(wheels))),
+        "two-platforms": project.spec_text(
             "two-platforms",
             f"channels: [{channel.as_uri()}]\ndependencies: [tinytool]\n"
             "platforms: [linux-64, osx-arm64]\n",
@@ -317,7 +308,7 @@ def conda_lock_install(
 def test_conda_lock_install_gives_the_env_envassay_creates(
     project: LockProject, conda: RealConda, wheels: Path, tmp_path: Path
 ) -> None:
-    spec = project.spec("with-pip", WITH_PIP.replace("WHEELS", str(wheels)))
+    spec = project.spec_text("with-pip", WITH_PIP.replace("WHEELS", str(wheels)))
     lock = project.lock(spec)
     env = conda_lock_env(conda, project.env, tmp_path / "pkgs")
     theirs_prefix, ours_prefix = tmp_path / "by-conda-lock", tmp_path / "by-envassay"
@@ -384,7 +375,7 @@ def conda_lock_lock(
 def test_a_lock_conda_lock_writes_is_read_checked_and_created_by_envassay(
     project: LockProject, conda: RealConda, tmp_path: Path
 ) -> None:
-    spec = project.spec("by-conda-lock", BY_CONDA_LOCK)
+    spec = project.spec_text("by-conda-lock", BY_CONDA_LOCK)
     lock, env = conda_lock_lock(project, conda, spec, tmp_path)
     reading = assert_same_reading(lock)
     assert {k[2] for k in reading["packages"]} >= {"python", "pyyaml", "requests", "six"}
@@ -422,12 +413,12 @@ def test_a_lock_conda_lock_writes_is_read_checked_and_created_by_envassay(
         ): "the spec asks for python=3.12, the lock has 3.11",
     }
     for edited, reason in edits.items():
-        project.spec("by-conda-lock", edited)
+        project.spec_text("by-conda-lock", edited)
         stale = project.envassay("lock", "--check", spec)
         assert stale.returncode == 1, (edited, stale.describe())
         assert f"lock is stale: linux-64: {reason}" in stale.stdout, stale.stdout
     # A comment, or the same dependencies in another order, still says what the lock holds.
-    project.spec(
+    project.spec_text(
         "by-conda-lock",
         "# reordered\n"
         + BY_CONDA_LOCK.replace(
@@ -444,7 +435,7 @@ def test_a_two_platform_lock_conda_lock_writes_is_read_and_checked_by_envassay(
 ) -> None:
     channel = two_platform_channel(tmp_path / "multi")
     text = f"channels: [{channel.as_uri()}]\ndependencies: [tinytool]\n"
-    spec = project.spec("two", text + "platforms: [linux-64, osx-arm64]\n")
+    spec = project.spec_text("two", text + "platforms: [linux-64, osx-arm64]\n")
     lock, _env = conda_lock_lock(project, conda, spec, tmp_path, ("linux-64", "osx-arm64"))
     reading = assert_same_reading(lock)
     assert {(k[1], k[2], k[3].rsplit("/", 2)[1]) for k in reading["packages"]} == {
@@ -460,12 +451,13 @@ def test_a_two_platform_lock_conda_lock_writes_is_read_and_checked_by_envassay(
     assert again.ok and "is fresh; not re-solved" in again.stdout, again.describe()
     assert lock.read_bytes() == before
 
-    project.spec("two", text.replace("[tinytool]", '["tinytool>=2"]') + "platforms: [linux-64]\n")
+    narrowed = text.replace("[tinytool]", '["tinytool>=2"]') + "platforms: [linux-64]\n"
+    project.spec_text("two", narrowed)
     stale = project.envassay("lock", "--check", spec)
     assert stale.returncode == 1, stale.describe()
     for platform in ("linux-64", "osx-arm64"):
         assert f"{platform}: the spec asks for tinytool>=2, the lock has 1.0" in stale.stdout
-    project.spec("two", text + "platforms: [linux-64, osx-arm64, win-64]\n")
+    project.spec_text("two", text + "platforms: [linux-64, osx-arm64, win-64]\n")
     stale = project.envassay("lock", "--check", spec)
     assert "platform(s) ['win-64'] are configured but not locked" in stale.stdout, stale.stdout
 

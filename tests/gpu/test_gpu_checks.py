@@ -19,7 +19,7 @@ from envassay.checks.gpu import (
 )
 from envassay.command import CommandResult
 from envassay.probe.gpu import GpuReport
-from envassay.probe.report import ProbeReport
+from envassay.probe.model import ProbeReport
 from envassay.run.gpu import gpu_checks
 from envassay.spec.config import EnvSettings, GpuMode, GpuPolicy, parse_config
 from envassay.spec.environment import EnvSpec, load_spec
@@ -493,7 +493,7 @@ def test_a_failed_section_is_kept_as_an_error() -> None:
     ],
 )
 def test_malformed_documents_are_probe_errors(change: dict[str, Any], error: str) -> None:
-    from envassay.probe.report import ProbeError
+    from envassay.probe.model import ProbeError
 
     doc = {
         "gpu_probe_version": 1,

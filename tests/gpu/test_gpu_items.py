@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from envassay.command import CommandResult, run
-from envassay.testing import LocalChannel
-from envassay.testing.channel import (
+from envassay_testing import LocalChannel
+from envassay_testing.channel import (
     index_channel,
     make_generic_package,
     make_noarch_python_package,

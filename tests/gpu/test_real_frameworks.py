@@ -1,7 +1,7 @@
 """Real frameworks from PyPI (CPU builds), in an env envassay creates, probed for real.
 
 jax and jaxlib's CPU wheels (with ml_dtypes, opt_einsum, numpy, scipy) are repackaged
-as conda packages (``envassay.testing``) into a channel cached under the test cache;
+as conda packages (``envassay_testing``) into a channel cached under the test cache;
 ``envassay create`` makes the env, and the GPU probe's framework code runs in it: a
 CPU-only build named as such, no GPU visible, the device work right on the CPU.
 Without PyPI these skip, or fail under CI=true.
@@ -16,11 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -31,7 +29,7 @@ from envassay.docker import Engine
 from envassay.probe import gpu_script
 from envassay.probe.gpu import GpuRequest, run_gpu_probe
 from envassay.targets import DockerTarget, NativeTarget
-from envassay.testing.channel import (
+from envassay_testing.channel import (
     default_cache_dir,
     index_channel,
     make_python_package,
@@ -99,7 +97,7 @@ def framework_channel(wheels: tuple[str, ...]) -> Path:
             if name.lower() in wanted and f"{name.lower()}=={version}" in {
                 w.lower().replace("-", "_") for w in wheels
             }:
-                package_from_wheel(staging, _without_entry_point_extras(wheel, staging))
+                package_from_wheel(staging, wheel)
         index_channel(staging)
         (staging / "DONE").write_text("")
         shutil.rmtree(final, ignore_errors=True)
@@ -115,25 +113,6 @@ def jax_spec(root: Path) -> Path:
         "dependencies: [python=3.11, jax=0.4.23, jaxlib=0.4.23]\n"
     )
     return spec
-
-
-_EXTRAS = re.compile(rb"^([^\[\]=#\n]+=[^\[\]=\n]+?)\s*\[[^\]\n]*\]\s*$", re.M)
-
-
-def _without_entry_point_extras(wheel: Path, scratch: Path) -> Path:
-    """``wheel``, or a copy of it whose entry points lose their extras (``main [tool]``):
-    rattler refuses them in link.json, and envassay.testing copies them there as given."""
-    with zipfile.ZipFile(wheel) as source:
-        points = [i for i in source.namelist() if i.endswith(".dist-info/entry_points.txt")]
-        if not points or not _EXTRAS.search(source.read(points[0])):
-            return wheel
-        fixed = scratch / ".wheels" / wheel.name
-        fixed.parent.mkdir(exist_ok=True)
-        with zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as copy:
-            for item in source.infolist():
-                data = source.read(item)
-                copy.writestr(item, _EXTRAS.sub(rb"\1", data) if item.filename in points else data)
-    return fixed
 
 
 def created_env(root: Path, spec: Path) -> Path:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import tarfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ import rattler
 from rattler import Gateway, Subdir, VirtualPackage
 
 from envassay.command import CommandResult, run
-from envassay.testing import (
+from envassay_testing import (
     LocalChannel,
     build_test_channel,
     conda_requirement,
@@ -23,7 +24,9 @@ from envassay.testing import (
     index_channel,
     make_noarch_python_package,
     new_channel,
+    package_from_wheel,
 )
+from envassay_testing.wheels import make_wheel
 
 PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
 ENV_SPECS = [
@@ -198,6 +201,27 @@ def test_separate_channel_publishes_a_newer_version(
     install(records, tmp_path / "env", rattler_cache)
     result = run_in_env(tmp_path / "env", "drifty")
     assert (result.returncode, result.stdout) == (0, "drifty 1.1\n"), result.describe()
+
+
+@pytest.mark.channel
+def test_a_console_script_with_extras_is_converted_without_them(
+    test_channel: LocalChannel, rattler_cache: Path, tmp_path: Path
+) -> None:
+    # As google-auth-oauthlib's `google-oauthlib-tool = ...:main [tool]`: rattler refuses
+    # an entry point with extras in link.json, and the launcher could not import it.
+    files = {"greeter.py": "def main() -> None:\n    print('hello')\n"}
+    points = "[console_scripts]\ngreet = greeter:main [tool]\n"
+    wheel = make_wheel(tmp_path / "wheels", "greeter", "1.0", files=files, entry_points=points)
+    channel = new_channel(tmp_path / "extras")
+    package = package_from_wheel(channel, wheel)
+    index_channel(channel)
+    with tarfile.open(package) as archive:
+        link = json.loads(archive.extractfile("info/link.json").read())  # type: ignore[union-attr]
+    assert link["noarch"]["entry_points"] == ["greet = greeter:main"]
+    records = solve([test_channel.url, file_url(channel)], ["python", "greeter"], tmp_path)
+    install(records, tmp_path / "env", rattler_cache)
+    result = run_in_env(tmp_path / "env", "greet")
+    assert (result.returncode, result.stdout) == (0, "hello\n"), result.describe()
 
 
 @pytest.mark.channel

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from envassay.testing.wheels import make_wheel
+from envassay_testing.wheels import make_wheel
 from tests.conftest import Project
 from tests.integration.envassay_cli import check, envassay, pip_install
 

@@ -20,7 +20,7 @@ import yaml
 from envassay.command import run
 from envassay.run.noxargs import pytest_args
 from envassay.store import MARKER
-from envassay.testing.wheels import make_wheel
+from envassay_testing.wheels import make_wheel
 from tests.conftest import Project
 from tests.fake_tools import RECORDED_FAILURES, FakeTool, install_fake_tool
 from tests.integration.envassay_cli import envassay, junit_outcomes, process_alive

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from envassay.command import run
 from envassay.spec.channels import effective_channels
 from envassay.spec.condarc import Sourced, load_condarc
-from envassay.testing import LocalChannel, index_channel, make_generic_package, new_channel
+from envassay_testing import LocalChannel, index_channel, make_generic_package, new_channel
 from tests.integration.envassay_cli import envassay
 from tests.realconda import RealConda
 

@@ -14,7 +14,7 @@ import pytest
 
 from envassay.command import run
 from envassay.store import MARKER, EnvStore
-from envassay.testing.wheels import make_wheel
+from envassay_testing.wheels import make_wheel
 from tests.conftest import Project
 from tests.integration.envassay_cli import envassay
 

@@ -1,5 +1,5 @@
 """The Dockerfile's CREATOR=conda path for real: a miniconda-family builder image made here
-per conda version (envassay.testing.condaimage: conda's own release, installed from its
+per conda version (envassay_testing.condaimage: conda's own release, installed from its
 wheel into the local Debian base image), the env created in it by that conda from the
 spec, then from its lock, and the suite and the image checks passing inside the image.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from envassay.docker import Engine
-from envassay.testing.wheels import make_wheel
+from envassay_testing.wheels import make_wheel
 from tests.conftest import Project
 from tests.integration.envassay_cli import envassay, junit_messages, junit_outcomes
 
@@ -65,7 +65,7 @@ PASSING = (
 
 @pytest.fixture(scope="session")
 def conda_wheels() -> Path:
-    from envassay.testing.condaimage import WHEELS_VARIABLE, conda_wheels_dir
+    from envassay_testing.condaimage import WHEELS_VARIABLE, conda_wheels_dir
 
     folder = conda_wheels_dir()
     if folder is None:
@@ -84,7 +84,7 @@ def miniconda_image(
     request: pytest.FixtureRequest, docker_engine: Engine, conda_wheels: Path, base_image: str
 ) -> tuple[str, str]:
     """(version, ref) of the builder image of that conda: made once, then kept."""
-    from envassay.testing.condaimage import ensure_conda_image
+    from envassay_testing.condaimage import ensure_conda_image
 
     version = str(request.param)
     image = ensure_conda_image(version, docker_engine, wheels=conda_wheels)
@@ -101,8 +101,7 @@ class DockerCondaProject:
         make_wheel(
             self.root / "envs" / "wheels", "localwheel", "1.0", files={"localwheel.py": "X=1\n"}
         )
-        self.spec = self.root / "envs" / "dconda.yml"
-        self.spec.write_text(SPEC.replace("CHANNEL", project.channel.url))
+        self.spec = project.spec_text("dconda", SPEC)
 
     def run(self, *args: str | Path) -> tuple[int, str]:
         result = envassay(*args, env=self.env, cwd=self.root)

@@ -3,7 +3,7 @@
 `envassay check --image REF` is the "verify a base image before release" use. Each image
 here is real and built locally: Debian's own python3 with Debian's pip and setuptools (the
 system interpreter, and a venv over it), a miniconda-family image
-(envassay.testing.condaimage: conda installed into a venv, an empty conda-meta), and an
+(envassay_testing.condaimage: conda installed into a venv, an empty conda-meta), and an
 image envassay built from a spec. Against `python=3.11, pip, setuptools` none may fail an
 import, pin or health item; against `python=3.12` the python pin must fail, naming the
 interpreter and prefix it judged.
@@ -128,7 +128,7 @@ def test_debian_python_is_judged_on_what_it_holds(
 def test_miniconda_family_image_is_judged_on_what_it_holds(
     project: Project, envassay_env: dict[str, str], docker_engine: Engine, base_image: str
 ) -> None:
-    from envassay.testing.condaimage import WHEELS_VARIABLE, conda_wheels_dir, ensure_conda_image
+    from envassay_testing.condaimage import WHEELS_VARIABLE, conda_wheels_dir, ensure_conda_image
 
     wheels = conda_wheels_dir()
     if wheels is None:

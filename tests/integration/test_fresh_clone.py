@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from envassay.command import CommandResult, run
-from envassay.testing import LocalChannel
+from envassay_testing import LocalChannel
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from envassay.testing import PackageFile, index_channel, new_channel, write_package
+from envassay_testing import PackageFile, index_channel, new_channel, write_package
 from tests.integration.envassay_cli import envassay
 
 pytestmark = pytest.mark.channel

@@ -20,12 +20,13 @@ import pytest
 
 from envassay.command import run
 from envassay.docker import Engine
-from envassay.testing import (
+from envassay_testing import (
     LocalChannel,
     index_channel,
     make_noarch_python_package,
     new_channel,
 )
+from tests.conftest import envassay_environ
 from tests.integration.envassay_cli import junit_outcomes
 
 pytestmark = [pytest.mark.channel, pytest.mark.slow]
@@ -212,9 +213,7 @@ def test_in_the_docker_target_the_same_packages_harm_nothing(
     (project / "pyproject.toml").write_text(
         f'[tool.envassay.envs.hostile]\nbuilder-image = "{base_image}"\n'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env.update(ENVASSAY_HOME=str(tmp_path / "store"))
-    env.pop("GITHUB_STEP_SUMMARY", None)
+    env = envassay_environ(tmp_path / "store")
     junit = project / "junit.xml"
     argv = [sys.executable, "-m", "envassay", "check", "--target", "docker", spec]
     result = run([*argv, "--junitxml", junit], env=env, cwd=project, timeout=900)

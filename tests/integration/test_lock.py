@@ -17,13 +17,13 @@ import yaml
 
 from envassay.command import CommandResult, run
 from envassay.lock.format import lock_path_for, parse_lock, read_lock
-from envassay.testing import (
+from envassay_testing import (
     index_channel,
     make_generic_package,
     make_noarch_python_package,
     new_channel,
 )
-from envassay.testing.wheels import make_wheel
+from envassay_testing.wheels import make_wheel
 from tests.conftest import Project
 from tests.integration.envassay_cli import check, envassay, pip_install
 
@@ -55,16 +55,6 @@ def lock(project: Project, env: dict[str, str], *args: str | Path) -> CommandRes
     result = envassay("lock", *args, env=env, cwd=project.root)
     assert result.ok, result.describe()
     return result
-
-
-def write_spec(
-    project: Project, name: str, channels: list[str], deps: list[str], extra: str = ""
-) -> Path:
-    path = project.root / "envs" / f"{name}.yml"
-    lines = [f"name: {name}", f"channels: [{', '.join(channels)}]", "dependencies:"]
-    lines += [f'  - "{d}"' for d in deps]
-    path.write_text("\n".join(lines) + "\n" + extra)
-    return path
 
 
 @pytest.fixture
@@ -160,8 +150,8 @@ def test_drift_reports_exactly_the_package_that_moved_upstream(
     )
     index_channel(upstream)
     # The new channel first: strict channel priority takes driftpkg from it alone.
-    spec = write_spec(
-        project, "drifting", [upstream.as_uri(), project.channel.url], ["python=3.11", "driftpkg"]
+    spec = project.spec(
+        "drifting", ["python=3.11", "driftpkg"], channels=[upstream.as_uri(), project.channel.url]
     )
     lock(project, envassay_env, spec)
     quiet = envassay("drift", spec, "--fail", env=envassay_env, cwd=project.root)
@@ -231,8 +221,11 @@ def test_multi_platform_lock_round_trips(
         channel, "tinytool", "1.0", subdir="osx-arm64", depends=["tinydata", "__osx >=11.0"]
     )
     index_channel(channel)
-    spec = write_spec(
-        project, "multi", [channel.as_uri()], ["tinytool"], "platforms: [linux-64, osx-arm64]\n"
+    spec = project.spec(
+        "multi",
+        ["tinytool"],
+        channels=[channel.as_uri()],
+        extra="platforms: [linux-64, osx-arm64]\n",
     )
     first = lock(project, envassay_env, spec)
     assert "linux-64: 2 conda, osx-arm64: 2 conda" in first.stdout
@@ -294,8 +287,8 @@ def test_tampered_package_fails_its_hash_and_installs_nothing(
         channel, "tamperme", "1.0", files={"tamperme/__init__.py": "OK = True\n"}
     )
     index_channel(channel)
-    spec = write_spec(
-        project, "tamper", [channel.as_uri(), project.channel.url], ["python=3.11", "tamperme"]
+    spec = project.spec(
+        "tamper", ["python=3.11", "tamperme"], channels=[channel.as_uri(), project.channel.url]
     )
     lock(project, envassay_env, spec)
     archive = channel / "noarch" / "tamperme-1.0-py_0.tar.bz2"
@@ -337,7 +330,7 @@ def test_pip_section_locked_for_another_platform(
     pip = ["--no-index", f"--find-links {wheels}", "pinned-tool<2", "linonly"]
     extra = "  - pip:\n" + "".join(f'    - "{line}"\n' for line in pip)
     extra += "platforms: [linux-64, osx-arm64]\n"
-    spec = write_spec(project, "foreign", channels, ["python=3.11"], extra)
+    spec = project.spec("foreign", ["python=3.11"], channels=channels, extra=extra)
 
     first = lock(project, envassay_env, spec)
     warning = [x for x in first.stderr.splitlines() if x.startswith("envassay: warning:")]
@@ -382,8 +375,8 @@ def test_tampered_remote_package_is_caught_by_the_download_check(
     with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}/channel"
-        spec = write_spec(
-            project, "remote", [url, project.channel.url], ["python=3.11", "remotepkg"]
+        spec = project.spec(
+            "remote", ["python=3.11", "remotepkg"], channels=[url, project.channel.url]
         )
         lock(project, envassay_env, spec)
         assert f"url: {url}/noarch/remotepkg-1.0-py_0.tar.bz2" in lock_path_for(spec).read_text()

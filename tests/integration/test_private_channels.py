@@ -1,5 +1,5 @@
 """Private channels against a real HTTP server that refuses requests without the right
-credentials (envassay.testing.authserver): every command works, and no byte envassay
+credentials (envassay_testing.authserver): every command works, and no byte envassay
 produced (outputs, reports, locks, the store, the temporary directory) holds a secret."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from envassay.command import run
-from envassay.testing import LocalChannel
-from envassay.testing.authserver import AuthServer, Secrets, serve
-from envassay.testing.wheels import make_wheel
+from envassay_testing import LocalChannel
+from envassay_testing.authserver import AuthServer, Secrets, serve
+from envassay_testing.wheels import make_wheel
 from tests.integration.envassay_cli import envassay
 from tests.realconda import params, real_conda_from
 

@@ -33,8 +33,9 @@ import yaml
 
 from envassay.command import run
 from envassay.store import MARKER
-from envassay.testing import LocalChannel, index_channel, make_generic_package, new_channel
-from envassay.testing.wheels import make_wheel
+from envassay_testing import LocalChannel, index_channel, make_generic_package, new_channel
+from envassay_testing.wheels import make_wheel
+from tests.conftest import Project
 from tests.integration.envassay_cli import envassay, junit_outcomes, process_alive
 from tests.realconda import MATRIX_VARIABLE, RealConda, params, real_conda_from
 
@@ -49,25 +50,17 @@ def pkgs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("conda-pkgs")
 
 
-class CondaProject:
+class CondaProject(Project):
     """A throwaway project whose envs are made by one real conda."""
 
     def __init__(self, root: Path, channel: LocalChannel, conda: RealConda, pkgs: Path) -> None:
-        self.root = root
-        self.channel = channel
+        super().__init__(root, channel)
         self.conda = conda
-        (root / "envs").mkdir(parents=True)
-        (root / "pyproject.toml").write_text("[tool.envassay]\n")
         self.env = conda.environ(os.environ, pkgs)
         self.env["ENVASSAY_HOME"] = str(root / "store")
         # Nothing leaves the machine: a name conda looks up under the alias finds a closed port.
         self.env["CONDA_CHANNEL_ALIAS"] = "http://127.0.0.1:9"
         self.env.pop("GITHUB_STEP_SUMMARY", None)
-
-    def spec(self, name: str, text: str) -> Path:
-        path = self.root / "envs" / f"{name}.yml"
-        path.write_text(text.replace("CHANNEL", self.channel.url))
-        return path
 
     def envassay(self, *args: str | Path) -> tuple[int, str]:
         result = envassay(*args, env=self.env, cwd=self.root)
@@ -125,7 +118,7 @@ def write_spec(project: CondaProject) -> Path:
     make_wheel(
         project.root / "envs" / "wheels", "localwheel", "1.0", files={"localwheel.py": "X = 1\n"}
     )
-    return project.spec("real-conda", SPEC)
+    return project.spec_text("real-conda", SPEC)
 
 
 def assert_all_pass(items: dict[str, tuple[str, str]], out: str, *extra: str) -> None:
@@ -177,7 +170,7 @@ def test_lock_creates_and_checks(project: CondaProject) -> None:
 
 
 def test_missing_package_is_exit_2_with_condas_words(project: CondaProject) -> None:
-    spec = project.spec(
+    spec = project.spec_text(
         "missing", "channels: [CHANNEL, nodefaults]\ndependencies: [python=3.11, no-such-pkg]\n"
     )
     code, out = project.envassay("create", spec, "--backend", "conda")
@@ -196,7 +189,7 @@ def test_unsolvable_spec_is_exit_2_with_condas_words(project: CondaProject, tmp_
     make_generic_package(conflict, "wantsold", "1.0", depends=["lowdep <2"])
     make_generic_package(conflict, "wantsnew", "1.0", depends=["lowdep >=2"])
     index_channel(conflict)
-    spec = project.spec(
+    spec = project.spec_text(
         "conflict",
         f"channels: [{conflict.as_uri()}, nodefaults]\ndependencies: [wantsold, wantsnew]\n",
     )
@@ -209,7 +202,7 @@ def test_unsolvable_spec_is_exit_2_with_condas_words(project: CondaProject, tmp_
 
 
 def test_unreachable_channel_is_exit_2_naming_it(project: CondaProject) -> None:
-    spec = project.spec(
+    spec = project.spec_text(
         "unreachable",
         f"channels: [CHANNEL, {CLOSED_PORT_CHANNEL}, nodefaults]\ndependencies: [python=3.11]\n",
     )
@@ -361,7 +354,7 @@ def test_conda_and_envassay_agree_on_whether_the_env_is_created(
     text, created = READ_AS_CONDA_READS[case]
     old = project.conda.major < 26
     channels = "[CHANNEL, nodefaults]" if old else "[CHANNEL]"
-    spec = project.spec(case, text.replace("CHANNELS", channels))
+    spec = project.spec_text(case, text.replace("CHANNELS", channels))
     theirs = run(
         [project.conda.path, "env", "create", "-q", "-p", tmp_path / "env", "-f", spec],
         env=project.env,

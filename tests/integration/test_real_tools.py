@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from envassay.create.backends.tools import PLACES, Flavour, search
+from tests.conftest import envassay_environ
 from tests.integration.envassay_cli import envassay, junit_outcomes
 
 REQUIRED = {t for t in os.environ.get("ENVASSAY_TEST_REQUIRE_TOOLS", "").split(",") if t}
@@ -48,10 +49,8 @@ def real_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     root = tmp_path / "project"
     (root / "envs").mkdir(parents=True)
     (root / "pyproject.toml").write_text("[tool.envassay]\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env = envassay_environ(tmp_path / "store")
     env.pop("ENVASSAY_BACKEND", None)
-    env.pop("GITHUB_STEP_SUMMARY", None)  # the runs' reports stay out of the job's summary
-    env["ENVASSAY_HOME"] = str(tmp_path / "store")
     return root, env
 
 

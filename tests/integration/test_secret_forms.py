@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 
 from envassay import cli, redact
 from envassay.command import run
-from envassay.testing import LocalChannel
-from envassay.testing.authserver import AuthServer, Secrets, serve, userinfo
-from envassay.testing.wheels import make_wheel
+from envassay_testing import LocalChannel
+from envassay_testing.authserver import AuthServer, Secrets, serve, userinfo
+from envassay_testing.wheels import make_wheel
 from tests.integration.envassay_cli import envassay
 from tests.realconda import params, real_conda_from
 from tests.secretforms import PATH_RAW, Credential, basic_forms, credentials, leaks

@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 
 from envassay.store import MARKER, EnvStore
-from envassay.testing import LocalChannel
-from envassay.testing.wheels import make_wheel
+from envassay_testing import LocalChannel
+from envassay_testing.wheels import make_wheel
 from tests.reliability.harness import (
     Sandbox,
     kill_tagged,

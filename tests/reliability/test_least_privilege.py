@@ -16,7 +16,7 @@ from envassay.create.backends.conda import environment_file
 from envassay.docker import Engine, engine_address
 from envassay.spec.environment import load_spec
 from envassay.store import EnvStore
-from envassay.testing import index_channel, make_generic_package, new_channel
+from envassay_testing import index_channel, make_generic_package, new_channel
 from tests.integration.envassay_cli import envassay
 from tests.reliability.harness import EngineProxy
 
@@ -111,7 +111,7 @@ def test_images_are_built_to_run_as_a_non_root_user() -> None:
 def test_probe_containers_have_no_network_no_capabilities_and_are_removed(
     tmp_path: Path, envassay_env: dict[str, str], engine: Engine
 ) -> None:
-    from envassay.testing.baseimage import ensure_base_image
+    from envassay_testing.baseimage import ensure_base_image
 
     if not engine_address().startswith("unix://"):
         pytest.skip(f"the recording proxy needs a unix socket engine, not {engine_address()}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from envassay.command import run
-from envassay.testing import LocalChannel
+from envassay_testing import LocalChannel
 
 pytestmark = [pytest.mark.channel, pytest.mark.slow]
 

@@ -27,8 +27,10 @@ def lint(root: Path) -> subprocess.CompletedProcess[str]:
 
 
 def copy_with(tmp_path: Path, module: str, line: str) -> Path:
-    """A copy of src/envassay and pyproject.toml with ``line`` added to ``module``."""
-    shutil.copytree(ROOT / "src" / "envassay", tmp_path / "src" / "envassay")
+    """A copy of src/ (envassay and envassay_testing) and pyproject.toml with ``line`` added
+    to ``module``."""
+    for package in ("envassay", "envassay_testing"):
+        shutil.copytree(ROOT / "src" / package, tmp_path / "src" / package)
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     path = tmp_path / "src" / "envassay" / module
     path.write_text(path.read_text() + f"\n{line}\n")
@@ -50,6 +52,14 @@ def test_an_earlier_stage_importing_a_later_one_breaks_the_layers(tmp_path: Path
         result.stdout
     )
     assert "envassay.spec.config -> envassay.run.session" in result.stdout
+
+
+def test_envassay_importing_its_test_support_breaks_the_layers(tmp_path: Path) -> None:
+    # envassay_testing is not shipped: an import of it from envassay would fail when installed.
+    root = copy_with(tmp_path, "cli.py", "from envassay_testing import channel  # noqa")
+    result = lint(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "envassay.cli -> envassay_testing.channel" in result.stdout
 
 
 def test_an_import_that_closes_a_cycle_breaks_acyclic(tmp_path: Path) -> None:

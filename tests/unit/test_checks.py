@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from envassay.checks import CheckResult, run_all
-from envassay.probe.report import ProbeReport
+from envassay.probe.model import ProbeReport
 from envassay.spec.config import EnvSettings
 from envassay.spec.environment import load_spec
 

@@ -29,7 +29,7 @@ from envassay.lock.format import (
 )
 from envassay.lock.pip import _packages, wheel_tags
 from envassay.lock.status import LockStatus, lock_status
-from envassay.probe.report import CondaRecord, Distribution, ProbeReport
+from envassay.probe.model import CondaRecord, Distribution, ProbeReport
 from envassay.spec.config import Config, EnvSettings, parse_config
 from envassay.spec.environment import load_spec, read_spec_header
 from envassay.spec.platforms import validate_platforms, virtual_packages_for

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from envassay.checks import failed, passed, skipped
-from envassay.probe.report import ImportResult
+from envassay.probe.model import ImportResult
 from envassay.run.report import (
     REPORT_VERSION,
     TargetRun,

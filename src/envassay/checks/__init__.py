@@ -18,7 +18,7 @@ from packaging.version import InvalidVersion, Version
 from envassay import redact
 from envassay.checks.overlap import by_name, overlaps
 from envassay.cleantext import visible
-from envassay.probe.report import CondaRecord, ImportResult, ProbeReport
+from envassay.probe.model import CondaRecord, ImportResult, ProbeReport
 from envassay.spec.config import EnvSettings
 from envassay.spec.environment import CondaDependency, EnvSpec, PipRequirement, declared_packages
 

@@ -33,7 +33,7 @@ from envassay.probe.gpu import (
     FrameworkFacts,
     GpuReport,
 )
-from envassay.probe.report import ProbeReport
+from envassay.probe.model import ProbeReport
 from envassay.spec.environment import EnvSpec
 from envassay.spec.gpu import Expectation
 

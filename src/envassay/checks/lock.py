@@ -7,7 +7,7 @@ from packaging.utils import canonicalize_name
 from envassay.checks import CheckResult, failed, passed, skipped
 from envassay.lock.diff import Entry, diff_entries, entries_of, render_table, summarize
 from envassay.lock.status import LockStatus
-from envassay.probe.report import ProbeReport
+from envassay.probe.model import ProbeReport
 
 
 def check_lock_fresh(status: LockStatus) -> CheckResult:
@@ -60,18 +60,18 @@ def check_lock_match(status: LockStatus, platform: str, report: ProbeReport) -> 
     if status.state == "stale" or status.lock is None:
         return skipped("lock", "match", "the lock is stale, so the env was solved from the spec")
     lock = status.lock
-    locked = entries_of(lock.packages_for(platform))
+    from_lock = entries_of(lock.packages_for(platform))
     installed = installed_entries(report)
     pip_note = ""
     if not lock.pip_resolved(platform):
-        locked = [e for e in locked if e.manager != "pip"]
+        from_lock = [e for e in from_lock if e.manager != "pip"]
         installed = [e for e in installed if e.manager != "pip"]
         pip_note = " (pip entries not compared: the lock's pip part is unresolved here)"
-    changes = diff_entries(locked, installed)
+    changes = diff_entries(from_lock, installed)
     name = status.lock_path.name
     if not changes:
         return passed(
-            "lock", "match", f"{len(locked)} package(s) exactly as {name} ({platform}){pip_note}"
+            "lock", "match", f"{len(from_lock)} package(s) exactly as {name} ({platform}){pip_note}"
         )
     table = render_table(changes, "locked", "installed")
     return failed(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
 
-from envassay.probe.report import CondaRecord, Distribution, ProbeReport
+from envassay.probe.model import CondaRecord, Distribution, ProbeReport
 
 
 @dataclass(frozen=True)

@@ -66,8 +66,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_probe(args: argparse.Namespace) -> int:
     # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay.probe import run_probe
+    from envassay.probe.model import PackageRequest, ProbeRequest
     from envassay.probe.render import render_report
-    from envassay.probe.report import PackageRequest, ProbeRequest
     from envassay.targets import DockerTarget, NativeTarget, Target
 
     request = ProbeRequest(packages=tuple(PackageRequest(name) for name in args.imports))

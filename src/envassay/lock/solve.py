@@ -156,9 +156,9 @@ def _conda_package(record: Mapping[str, object], platform: str) -> LockedPackage
 
 def header_for(spec_path: Path, root: Path) -> list[str]:
     """The comment block at the top of a lock; paths relative to the project root."""
-    lock = lock_path_for(spec_path)
+    lock_path = lock_path_for(spec_path)
     try:
         shown = spec_path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         shown = str(spec_path)
-    return [line.format(source=spec_path.name, lock=lock.name, spec=shown) for line in HEADER]
+    return [line.format(source=spec_path.name, lock=lock_path.name, spec=shown) for line in HEADER]

@@ -7,7 +7,7 @@ from functools import cache
 from importlib.resources import files
 
 from envassay.command import CommandResult
-from envassay.probe.report import (
+from envassay.probe.model import (
     CondaRecord,
     Distribution,
     ImportResult,

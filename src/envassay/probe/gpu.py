@@ -27,7 +27,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Any, Literal, cast, get_args
 
-from envassay.probe.report import ProbeError, _Fields, parse_output, section_error
+from envassay.probe.model import ProbeError, _Fields, parse_output, section_error
 from envassay.targets import Target
 
 GPU_PROBE_VERSION = 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from envassay.probe.report import Distribution, ProbeReport
+from envassay.probe.model import Distribution, ProbeReport
 
 
 def render_report(report: ProbeReport) -> str:

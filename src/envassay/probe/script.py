@@ -2,7 +2,7 @@
 
 This file runs INSIDE the interpreter under test, so it uses only the standard
 library and Python 3.8 syntax. It is piped to ``python - '<request JSON>'`` and
-prints exactly one JSON document on stdout (schema: ``envassay.probe.report``).
+prints exactly one JSON document on stdout (schema: ``envassay.probe.model``).
 Diagnostics go to stderr. It never raises: a section that fails becomes
 ``{"error": "<traceback>"}``.
 """

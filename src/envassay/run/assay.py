@@ -15,7 +15,7 @@ from envassay.create.env import create_env
 from envassay.errors import EnvassayError, UserError
 from envassay.lock.status import LockStatus, lock_status
 from envassay.probe import run_probe
-from envassay.probe.report import PackageRequest, ProbeReport, ProbeRequest
+from envassay.probe.model import PackageRequest, ProbeReport, ProbeRequest
 from envassay.progress import Progress
 from envassay.run.gpu import gpu_checks
 from envassay.spec.config import Config, EnvSettings
@@ -29,10 +29,10 @@ class Assay:
     """The verdicts for one env on one target, and the facts they were drawn from."""
 
     spec: EnvSpec
-    target: str
+    target_name: str  # native, docker
     results: list[CheckResult] = field(default_factory=list)
     report: ProbeReport | None = None
-    lock: LockStatus | None = None  # set: lock[match] is judged for ``platform``
+    lock_status: LockStatus | None = None  # set: lock[match] is judged for ``platform``
     platform: str | None = None
 
 
@@ -58,30 +58,37 @@ def assay_native(
     backend: str | None = None,
     progress: Progress = print,
     recreate: bool = False,
-    lock: Callable[[], LockStatus] | None = None,
+    read_lock_status: Callable[[], LockStatus] | None = None,
 ) -> Assay:
     """Create ``spec`` natively (or reuse it; ``recreate``: make it again) and run every
     check against it, holding the env's lease so that no prune removes it meanwhile.
-    ``lock``: the run's one read of the spec's lock status (default: read here)."""
+    ``read_lock_status``: the run's one read of the spec's lock status (default: read here)."""
     assay = Assay(spec, "native")
     # An unreadable lock: exit 2.
-    assay.lock = lock() if lock is not None else lock_status(spec.path, config, spec)
+    assay.lock_status = (
+        read_lock_status() if read_lock_status is not None else lock_status(spec.path, config, spec)
+    )
     assay.platform = current_platform()
     try:
         ensured = create_env(
-            spec, config, backend_name=backend, progress=progress, lock=assay.lock, force=recreate
+            spec,
+            config,
+            backend_name=backend,
+            progress=progress,
+            lock=assay.lock_status,
+            force=recreate,
         )
     except UserError:
         raise  # the user's to fix: reported once, as a collection error
     except EnvassayError as exc:
         assay.results.append(failed("create", "native", str(exc)))
-        assay.results.append(check_lock_fresh(assay.lock))
+        assay.results.append(check_lock_fresh(assay.lock_status))
         return assay
     how = "reused from the store" if ensured.reused else f"created in {ensured.seconds:.1f}s"
     if ensured.meta.get("source", "spec") != "spec":
         how += f" from {Path(ensured.meta['source']).name}"
     assay.results.append(passed("create", "native", f"{how}: {ensured.prefix}"))
-    assay.results.append(check_lock_fresh(assay.lock))
+    assay.results.append(check_lock_fresh(assay.lock_status))
     try:
         return probe_and_check(assay, NativeTarget(ensured.prefix), config.env(spec.name))
     finally:
@@ -93,11 +100,11 @@ def probe_and_check(assay: Assay, target: Target, settings: EnvSettings) -> Assa
     try:
         report = run_probe(target, probe_request(assay.spec, settings))
     except EnvassayError as exc:
-        assay.results.append(failed("probe", assay.target, str(exc)))
+        assay.results.append(failed("probe", assay.target_name, str(exc)))
         return assay
     assay.report = report
     assay.results.extend(run_all(assay.spec, report, settings))
-    if assay.lock is not None and assay.platform is not None:
-        assay.results.append(check_lock_match(assay.lock, assay.platform, report))
+    if assay.lock_status is not None and assay.platform is not None:
+        assay.results.append(check_lock_match(assay.lock_status, assay.platform, report))
     assay.results.extend(gpu_checks(assay.spec, report, target, settings))
     return assay

@@ -61,10 +61,10 @@ def assay_docker(
     *,
     engine: Engine | None = None,
     progress: Progress = print,
-    lock: Callable[[], LockStatus] | None = None,
+    read_lock_status: Callable[[], LockStatus] | None = None,
 ) -> Assay:
     """Build or reuse the env's image (or take ``options.image``) and run every check in it.
-    ``lock``: the run's one read of the spec's lock status (default: read here).
+    ``read_lock_status``: the run's one read of the spec's lock status (default: read here).
 
     Raises EngineUnavailable when no engine answers and UserError for bad input.
     """
@@ -73,8 +73,10 @@ def assay_docker(
     assay = Assay(spec, "docker")
     assay.platform = platform = engine_platform(engine)
     # An unreadable lock: exit 2.
-    assay.lock = lock() if lock is not None else lock_status(spec.path, config, spec)
-    expected_lock = usable_lock(spec, config, platform, assay.lock)[1] or None
+    assay.lock_status = (
+        read_lock_status() if read_lock_status is not None else lock_status(spec.path, config, spec)
+    )
+    expected_lock = usable_lock(spec, config, platform, assay.lock_status)[1] or None
     if options.image is None:
         image_options = resolve_options(
             settings,
@@ -82,14 +84,14 @@ def assay_docker(
             runtime_image=options.runtime_image,
             creator=options.creator,
         )
-        plan = plan_image(spec, config, image_options, platform, assay.lock)
+        plan = plan_image(spec, config, image_options, platform, assay.lock_status)
         try:
             built = ensure_image(plan, config.store_path(), engine=engine, progress=progress)
         except UserError:
             raise
         except EnvassayError as exc:
             assay.results.append(failed("create", "docker", str(exc)))
-            assay.results.append(check_lock_fresh(assay.lock))
+            assay.results.append(check_lock_fresh(assay.lock_status))
             return assay
         how = "reused (no build)" if built.reused else f"built in {built.seconds:.1f}s"
         if plan.lock_path is not None:
@@ -98,7 +100,7 @@ def assay_docker(
         ref, info = built.ref, built.info
     else:
         ref, info = options.image, existing_image(engine, options.image)
-    assay.results.append(check_lock_fresh(assay.lock))
+    assay.results.append(check_lock_fresh(assay.lock_status))
     first, *fallback = image_pythons(info)
     gpus = expects_gpu(spec, settings) and host_has_gpu()
     target = DockerTarget(ref, python=first, gpus=gpus, fallback=tuple(fallback))
@@ -130,10 +132,12 @@ def assay_docker_or_skip(
     options: DockerOptions,
     *,
     progress: Progress = print,
-    lock: Callable[[], LockStatus] | None = None,
+    read_lock_status: Callable[[], LockStatus] | None = None,
 ) -> Assay:
     """As :func:`assay_docker`, but a missing engine skips the target with the reason."""
     try:
-        return assay_docker(spec, config, options, progress=progress, lock=lock)
+        return assay_docker(
+            spec, config, options, progress=progress, read_lock_status=read_lock_status
+        )
     except EngineUnavailable as exc:
         return Assay(spec, "docker", [skipped("create", "docker", exc.render())])

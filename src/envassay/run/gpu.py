@@ -15,7 +15,7 @@ from envassay.checks.gpu import (
 )
 from envassay.errors import EnvassayError
 from envassay.probe.gpu import GpuRequest, run_gpu_probe
-from envassay.probe.report import ProbeReport
+from envassay.probe.model import ProbeReport
 from envassay.spec.config import EnvSettings
 from envassay.spec.environment import EnvSpec
 from envassay.spec.gpu import expectation

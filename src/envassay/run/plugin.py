@@ -132,9 +132,9 @@ def _requested_targets(config: pytest.Config, path: Path) -> frozenset[str] | No
         where, _, rest = arg.partition("::")
         asked = Path(where).resolve()
         if asked == path:
-            target = rest.split("::")[0]
-            every = every or not target
-            named.add(target)
+            target_name = rest.split("::")[0]
+            every = every or not target_name
+            named.add(target_name)
         elif path.is_relative_to(asked) and asked.is_dir():
             every = True
     if every:
@@ -166,8 +166,8 @@ class SpecFile(pytest.File):
             self.spec = _session(self.config).spec(self.path)  # as the started work read it
         except UserError as exc:
             self.error = exc
-        for target in _targets(self.config, self.path.parent):
-            yield TargetCollector.from_parent(self, name=target)
+        for target_name in _targets(self.config, self.path.parent):
+            yield TargetCollector.from_parent(self, name=target_name)
 
     @property
     def env_name(self) -> str:
@@ -269,11 +269,11 @@ def pytest_runtest_makereport(
     """Each check item that ran goes into the run's reports under its spec and target."""
     report = yield
     if isinstance(item, CheckItem) and call.when == "call":
-        target = item.parent
-        spec_file = target.parent if target is not None else None
-        if isinstance(target, TargetCollector) and isinstance(spec_file, SpecFile):
+        collector = item.parent
+        spec_file = collector.parent if collector is not None else None
+        if isinstance(collector, TargetCollector) and isinstance(spec_file, SpecFile):
             _session(item.config).record_result(
-                spec_file.path, target.name, spec_file.env_name, item.result
+                spec_file.path, collector.name, spec_file.env_name, item.result
             )
     return report
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from envassay.checks import CheckResult
 from envassay.cleantext import visible
-from envassay.probe.report import ImportResult
+from envassay.probe.model import ImportResult
 
 REPORT_VERSION = 1
 SLOWEST_IMPORTS = 10

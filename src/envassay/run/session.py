@@ -29,6 +29,7 @@ from envassay import __version__, redact
 from envassay.checks import CheckResult
 from envassay.command import kill_running
 from envassay.errors import UserError
+from envassay.progress import Progress
 from envassay.run.options import parse_jobs as parse_jobs  # its home before run/options.py
 from envassay.run.report import TargetRun, dumps, render_markdown, to_json
 
@@ -193,7 +194,7 @@ class AssaySession:
         entry.assay, entry.seconds, entry.platform = assay, seconds, assay.platform
         return assay
 
-    def progress(self, label: str) -> Callable[[str], None]:
+    def progress(self, label: str) -> Progress:
         """A progress sink for one target run in the background: whole lines, never
         captured by pytest (they go to a copy of the real stderr), labelled when several
         targets run at once."""

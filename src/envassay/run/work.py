@@ -105,31 +105,30 @@ def submit(
     """Start every target (those in ``only`` when given) of every spec in ``paths``, in
     order (already started: left be)."""
     for path in paths:
-        for target in targets_for(options, path.parent):
-            if only and target not in only:
+        for target_name in targets_for(options, path.parent):
+            if only and target_name not in only:
                 continue
-            session.submit(
-                path, target, functools.partial(assay_path, options, path, target, session)
-            )
+            work = functools.partial(assay_path, options, path, target_name, session)
+            session.submit(path, target_name, work)
 
 
-def assay_path(options: RunOptions, path: Path, target: str, session: AssaySession) -> Assay:
+def assay_path(options: RunOptions, path: Path, target_name: str, session: AssaySession) -> Assay:
     """A target's work in the background: read the spec (once for the session: its other
     targets and the plugin's collector take the same), then as :func:`assay_spec`."""
     spec = session.spec(path)
-    progress = session.progress(f"{spec.name}/{target}")
-    return assay_spec(options, spec, target, progress, session=session)
+    progress = session.progress(f"{spec.name}/{target_name}")
+    return assay_spec(options, spec, target_name, progress, session=session)
 
 
 def assay_spec(
     options: RunOptions,
     spec: EnvSpec,
-    target: str,
+    target_name: str,
     progress: Progress | None,
     *,
     session: AssaySession | None = None,
 ) -> Assay:
-    """Create (or build) and probe ``spec`` on ``target``, and judge it.
+    """Create (or build) and probe ``spec`` on the target ``target_name``, and judge it.
 
     ``progress``: where a background run's lines go; None: this process's stderr.
     ``session``: the run's, whose one read of the spec's lock every target takes.
@@ -138,18 +137,20 @@ def assay_spec(
     from envassay.run.assay import assay_native
 
     config = project_config(spec.path.parent)
-    lock = functools.partial(session.lock_status, spec, config) if session is not None else None
+    read_lock_status = (
+        functools.partial(session.lock_status, spec, config) if session is not None else None
+    )
     if options.gpu != config.gpu_mode:
         config = dataclasses.replace(config, gpu_mode=options.gpu)
-    if target == "docker":
-        return _assay_docker(options, spec, config, progress, lock)
+    if target_name == "docker":
+        return _assay_docker(options, spec, config, progress, read_lock_status)
     return assay_native(
         spec,
         config,
         backend=options.backend,
         progress=progress or _line,
         recreate=options.recreate,
-        lock=lock,
+        read_lock_status=read_lock_status,
     )
 
 
@@ -158,7 +159,7 @@ def _assay_docker(
     spec: EnvSpec,
     config: Config,
     progress: Progress | None,
-    lock: Callable[[], LockStatus] | None,
+    read_lock_status: Callable[[], LockStatus] | None,
 ) -> Assay:
     # Deferred: start-up cost; the first env's work starts before these load.
     from envassay.progress import ProgressLine
@@ -171,11 +172,15 @@ def _assay_docker(
         creator=options.creator,
     )
     if progress is not None:
-        return assay_docker_or_skip(spec, config, docker, progress=progress, lock=lock)
+        return assay_docker_or_skip(
+            spec, config, docker, progress=progress, read_lock_status=read_lock_status
+        )
     # Build output: one live line on a terminal, every line otherwise (the log has all).
     line = ProgressLine(sys.stderr)
     try:
-        return assay_docker_or_skip(spec, config, docker, progress=line, lock=lock)
+        return assay_docker_or_skip(
+            spec, config, docker, progress=line, read_lock_status=read_lock_status
+        )
     finally:
         line.close()
 

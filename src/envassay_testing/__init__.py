@@ -1,6 +1,6 @@
 """Helpers for envassay's own tests and demo: real local conda channels."""
 
-from envassay.testing.channel import (
+from envassay_testing.channel import (
     BINARY_WHEELS,
     PURE_WHEELS,
     SYNTHETIC_PACKAGES,

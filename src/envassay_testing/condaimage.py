@@ -2,7 +2,7 @@
 
 ``continuumio/miniconda3`` cannot be pulled where envassay is tested, so this makes an
 image laid out like it for a builder stage: ``FROM`` the local Debian base image
-(:mod:`envassay.testing.baseimage`), conda installed ``--no-index`` into its venv at
+(:mod:`envassay_testing.baseimage`), conda installed ``--no-index`` into its venv at
 ``/opt/conda`` from a wheelhouse made on the host, a launcher ``/opt/conda/bin/conda``
 (``python -m conda``: pip-installed conda's own entry point refuses to run before
 ``conda init``), ``/opt/conda/.condarc`` with ``solver: classic`` (conda-libmamba-solver
@@ -18,7 +18,7 @@ manylinux; ``pycosat`` built on the host when PyPI has no binary wheel) is cache
 ``envassay-test/miniconda3:<conda version>-<key>``, the key covering the recipe, the
 base image and the wheels' hashes, so :func:`envassay.targets.image.creator_for` picks conda::
 
-    python -m envassay.testing.condaimage 24.7.1 26.7.1     # prints one ref per line
+    python -m envassay_testing.condaimage 24.7.1 26.7.1     # prints one ref per line
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
@@ -41,8 +40,9 @@ from filelock import FileLock
 from envassay.command import run
 from envassay.docker import Engine, shared_engine
 from envassay.errors import EnvassayError
-from envassay.testing.baseimage import BaseImage, ensure_base_image
-from envassay.testing.channel import default_cache_dir
+from envassay.progress import Progress
+from envassay_testing.baseimage import BaseImage, ensure_base_image
+from envassay_testing.channel import default_cache_dir
 
 # Bump when the recipe changes in a way the key would not show.
 RECIPE_VERSION = 1
@@ -106,7 +106,7 @@ def _wheel_dir_candidates(wheels: Path | str | None) -> list[Path]:
         return [Path(wheels)]
     if value := os.environ.get(WHEELS_VARIABLE):
         return [Path(value)]
-    repo = Path(__file__).resolve().parents[3]
+    repo = Path(__file__).resolve().parents[2]
     return [repo.parent / "shared" / "tools" / "conda", _DEFAULT_WHEELS]
 
 
@@ -191,7 +191,7 @@ def ensure_wheelhouse(
     version: str,
     wheels: Path | str | None = None,
     cache_dir: Path | None = None,
-    progress: Callable[[str], None] = lambda _line: None,
+    progress: Progress = lambda _line: None,
 ) -> Wheelhouse:
     """conda ``version``'s wheel and its PyPI dependencies for the image, made once."""
     wheel = conda_wheel(version, wheels)
@@ -213,7 +213,7 @@ def ensure_wheelhouse(
     return Wheelhouse(house, dict(hashes))
 
 
-def _fill_wheelhouse(dest: Path, wheel: Path, progress: Callable[[str], None]) -> None:
+def _fill_wheelhouse(dest: Path, wheel: Path, progress: Progress) -> None:
     dest.mkdir(parents=True)
     shutil.copy2(wheel, dest / wheel.name)
     requirements = conda_requirements(wheel)
@@ -261,7 +261,7 @@ def image_ref(version: str, base: str, house: Wheelhouse) -> str:
 def ensure_conda_image(
     version: str,
     engine: Engine | None = None,
-    progress: Callable[[str], None] = lambda _line: None,
+    progress: Progress = lambda _line: None,
     *,
     wheels: Path | str | None = None,
     cache_dir: Path | None = None,
@@ -291,7 +291,7 @@ def ensure_conda_image(
 
 def main(argv: list[str]) -> int:
     if not argv or any(arg.startswith("-") for arg in argv):
-        print("usage: python -m envassay.testing.condaimage VERSION...", file=sys.stderr)
+        print("usage: python -m envassay_testing.condaimage VERSION...", file=sys.stderr)
         return 2
 
     def say(line: str) -> None:

@@ -16,8 +16,10 @@ def make_wheel(
     *,
     files: Mapping[str, str],
     requires: Sequence[str] = (),
+    entry_points: str = "",
 ) -> Path:
-    """Write ``{name}-{version}-py3-none-any.whl`` into ``dest``; ``files`` are module paths."""
+    """Write ``{name}-{version}-py3-none-any.whl`` into ``dest``; ``files`` are module paths,
+    ``entry_points`` the text of its entry_points.txt (none when empty)."""
     dist = name.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
     metadata = "".join(
@@ -33,6 +35,8 @@ def make_wheel(
             sorted({p.split("/")[0].removesuffix(".py") + "\n" for p in files})
         ),
     }
+    if entry_points:
+        members[f"{info}/entry_points.txt"] = entry_points
     record = [
         f"{path},sha256={_digest(data)},{len(data.encode())}" for path, data in members.items()
     ]

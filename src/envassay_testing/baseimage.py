@@ -11,7 +11,7 @@ kept in the engine under ``envassay-test/<suite>-python:<key>``, and the
 root filesystem tarball under ``<test cache>/baseimage/<key>/rootfs.tar``, so a
 fresh engine re-imports in seconds. The tests and ``.ci/run`` share this::
 
-    python -m envassay.testing.baseimage        # prints the image reference
+    python -m envassay_testing.baseimage        # prints the image reference
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,8 @@ from filelock import FileLock
 from envassay.command import run
 from envassay.docker import Engine, shared_engine
 from envassay.errors import EnvassayError
-from envassay.testing.channel import default_cache_dir
+from envassay.progress import Progress
+from envassay_testing.channel import default_cache_dir
 
 # Bump when the recipe changes in a way the key would not show.
 RECIPE_VERSION = 1
@@ -89,7 +89,7 @@ def image_ref() -> str:
 def ensure_base_image(
     engine: Engine | None = None,
     cache_dir: Path | None = None,
-    progress: Callable[[str], None] = lambda _line: None,
+    progress: Progress = lambda _line: None,
 ) -> BaseImage:
     """Return the local base image, importing the cached tarball or building it if needed."""
     engine = engine or shared_engine()
@@ -133,7 +133,7 @@ def debian_mirror() -> str:
     )
 
 
-def _bootstrap(tarball: Path, progress: Callable[[str], None]) -> None:
+def _bootstrap(tarball: Path, progress: Progress) -> None:
     if os.geteuid() != 0:
         raise BaseImageError("building the base image needs root (debootstrap and chroot)")
     debootstrap = shutil.which("debootstrap")
@@ -185,7 +185,7 @@ def _bootstrap(tarball: Path, progress: Callable[[str], None]) -> None:
 
 def main(argv: list[str]) -> int:
     if argv not in ([], ["ensure"]):
-        print("usage: python -m envassay.testing.baseimage [ensure]", file=sys.stderr)
+        print("usage: python -m envassay_testing.baseimage [ensure]", file=sys.stderr)
         return 2
 
     def say(line: str) -> None:

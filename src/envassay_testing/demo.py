@@ -1,4 +1,4 @@
-"""`python -m envassay.testing.demo build-channel`: what `nox -s demo` needs before pytest runs.
+"""`python -m envassay_testing.demo build-channel`: what `nox -s demo` needs before pytest runs.
 
 Builds (or reuses) the local test channel and links it at demo/channel, and
 writes a small wheel into demo/wheels for the demo's offline `pip:` section,
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from envassay.testing.channel import build_test_channel
-from envassay.testing.wheels import make_wheel
+from envassay_testing.channel import build_test_channel
+from envassay_testing.wheels import make_wheel
 
 
 def prepare(demo_dir: Path) -> None:
@@ -33,7 +33,7 @@ def prepare(demo_dir: Path) -> None:
 
 def main(argv: list[str]) -> int:
     if argv != ["build-channel"]:
-        print("usage: python -m envassay.testing.demo build-channel", file=sys.stderr)
+        print("usage: python -m envassay_testing.demo build-channel", file=sys.stderr)
         return 2
     prepare(Path.cwd() / "demo")
     return 0

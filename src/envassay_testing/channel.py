@@ -548,6 +548,11 @@ def _dist_info_file(site: Mapping[str, bytes], name: str, *, required: bool = Tr
     return b""
 
 
+# Extras after an entry point's object reference (`main [tool]`): the entry-point spec lets
+# consumers ignore them, and rattler refuses them in link.json.
+_ENTRY_POINT_EXTRAS = re.compile(r"\s*\[[^\]]*\]\s*$")
+
+
 def _console_scripts(entry_points_txt: bytes) -> list[str]:
     section, scripts = "", []
     for raw in entry_points_txt.decode().splitlines():
@@ -556,7 +561,8 @@ def _console_scripts(entry_points_txt: bytes) -> list[str]:
             section = line.strip("[]").strip()
         elif line and not line.startswith("#") and section == "console_scripts":
             name, _, target = line.partition("=")
-            scripts.append(f"{name.strip()} = {target.strip()}")
+            target = _ENTRY_POINT_EXTRAS.sub("", target.strip())
+            scripts.append(f"{name.strip()} = {target}")
     return scripts
 
 
