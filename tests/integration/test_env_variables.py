@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from envassay.command import run
-from envassay.testing import (
+from envassay_testing import (
     LocalChannel,
     index_channel,
     make_generic_package,
