@@ -8,6 +8,7 @@ its own exit and the main process never awaits rattler itself.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -15,11 +16,10 @@ import os
 import re
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlparse
 
 import rattler
 from rattler import (
@@ -37,7 +37,8 @@ from rattler import (
     VirtualPackageOverrides,
 )
 
-from envassay import credentials, linkcheck
+from envassay import credentials, linkcheck, package_fetch
+from envassay.package_fetch import local_path
 
 
 @dataclass(frozen=True)
@@ -210,12 +211,6 @@ def _record_from_entry(entry: Mapping[str, Any]) -> Any:
     return RepoDataRecord(package, entry["filename"], entry["url"], entry["channel"])
 
 
-def local_path(url: str) -> Path | None:
-    """The file behind a ``file://`` URL, else None."""
-    parsed = urlparse(url)
-    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
-
-
 def verify_archive(path: Path, entry: Mapping[str, Any]) -> dict[str, str]:
     """Raise an 'integrity' failure unless ``path`` has the lock's sha256 and md5;
     return both digests of ``path``."""
@@ -237,7 +232,13 @@ def verify_archive(path: Path, entry: Mapping[str, Any]) -> dict[str, str]:
     return digests
 
 
-async def install(records: list[Any], prefix: Path, cache_dir: Path, specs: Sequence[str]) -> None:
+async def install(
+    records: list[Any],
+    prefix: Path,
+    cache_dir: Path,
+    specs: Sequence[str],
+    progress: Callable[[str], None] | None = None,
+) -> None:
     """Link ``records`` into the absolute ``prefix``; link scripts never run.
 
     Every path the packages will write is checked to stay inside the prefix first
@@ -246,7 +247,7 @@ async def install(records: list[Any], prefix: Path, cache_dir: Path, specs: Sequ
     for record in records:  # a file:// mirror is read in place (see file_mirrors)
         record.url = to_mirror(str(record.url))
     try:
-        await check_link_paths(records, prefix, cache_dir)
+        await check_link_paths(records, prefix, cache_dir, progress)
     except BaseException:
         _unmirror(records)
         raise
@@ -267,22 +268,36 @@ async def install(records: list[Any], prefix: Path, cache_dir: Path, specs: Sequ
         _unmirror(records)
 
 
-async def check_link_paths(records: Sequence[Any], prefix: Path, cache_dir: Path) -> None:
+async def check_link_paths(
+    records: Sequence[Any],
+    prefix: Path,
+    cache_dir: Path,
+    progress: Callable[[str], None] | None = None,
+) -> None:
     """Raise an 'unsafe' failure when a package would write outside ``prefix``.
 
-    Each archive is unpacked (by rattler's own extractor, which skips tar members that
-    climb) into a scratch directory and its ``info/paths.json`` read with the symlinks
-    the payload holds. An archive checked before (by sha256) is not unpacked again.
+    A package rattler has not unpacked yet is unpacked here, once, by rattler's own
+    extractor (which skips tar members that climb), straight into rattler's package
+    cache (:mod:`envassay.package_fetch`): its ``info/paths.json`` and the symlinks it
+    holds are read there, and rattler then links that very directory instead of
+    unpacking the archive a second time. An archive checked before (by its identity) is
+    not read again; one whose cache entry exists without a remembered listing is read as
+    a stream (a ``.conda`` unpacked into a scratch directory).
     """
     entries: list[linkcheck.Entry] = []
     checked = cache_dir / "link-checked"
+    todo: list[tuple[Any, Path | None]] = []
     for record in records:
         key = _archive_key(record)
         marker = checked / key if key else None
         if marker is not None and marker.is_file():
             entries.extend(_entries_from_json(str(record.file_name), marker.read_text()))
-            continue
-        listed = await _package_entries(record, cache_dir)
+        else:
+            todo.append((record, marker))
+    fetch = package_fetch.Fetcher(cache_dir / "pkgs", client(), len(todo), progress)
+    listings = await asyncio.gather(*(_package_entries(r, cache_dir, fetch) for r, _ in todo))
+    fetch.done()
+    for (_, marker), listed in zip(todo, listings, strict=True):
         entries.extend(listed)
         if marker is not None:
             marker.parent.mkdir(parents=True, exist_ok=True)
@@ -313,8 +328,24 @@ def _entries_from_json(package: str, text: str) -> list[linkcheck.Entry]:
     return [linkcheck.Entry(package, path, link) for path, link in json.loads(text)]
 
 
-async def _package_entries(record: Any, cache_dir: Path) -> list[linkcheck.Entry]:
+async def _package_entries(
+    record: Any, cache_dir: Path, fetch: package_fetch.Fetcher
+) -> list[linkcheck.Entry]:
     """The paths one package will write (and its symlinks' targets), from its archive."""
+    try:
+        listed = await fetch.entries(record)
+    except package_fetch.FetchFailure as failure:
+        raise RattlerFailure(failure.kind, failure.message) from None
+    except Exception as exc:  # a download that failed
+        raise classify(exc, []) from None
+    if listed is not None:  # unpacked into rattler's cache, where it will be linked from
+        return listed
+    return await _archive_entries(record, cache_dir)
+
+
+async def _archive_entries(record: Any, cache_dir: Path) -> list[linkcheck.Entry]:
+    """:func:`_package_entries` for a package already in rattler's cache but not remembered:
+    its archive read again (the cache entry may come from another archive of that name)."""
     from rattler.package_streaming import download_to_path, extract
 
     package = str(record.file_name)
@@ -329,7 +360,7 @@ async def _package_entries(record: Any, cache_dir: Path) -> list[linkcheck.Entry
             return _tar_entries(package, archive)
         unpacked = Path(work) / "pkg"
         extract(archive, unpacked)
-        return list(_listed_entries(package, unpacked))
+        return package_fetch.listed_entries(package, unpacked)
 
 
 def _tar_entries(package: str, archive: Path) -> list[linkcheck.Entry]:
@@ -350,22 +381,6 @@ def _tar_entries(package: str, archive: Path) -> list[linkcheck.Entry]:
     else:
         paths = [line for line in listing.get("info/files", b"").decode().splitlines() if line]
     return [linkcheck.Entry(package, p, links.get(os.path.normpath(p))) for p in paths]
-
-
-def _listed_entries(package: str, unpacked: Path) -> Iterator[linkcheck.Entry]:
-    """``info/paths.json`` (else ``info/files``), each path with its symlink target if any."""
-    info = unpacked / "info"
-    if (info / "paths.json").is_file():
-        raw = json.loads((info / "paths.json").read_text(encoding="utf-8"))
-        paths = [str(p["_path"]) for p in raw.get("paths", [])]
-    elif (info / "files").is_file():
-        paths = [line for line in (info / "files").read_text().splitlines() if line.strip()]
-    else:
-        paths = []
-    for path in paths:
-        source = os.path.join(unpacked, path)
-        link = os.readlink(source) if os.path.islink(source) else None
-        yield linkcheck.Entry(package, path, link)
 
 
 def classify(exc: Exception, channels: Sequence[str]) -> RattlerFailure:

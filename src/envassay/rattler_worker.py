@@ -48,7 +48,7 @@ async def _create(request: dict[str, Any]) -> dict[str, Any]:
     _progress(
         f"solved: {len(records)} package(s) in {solved - started:.2f}s; linking into {prefix}"
     )
-    await rattler_ops.install(records, prefix, cache_dir, specs)
+    await rattler_ops.install(records, prefix, cache_dir, specs, _progress)
     linked = time.perf_counter()
     _progress(f"linked in {linked - solved:.2f}s")
     return {
@@ -108,7 +108,7 @@ async def _install(request: dict[str, Any]) -> dict[str, Any]:
     records = await rattler_ops.records_from_lock(request["records"])
     checked = time.perf_counter()
     _progress(f"linking {len(records)} locked package(s) into {prefix}")
-    await rattler_ops.install(records, prefix, cache_dir, request["specs"])
+    await rattler_ops.install(records, prefix, cache_dir, request["specs"], _progress)
     linked = time.perf_counter()
     _progress(f"linked in {linked - checked:.2f}s")
     return {
