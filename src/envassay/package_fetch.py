@@ -30,9 +30,11 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from envassay import linkcheck
+from envassay.progress import update
 
 # A cache entry's name must stay one plain path component under the cache.
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+!-]*")
+_SUFFIXES = (".conda", ".tar.bz2")
 # Progress lines at most this often (seconds); a terminal's live line needs no more.
 _EVERY = 0.5
 
@@ -99,8 +101,9 @@ class Fetcher:
         package = str(record.file_name)
         with tempfile.TemporaryDirectory(dir=self.pkgs, prefix=".envassay-unpack-") as work:
             archive = local_path(str(record.url))
-            if archive is None:
-                archive = await self._download(record, Path(work) / "archive")
+            if archive is None:  # named for its format: the extractor goes by the suffix
+                suffix = next((x for x in _SUFFIXES if package.endswith(x)), "")
+                archive = await self._download(record, Path(work) / f"archive{suffix}")
             else:
                 self.bytes += archive.stat().st_size
             unpacked = Path(work) / "pkg"
@@ -127,13 +130,15 @@ class Fetcher:
             )
         return dest
 
-    def _report(self, force: bool = False) -> None:
+    def _report(self) -> None:
         now = time.monotonic()
-        if self.progress is None or (not force and now - self._shown < _EVERY):
+        if self.progress is None or now - self._shown < _EVERY:
             return
         self._shown = now
         self.progress(
-            f"fetching packages: {self.done_packages}/{self.total}, {self.bytes / 1e6:.1f} MB"
+            update(
+                f"fetching packages: {self.done_packages}/{self.total}, {self.bytes / 1e6:.1f} MB"
+            )
         )
 
     def done(self) -> None:

@@ -16,6 +16,7 @@ import os
 import re
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,11 @@ from rattler import (
     VirtualPackage,
     VirtualPackageOverrides,
 )
+from rattler.install import InstallerReporter
 
 from envassay import credentials, linkcheck, package_fetch
 from envassay.package_fetch import local_path
+from envassay.progress import update
 
 
 @dataclass(frozen=True)
@@ -261,11 +264,41 @@ async def install(
             client=client(),
             # py-rattler hands this to its FFI as is, which wants the inner object.
             requested_specs=[MatchSpec(s)._match_spec for s in specs],
+            reporter=None if progress is None else _LinkReporter(len(records), progress),  # type: ignore[abstract]
         )
     except Exception as exc:
         raise classify(exc, []) from None
     finally:
         _unmirror(records)
+
+
+class _LinkReporter(InstallerReporter):
+    """rattler's install, as updates: packages linked so far, bytes of what it downloads
+    itself (the link check has fetched the rest: :mod:`envassay.package_fetch`)."""
+
+    def __init__(self, total: int, progress: Callable[[str], None]) -> None:
+        self.total = total
+        self.progress = progress
+        self.linked = 0
+        self.downloaded: dict[int, int] = {}
+        self._shown = 0.0
+
+    def on_download_progress(self, download_idx: int, progress: int, total: int | None) -> None:
+        self.downloaded[download_idx] = progress
+        self._show()
+
+    def on_link_complete(self, index: int) -> None:
+        self.linked += 1
+        self._show()
+
+    def _show(self) -> None:
+        now = time.monotonic()
+        if now - self._shown < 0.5:
+            return
+        self._shown = now
+        fetched = sum(self.downloaded.values())
+        more = f", downloaded {fetched / 1e6:.1f} MB" if fetched else ""
+        self.progress(update(f"linking: {self.linked}/{self.total} package(s){more}"))
 
 
 async def check_link_paths(

@@ -22,7 +22,10 @@ from typing import Any
 
 
 def _progress(message: str) -> None:
-    print(f"[rattler] {message}", file=sys.stderr, flush=True)
+    # An update within a phase (envassay.progress.UPDATE, not imported: this module's
+    # start is on every create's path) keeps its mark at the line's start.
+    mark = "\x1e" if message.startswith("\x1e") else ""
+    print(f"{mark}[rattler] {message[len(mark) :]}", file=sys.stderr, flush=True)
 
 
 async def _create(request: dict[str, Any]) -> dict[str, Any]:

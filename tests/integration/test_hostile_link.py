@@ -7,14 +7,19 @@ victim directory (outside the prefix and the store) untouched.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import http.server
 import io
 import json
 import os
 import struct
 import tarfile
+import threading
 import uuid
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,6 +72,24 @@ def to_conda(tar_bz2: Path) -> Path:
         archive.writestr(f"info-{stem}.tar.zst", zstd.compress(info.getvalue()))
     tar_bz2.unlink()
     return out
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def served(directory: Path) -> Iterator[str]:
+    """``directory`` over HTTP on 127.0.0.1: packages rattler downloads, not reads in place."""
+    handler = functools.partial(_Quiet, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _hostile(kind: str, channel: Path, victim: Path, suffix: str = ".tar.bz2") -> None:
@@ -197,3 +220,38 @@ def test_the_checked_unpacking_is_the_one_linked(
     assert entry.with_name(entry.name + ".lock").read_bytes() == struct.pack(">Q", 1) + sha256
     data = entry / "share/once/data"
     assert os.stat(data).st_ino == os.stat(prefix / "share/once/data").st_ino  # hard-linked
+
+
+@pytest.mark.parametrize("suffix", [".tar.bz2", ".conda"])
+def test_downloaded_packages_are_checked_and_linked(
+    suffix: str, tmp_path: Path, envassay_env: dict[str, str]
+) -> None:
+    """The same over HTTP: a hostile package is refused, a good one links, each downloaded
+    and unpacked once."""
+    root = tmp_path / "project"
+    root.mkdir()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    channel = new_channel(tmp_path / "channel")
+    _hostile("symlink-then-climb", channel, victim, suffix)
+    name = f"good{uuid.uuid4().hex[:10]}"
+    write_package(channel, _index(name, []), [PackageFile("share/good/data", b"g\n")])
+    if suffix == ".conda":
+        to_conda(next(channel.glob(f"*/{name}-*.tar.bz2")))
+    index_channel(channel)
+    with served(channel) as url:
+        results = {}
+        for package in ("evil", name):
+            spec = root / f"{package}.yml"
+            spec.write_text(f"name: x\nchannels: [{url}]\ndependencies: [{package}]\n")
+            prefix = root / package
+            results[package] = envassay(
+                "create", spec, "--prefix", prefix, env=envassay_env, cwd=root
+            )
+    assert not results["evil"].ok
+    assert f"unsafe package: package evil-1.0-h0_0{suffix}" in results["evil"].stderr
+    assert list(os.walk(victim)) == [(str(victim), [], [])]
+    assert results[name].ok, results[name].describe()
+    assert (root / name / "share/good/data").read_bytes() == b"g\n"
+    lock = Path(envassay_env["ENVASSAY_HOME"]) / "cache" / "pkgs" / f"{name}-1.0-h0_0.lock"
+    assert lock.read_bytes()[:8] == struct.pack(">Q", 1)  # rattler did not unpack it again
