@@ -125,8 +125,8 @@ class Fetcher:
         if expected and sink.sha256.hexdigest() != expected:
             raise FetchFailure(
                 "integrity",
-                f"{record.file_name}: sha256 mismatch: the channel's record says {expected}, "
-                f"the download has {sink.sha256.hexdigest()}",
+                f"{record.file_name}: hash mismatch: the record's sha256 is {expected}, "
+                f"the download's {sink.sha256.hexdigest()}",
             )
         return dest
 
