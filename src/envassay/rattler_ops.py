@@ -17,7 +17,7 @@ import re
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +42,7 @@ from rattler.install import InstallerReporter
 from envassay import credentials, linkcheck, package_fetch
 from envassay.package_fetch import local_path
 from envassay.progress import update
+from envassay.rattler_protocol import Linked, Package
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def host_virtual_packages() -> list[list[str]]:
     return result
 
 
-async def records_from_lock(entries: Sequence[Mapping[str, Any]]) -> list[Any]:
+async def records_from_lock(entries: Sequence[Package]) -> list[Any]:
     """RepoDataRecords for locked conda packages, each archive's hash checked first.
 
     rattler checks the hash of what it downloads, but a ``file://`` package is
@@ -180,12 +181,12 @@ async def records_from_lock(entries: Sequence[Mapping[str, Any]]) -> list[Any]:
     """
     records = []
     for entry in entries:
-        path = local_path(to_mirror(entry["url"]))
+        path = local_path(to_mirror(entry.url))
         if path is not None:
             digests = verify_archive(path, entry)
             record = await RepoDataRecord.from_package_archive(path)
-            record.url = entry["url"]
-            record.channel = entry["channel"]
+            record.url = entry.url
+            record.channel = entry.channel
             record.md5 = bytes.fromhex(digests["md5"])
         else:
             record = _record_from_entry(entry)
@@ -193,44 +194,43 @@ async def records_from_lock(entries: Sequence[Mapping[str, Any]]) -> list[Any]:
     return records
 
 
-def _record_from_entry(entry: Mapping[str, Any]) -> Any:
-    subdir = entry["subdir"]
-    depends = list(entry["depends"])
+def _record_from_entry(entry: Package) -> Any:
+    subdir = entry.subdir
+    depends = list(entry.depends)
     noarch: Literal["python", "generic"] | None = None
     if subdir == "noarch":
         names = {d.split()[0] for d in depends}
         noarch = "python" if "python" in names else "generic"
     package = PackageRecord(
-        name=entry["name"],
-        version=entry["version"],
-        build=BuildString(entry["build"]),
+        name=entry.name,
+        version=entry.version,
+        build=BuildString(entry.build),
         build_number=0,  # unknown from a lock; it only orders builds in a solve
         subdir=subdir,
         noarch=noarch,
         depends=depends,
-        md5=bytes.fromhex(entry["md5"]) if entry.get("md5") else None,
-        sha256=bytes.fromhex(entry["sha256"]) if entry.get("sha256") else None,
+        md5=bytes.fromhex(entry.md5) if entry.md5 else None,
+        sha256=bytes.fromhex(entry.sha256) if entry.sha256 else None,
     )
-    return RepoDataRecord(package, entry["filename"], entry["url"], entry["channel"])
+    return RepoDataRecord(package, entry.filename, entry.url, entry.channel)
 
 
-def verify_archive(path: Path, entry: Mapping[str, Any]) -> dict[str, str]:
+def verify_archive(path: Path, entry: Package) -> dict[str, str]:
     """Raise an 'integrity' failure unless ``path`` has the lock's sha256 and md5;
     return both digests of ``path``."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise RattlerFailure(
-            "integrity", f"{entry['filename']}: cannot read {path}: {exc.strerror}"
+            "integrity", f"{entry.filename}: cannot read {path}: {exc.strerror}"
         ) from None
     digests = {algo: hashlib.new(algo, data).hexdigest() for algo in ("sha256", "md5")}
     for algo, actual in digests.items():
-        expected = entry.get(algo)
+        expected = entry.sha256 if algo == "sha256" else entry.md5
         if expected and actual != expected.lower():
             raise RattlerFailure(
                 "integrity",
-                f"{entry['filename']}: {algo} mismatch: the lock says {expected}, "
-                f"{path} has {actual}",
+                f"{entry.filename}: {algo} mismatch: the lock says {expected}, {path} has {actual}",
             )
     return digests
 
@@ -432,24 +432,29 @@ def classify(exc: Exception, channels: Sequence[str]) -> RattlerFailure:
     return RattlerFailure("other", f"{name}: {text}")
 
 
-def record_full(record: Any) -> dict[str, Any]:
+def record_full(record: Any) -> Package:
     """Everything a lock entry needs from a solved record."""
-    return {
-        **record_summary(record),
-        "subdir": str(record.subdir),
-        "depends": list(record.depends),
-        "md5": record.md5.hex() if record.md5 else None,
-        "sha256": record.sha256.hex() if record.sha256 else None,
-        "filename": str(record.file_name),
-    }
+    summary = record_summary(record)
+    return Package(
+        name=summary.name,
+        version=summary.version,
+        build=summary.build,
+        channel=summary.channel,
+        url=summary.url,
+        subdir=str(record.subdir),
+        depends=list(record.depends),
+        md5=record.md5.hex() if record.md5 else None,
+        sha256=record.sha256.hex() if record.sha256 else None,
+        filename=str(record.file_name),
+    )
 
 
-def record_summary(record: Any) -> dict[str, str]:
+def record_summary(record: Any) -> Linked:
     """The identifying fields of a solved record, for reports and logs."""
-    return {
-        "name": record.name.normalized,
-        "version": str(record.version),
-        "build": str(record.build),
-        "channel": str(record.channel or ""),
-        "url": str(record.url),
-    }
+    return Linked(
+        name=record.name.normalized,
+        version=str(record.version),
+        build=str(record.build),
+        channel=str(record.channel or ""),
+        url=str(record.url),
+    )
