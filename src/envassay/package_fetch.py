@@ -59,6 +59,15 @@ def local_path(url: str) -> Path | None:
     return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
 
 
+def archive_size(record: Any) -> int:
+    """The archive's size in bytes: a local file's own, else the record's (0: unknown)."""
+    path = local_path(str(record.url))
+    if path is not None:
+        with contextlib.suppress(OSError):
+            return path.stat().st_size
+    return int(record.size or 0)
+
+
 class Fetcher:
     """Unpacks a create's uncached packages side by side, reporting bytes and packages."""
 
@@ -79,7 +88,7 @@ class Fetcher:
         self.started = time.monotonic()
         self._shown = 0.0
         # Unpacking is CPU work (bz2, zstd): a few at once, downloads overlapping them.
-        self._slots = asyncio.Semaphore(min(8, max(2, os.cpu_count() or 2)))
+        self._slots = asyncio.Semaphore(min(8, (os.cpu_count() or 2) + 2))
 
     async def entries(self, record: Any) -> list[linkcheck.Entry] | None:
         """Unpack ``record`` into the cache and return what it will write; None when it

@@ -327,6 +327,9 @@ async def check_link_paths(
             entries.extend(_entries_from_json(str(record.file_name), marker.read_text()))
         else:
             todo.append((record, marker))
+    # The largest first: unpacking is CPU work, and a large archive started last would
+    # leave the other cores idle while it finishes (rattler starts them all at once).
+    todo.sort(key=lambda item: package_fetch.archive_size(item[0]), reverse=True)
     fetch = package_fetch.Fetcher(cache_dir / "pkgs", client(), len(todo), progress)
     listings = await asyncio.gather(*(_package_entries(r, cache_dir, fetch) for r, _ in todo))
     fetch.done()
