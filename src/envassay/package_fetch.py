@@ -35,6 +35,7 @@ from envassay.progress import update
 # A cache entry's name must stay one plain path component under the cache.
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+!-]*")
 _SUFFIXES = (".conda", ".tar.bz2")
+_DOWNLOADS = 16
 # Progress lines at most this often (seconds); a terminal's live line needs no more.
 _EVERY = 0.5
 
@@ -87,8 +88,10 @@ class Fetcher:
         self.bytes = 0
         self.started = time.monotonic()
         self._shown = 0.0
-        # Unpacking is CPU work (bz2, zstd): a few at once, downloads overlapping them.
+        # Unpacking is CPU work (bz2, zstd): a few at once; downloads wait on the network,
+        # more of them at once, overlapping the unpacking.
         self._slots = asyncio.Semaphore(min(8, (os.cpu_count() or 2) + 2))
+        self._downloads = asyncio.Semaphore(_DOWNLOADS)
 
     async def entries(self, record: Any) -> list[linkcheck.Entry] | None:
         """Unpack ``record`` into the cache and return what it will write; None when it
@@ -97,8 +100,7 @@ class Fetcher:
         try:
             if key is None or os.path.lexists(self.pkgs / key):
                 return None
-            async with self._slots:
-                return await self._unpack(record, key)
+            return await self._unpack(record, key)
         finally:
             self.done_packages += 1
             self._report()
@@ -112,11 +114,13 @@ class Fetcher:
             archive = local_path(str(record.url))
             if archive is None:  # named for its format: the extractor goes by the suffix
                 suffix = next((x for x in _SUFFIXES if package.endswith(x)), "")
-                archive = await self._download(record, Path(work) / f"archive{suffix}")
+                async with self._downloads:
+                    archive = await self._download(record, Path(work) / f"archive{suffix}")
             else:
                 self.bytes += archive.stat().st_size
             unpacked = Path(work) / "pkg"
-            await asyncio.to_thread(extract, archive, unpacked)
+            async with self._slots:
+                await asyncio.to_thread(extract, archive, unpacked)
             listed = listed_entries(package, unpacked)
             _publish(unpacked, self.pkgs / key, record.sha256)
         self.fetched += 1
