@@ -19,7 +19,7 @@ Each way once (the env is large; the machine may be shared: the load average is 
 Every cold build has a spec named afresh, so no build cache of an earlier run helps it.
 Images made are removed at the end.
 
-    python benchmarks/docker_realistic.py [--conda 24.7.1] [--skip-classic]
+    python benchmarks/docker_realistic.py [--conda 24.7.1] [--skip-classic] [--only native]
 """
 
 from __future__ import annotations
@@ -92,19 +92,55 @@ def smoke_script() -> str:
     return f"python -c 'import {', '.join(modules)}' && python -m pip check"
 
 
+def native(scratch: Path, channel: str, conda: Path, figures: dict[str, float]) -> None:
+    """The native ways: conda env create + one interpreter per import + pip check, and
+    `envassay check` (rattler), each cold then warm."""
+    name = f"native-{uuid.uuid4().hex[:8]}"
+    spec = write_spec(scratch / name, channel, name, nodefaults=True)
+    prefix = scratch / name / "env"
+    conda_env = {**os.environ, "CONDA_PKGS_DIRS": str(scratch / name / "pkgs")}
+
+    def hand_checks() -> None:
+        for module in ["setuptools", *IMPORTS.values()]:
+            must(run([prefix / "bin" / "python", "-c", f"import {module}"], timeout=300))
+        must(run([prefix / "bin" / "python", "-m", "pip", "check"], timeout=300))
+
+    create = [conda, "env", "create", "-q", "-p", prefix, "-f", spec]
+    cold = timed(lambda: must(run(create, env=conda_env, timeout=1800))) + timed(hand_checks)
+    figures["native hand-written cold"] = cold
+    figures["native hand-written warm"] = timed(hand_checks)
+    project = scratch / f"{name}-ea"
+    spec = write_spec(project, channel, name, nodefaults=False)
+    (project / "pyproject.toml").write_text("[tool.envassay]\n")
+    env = {**os.environ, "ENVASSAY_HOME": str(project / "store")}
+    check = [sys.executable, "-m", "envassay", "check", spec, "--", "-q"]
+    for phase in ("cold", "warm"):
+        figures[f"native envassay {phase}"] = timed(
+            lambda: must(run(check, env=env, cwd=project, timeout=1800))
+        )
+    print(f"  native: {figures}; {load()}", flush=True)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--conda", default="24.7.1")
     parser.add_argument("--skip-classic", action="store_true")
+    parser.add_argument(
+        "--only", choices=["native", "docker"], help="run one side only (no docker for native)"
+    )
     args = parser.parse_args(argv)
-    engine = shared_engine()
     conda = next(CONDAS.glob(f"{args.conda}-*/bin/conda"))
     channel_dir = realistic_channel()
     channel = serve(channel_dir)
-    builder = ensure_conda_image(args.conda, engine).ref
-    runtime = ensure_base_image(engine).ref
     print(f"channel {channel_dir} ({sum(1 for _ in channel_dir.glob('*/*.tar.bz2'))} packages)")
-    print(f"builder {builder} (conda {args.conda}); runtime {runtime}; {load()}")
+    if args.only == "native":
+        engine = None
+    else:
+        engine = shared_engine()
+        builder = ensure_conda_image(args.conda, engine).ref
+        runtime = ensure_base_image(engine).ref
+        print(f"builder {builder} (conda {args.conda}); runtime {runtime}")
+    print(load())
     made: list[str] = []
     figures: dict[str, float] = {}
     sizes: dict[str, int] = {}
@@ -112,7 +148,7 @@ def main(argv: list[str]) -> int:
     try:
         # --- docker, hand-written ----------------------------------------------------------
         for way, buildkit in (("BuildKit", "1"), ("classic", "0")):
-            if way == "classic" and args.skip_classic:
+            if engine is None or (way == "classic" and args.skip_classic):
                 continue
             name = f"hand-{uuid.uuid4().hex[:8]}"
             context = scratch / name
@@ -141,7 +177,7 @@ def main(argv: list[str]) -> int:
             ("BuildKit", "1", "envassay"),
             ("classic", "0", "conda"),
         ):
-            if builder_kind == "classic" and args.skip_classic:
+            if engine is None or (builder_kind == "classic" and args.skip_classic):
                 continue
             way = f"{builder_kind}, --creator {creator}"
             name = f"ea-{uuid.uuid4().hex[:8]}"
@@ -173,33 +209,11 @@ def main(argv: list[str]) -> int:
                 made.append(ref)
 
         # --- native ------------------------------------------------------------------------
-        name = f"native-{uuid.uuid4().hex[:8]}"
-        spec = write_spec(scratch / name, channel, name, nodefaults=True)
-        prefix = scratch / name / "env"
-        conda_env = {**os.environ, "CONDA_PKGS_DIRS": str(scratch / name / "pkgs")}
-
-        def hand_checks() -> None:
-            for module in ["setuptools", *IMPORTS.values()]:
-                must(run([prefix / "bin" / "python", "-c", f"import {module}"], timeout=300))
-            must(run([prefix / "bin" / "python", "-m", "pip", "check"], timeout=300))
-
-        create = [conda, "env", "create", "-q", "-p", prefix, "-f", spec]
-        cold = timed(lambda: must(run(create, env=conda_env, timeout=1800))) + timed(hand_checks)
-        figures["native hand-written cold"] = cold
-        figures["native hand-written warm"] = timed(hand_checks)
-        project = scratch / f"{name}-ea"
-        spec = write_spec(project, channel, name, nodefaults=False)
-        (project / "pyproject.toml").write_text("[tool.envassay]\n")
-        env = {**os.environ, "ENVASSAY_HOME": str(project / "store")}
-        check = [sys.executable, "-m", "envassay", "check", spec, "--", "-q"]
-        for phase in ("cold", "warm"):
-            figures[f"native envassay {phase}"] = timed(
-                lambda: must(run(check, env=env, cwd=project, timeout=1800))
-            )
-        print(f"  native done; {load()}", flush=True)
+        if args.only != "docker":
+            native(scratch, channel, conda, figures)
     finally:
         for ref in made:
-            engine.api.remove_image(ref, force=True)
+            engine.api.remove_image(ref, force=True)  # type: ignore[union-attr]
         shutil.rmtree(scratch, ignore_errors=True)
 
     print(f"\n{'way':56s} seconds")

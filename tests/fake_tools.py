@@ -329,6 +329,7 @@ def _create_from_lock(source: Path, prefix: Path, cache: Path) -> None:
 def _create_from_explicit(source: Path, prefix: Path, cache: Path) -> None:
     """Link the listed archives (md5 checked), nothing else: conda's explicit install."""
     from envassay.rattler_client import run_worker
+    from envassay.rattler_protocol import InstallRequest, Package
 
     records = []
     for line in source.read_text().splitlines():
@@ -339,24 +340,24 @@ def _create_from_explicit(source: Path, prefix: Path, cache: Path) -> None:
         stem = filename.removesuffix(".conda").removesuffix(".tar.bz2")
         name, version, build = stem.rsplit("-", 2)
         records.append(
-            {
-                "name": name,
-                "version": version,
-                "build": build,
-                "subdir": subdir,
-                "depends": [],
-                "md5": md5 or None,
-                "sha256": None,
-                "url": url,
-                "channel": channel,
-                "filename": filename,
-            }
+            Package(
+                name=name,
+                version=version,
+                build=build,
+                channel=channel,
+                url=url,
+                subdir=subdir,
+                depends=[],
+                md5=md5 or None,
+                sha256=None,
+                filename=filename,
+            )
         )
-    payload = {
-        "op": "install",
-        "records": records,
-        "specs": [r["name"] for r in records],
-        "prefix": str(prefix),
-        "cache_dir": str(cache),
-    }
-    run_worker(payload, _progress)
+    request = InstallRequest(
+        records=records,
+        specs=[r.name for r in records],
+        channels=[],
+        prefix=str(prefix),
+        cache_dir=str(cache),
+    )
+    run_worker(request, _progress)

@@ -9,14 +9,24 @@ finding out whether the env must be created at all.
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import overload
 
 from envassay import command
 from envassay.errors import CreateError, SolveError, UserError
+from envassay.rattler_protocol import (
+    CreateRequest,
+    Failure,
+    InstallRequest,
+    LinkReply,
+    Request,
+    SolveReply,
+    SolveRequest,
+    dumps_request,
+    loads_reply,
+)
 
 _ready: list[command.Started] = []  # at most one started worker, waiting for its request
 _ready_lock = threading.Lock()
@@ -49,23 +59,32 @@ def _start() -> command.Started:
     )
 
 
-def run_worker(payload: dict[str, Any], progress: Callable[[str], None]) -> dict[str, Any]:
-    """Run one request in a worker (the prestarted one, if any) and return its result;
+@overload
+def run_worker(request: SolveRequest, progress: Callable[[str], None]) -> SolveReply: ...
+@overload
+def run_worker(
+    request: CreateRequest | InstallRequest, progress: Callable[[str], None]
+) -> LinkReply: ...
+def run_worker(request: Request, progress: Callable[[str], None]) -> LinkReply | SolveReply:
+    """Run one request in a worker (the prestarted one, if any) and return its reply;
     what it reports as failed is raised (SolveError, UserError, CreateError)."""
     with _ready_lock:
         worker = _ready.pop() if _ready else None
     worker = worker or _start()
-    return _parse(worker.stream(input=json.dumps(payload), on_stderr_line=progress))
+    reply = _parse(worker.stream(input=dumps_request(request), on_stderr_line=progress))
+    if isinstance(request, SolveRequest) != isinstance(reply, SolveReply):
+        raise CreateError(f"the rattler worker answered a {request.op} with {reply!r}")
+    return reply
 
 
-def _parse(result: command.CommandResult) -> dict[str, Any]:
+def _parse(result: command.CommandResult) -> LinkReply | SolveReply:
     try:
-        outcome = json.loads(result.stdout)
-    except json.JSONDecodeError:
+        reply = loads_reply(result.stdout)
+    except (ValueError, KeyError, TypeError):
         raise CreateError(f"the rattler worker died: {result.describe()}") from None
-    if outcome.get("ok"):
-        return dict(outcome)
-    kind, message = outcome.get("kind"), str(outcome.get("message"))
+    if not isinstance(reply, Failure):
+        return reply
+    kind, message = reply.kind, reply.message
     if kind == "solve":
         raise SolveError(f"cannot solve: {message}")
     if kind == "channel":

@@ -8,6 +8,7 @@ its own exit and the main process never awaits rattler itself.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -15,11 +16,11 @@ import os
 import re
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlparse
 
 import rattler
 from rattler import (
@@ -36,8 +37,12 @@ from rattler import (
     VirtualPackage,
     VirtualPackageOverrides,
 )
+from rattler.install import InstallerReporter
 
-from envassay import credentials, linkcheck
+from envassay import credentials, linkcheck, package_fetch
+from envassay.package_fetch import local_path
+from envassay.progress import update
+from envassay.rattler_protocol import Linked, Package
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,7 @@ def host_virtual_packages() -> list[list[str]]:
     return result
 
 
-async def records_from_lock(entries: Sequence[Mapping[str, Any]]) -> list[Any]:
+async def records_from_lock(entries: Sequence[Package]) -> list[Any]:
     """RepoDataRecords for locked conda packages, each archive's hash checked first.
 
     rattler checks the hash of what it downloads, but a ``file://`` package is
@@ -176,12 +181,12 @@ async def records_from_lock(entries: Sequence[Mapping[str, Any]]) -> list[Any]:
     """
     records = []
     for entry in entries:
-        path = local_path(to_mirror(entry["url"]))
+        path = local_path(to_mirror(entry.url))
         if path is not None:
             digests = verify_archive(path, entry)
             record = await RepoDataRecord.from_package_archive(path)
-            record.url = entry["url"]
-            record.channel = entry["channel"]
+            record.url = entry.url
+            record.channel = entry.channel
             record.md5 = bytes.fromhex(digests["md5"])
         else:
             record = _record_from_entry(entry)
@@ -189,55 +194,54 @@ async def records_from_lock(entries: Sequence[Mapping[str, Any]]) -> list[Any]:
     return records
 
 
-def _record_from_entry(entry: Mapping[str, Any]) -> Any:
-    subdir = entry["subdir"]
-    depends = list(entry["depends"])
+def _record_from_entry(entry: Package) -> Any:
+    subdir = entry.subdir
+    depends = list(entry.depends)
     noarch: Literal["python", "generic"] | None = None
     if subdir == "noarch":
         names = {d.split()[0] for d in depends}
         noarch = "python" if "python" in names else "generic"
     package = PackageRecord(
-        name=entry["name"],
-        version=entry["version"],
-        build=BuildString(entry["build"]),
+        name=entry.name,
+        version=entry.version,
+        build=BuildString(entry.build),
         build_number=0,  # unknown from a lock; it only orders builds in a solve
         subdir=subdir,
         noarch=noarch,
         depends=depends,
-        md5=bytes.fromhex(entry["md5"]) if entry.get("md5") else None,
-        sha256=bytes.fromhex(entry["sha256"]) if entry.get("sha256") else None,
+        md5=bytes.fromhex(entry.md5) if entry.md5 else None,
+        sha256=bytes.fromhex(entry.sha256) if entry.sha256 else None,
     )
-    return RepoDataRecord(package, entry["filename"], entry["url"], entry["channel"])
+    return RepoDataRecord(package, entry.filename, entry.url, entry.channel)
 
 
-def local_path(url: str) -> Path | None:
-    """The file behind a ``file://`` URL, else None."""
-    parsed = urlparse(url)
-    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
-
-
-def verify_archive(path: Path, entry: Mapping[str, Any]) -> dict[str, str]:
+def verify_archive(path: Path, entry: Package) -> dict[str, str]:
     """Raise an 'integrity' failure unless ``path`` has the lock's sha256 and md5;
     return both digests of ``path``."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise RattlerFailure(
-            "integrity", f"{entry['filename']}: cannot read {path}: {exc.strerror}"
+            "integrity", f"{entry.filename}: cannot read {path}: {exc.strerror}"
         ) from None
     digests = {algo: hashlib.new(algo, data).hexdigest() for algo in ("sha256", "md5")}
     for algo, actual in digests.items():
-        expected = entry.get(algo)
+        expected = entry.sha256 if algo == "sha256" else entry.md5
         if expected and actual != expected.lower():
             raise RattlerFailure(
                 "integrity",
-                f"{entry['filename']}: {algo} mismatch: the lock says {expected}, "
-                f"{path} has {actual}",
+                f"{entry.filename}: {algo} mismatch: the lock says {expected}, {path} has {actual}",
             )
     return digests
 
 
-async def install(records: list[Any], prefix: Path, cache_dir: Path, specs: Sequence[str]) -> None:
+async def install(
+    records: list[Any],
+    prefix: Path,
+    cache_dir: Path,
+    specs: Sequence[str],
+    progress: Callable[[str], None] | None = None,
+) -> None:
     """Link ``records`` into the absolute ``prefix``; link scripts never run.
 
     Every path the packages will write is checked to stay inside the prefix first
@@ -246,7 +250,7 @@ async def install(records: list[Any], prefix: Path, cache_dir: Path, specs: Sequ
     for record in records:  # a file:// mirror is read in place (see file_mirrors)
         record.url = to_mirror(str(record.url))
     try:
-        await check_link_paths(records, prefix, cache_dir)
+        await check_link_paths(records, prefix, cache_dir, progress)
     except BaseException:
         _unmirror(records)
         raise
@@ -260,6 +264,7 @@ async def install(records: list[Any], prefix: Path, cache_dir: Path, specs: Sequ
             client=client(),
             # py-rattler hands this to its FFI as is, which wants the inner object.
             requested_specs=[MatchSpec(s)._match_spec for s in specs],
+            reporter=None if progress is None else _LinkReporter(len(records), progress),  # type: ignore[abstract]
         )
     except Exception as exc:
         raise classify(exc, []) from None
@@ -267,22 +272,68 @@ async def install(records: list[Any], prefix: Path, cache_dir: Path, specs: Sequ
         _unmirror(records)
 
 
-async def check_link_paths(records: Sequence[Any], prefix: Path, cache_dir: Path) -> None:
+class _LinkReporter(InstallerReporter):
+    """rattler's install, as updates: packages linked so far, bytes of what it downloads
+    itself (the link check has fetched the rest: :mod:`envassay.package_fetch`)."""
+
+    def __init__(self, total: int, progress: Callable[[str], None]) -> None:
+        self.total = total
+        self.progress = progress
+        self.linked = 0
+        self.downloaded: dict[int, int] = {}
+        self._shown = 0.0
+
+    def on_download_progress(self, download_idx: int, progress: int, total: int | None) -> None:
+        self.downloaded[download_idx] = progress
+        self._show()
+
+    def on_link_complete(self, index: int) -> None:
+        self.linked += 1
+        self._show()
+
+    def _show(self) -> None:
+        now = time.monotonic()
+        if now - self._shown < 0.5:
+            return
+        self._shown = now
+        fetched = sum(self.downloaded.values())
+        more = f", downloaded {fetched / 1e6:.1f} MB" if fetched else ""
+        self.progress(update(f"linking: {self.linked}/{self.total} package(s){more}"))
+
+
+async def check_link_paths(
+    records: Sequence[Any],
+    prefix: Path,
+    cache_dir: Path,
+    progress: Callable[[str], None] | None = None,
+) -> None:
     """Raise an 'unsafe' failure when a package would write outside ``prefix``.
 
-    Each archive is unpacked (by rattler's own extractor, which skips tar members that
-    climb) into a scratch directory and its ``info/paths.json`` read with the symlinks
-    the payload holds. An archive checked before (by sha256) is not unpacked again.
+    A package rattler has not unpacked yet is unpacked here, once, by rattler's own
+    extractor (which skips tar members that climb), straight into rattler's package
+    cache (:mod:`envassay.package_fetch`): its ``info/paths.json`` and the symlinks it
+    holds are read there, and rattler then links that very directory instead of
+    unpacking the archive a second time. An archive checked before (by its identity) is
+    not read again; one whose cache entry exists without a remembered listing is read as
+    a stream (a ``.conda`` unpacked into a scratch directory).
     """
     entries: list[linkcheck.Entry] = []
     checked = cache_dir / "link-checked"
+    todo: list[tuple[Any, Path | None]] = []
     for record in records:
         key = _archive_key(record)
         marker = checked / key if key else None
         if marker is not None and marker.is_file():
             entries.extend(_entries_from_json(str(record.file_name), marker.read_text()))
-            continue
-        listed = await _package_entries(record, cache_dir)
+        else:
+            todo.append((record, marker))
+    # The largest first: unpacking is CPU work, and a large archive started last would
+    # leave the other cores idle while it finishes (rattler starts them all at once).
+    todo.sort(key=lambda item: package_fetch.archive_size(item[0]), reverse=True)
+    fetch = package_fetch.Fetcher(cache_dir / "pkgs", client(), len(todo), progress)
+    listings = await asyncio.gather(*(_package_entries(r, cache_dir, fetch) for r, _ in todo))
+    fetch.done()
+    for (_, marker), listed in zip(todo, listings, strict=True):
         entries.extend(listed)
         if marker is not None:
             marker.parent.mkdir(parents=True, exist_ok=True)
@@ -313,8 +364,24 @@ def _entries_from_json(package: str, text: str) -> list[linkcheck.Entry]:
     return [linkcheck.Entry(package, path, link) for path, link in json.loads(text)]
 
 
-async def _package_entries(record: Any, cache_dir: Path) -> list[linkcheck.Entry]:
+async def _package_entries(
+    record: Any, cache_dir: Path, fetch: package_fetch.Fetcher
+) -> list[linkcheck.Entry]:
     """The paths one package will write (and its symlinks' targets), from its archive."""
+    try:
+        listed = await fetch.entries(record)
+    except package_fetch.FetchFailure as failure:
+        raise RattlerFailure(failure.kind, failure.message) from None
+    except Exception as exc:  # a download that failed
+        raise classify(exc, []) from None
+    if listed is not None:  # unpacked into rattler's cache, where it will be linked from
+        return listed
+    return await _archive_entries(record, cache_dir)
+
+
+async def _archive_entries(record: Any, cache_dir: Path) -> list[linkcheck.Entry]:
+    """:func:`_package_entries` for a package already in rattler's cache but not remembered:
+    its archive read again (the cache entry may come from another archive of that name)."""
     from rattler.package_streaming import download_to_path, extract
 
     package = str(record.file_name)
@@ -329,7 +396,7 @@ async def _package_entries(record: Any, cache_dir: Path) -> list[linkcheck.Entry
             return _tar_entries(package, archive)
         unpacked = Path(work) / "pkg"
         extract(archive, unpacked)
-        return list(_listed_entries(package, unpacked))
+        return package_fetch.listed_entries(package, unpacked)
 
 
 def _tar_entries(package: str, archive: Path) -> list[linkcheck.Entry]:
@@ -352,22 +419,6 @@ def _tar_entries(package: str, archive: Path) -> list[linkcheck.Entry]:
     return [linkcheck.Entry(package, p, links.get(os.path.normpath(p))) for p in paths]
 
 
-def _listed_entries(package: str, unpacked: Path) -> Iterator[linkcheck.Entry]:
-    """``info/paths.json`` (else ``info/files``), each path with its symlink target if any."""
-    info = unpacked / "info"
-    if (info / "paths.json").is_file():
-        raw = json.loads((info / "paths.json").read_text(encoding="utf-8"))
-        paths = [str(p["_path"]) for p in raw.get("paths", [])]
-    elif (info / "files").is_file():
-        paths = [line for line in (info / "files").read_text().splitlines() if line.strip()]
-    else:
-        paths = []
-    for path in paths:
-        source = os.path.join(unpacked, path)
-        link = os.readlink(source) if os.path.islink(source) else None
-        yield linkcheck.Entry(package, path, link)
-
-
 def classify(exc: Exception, channels: Sequence[str]) -> RattlerFailure:
     """Turn a rattler exception into a failure whose kind decides the exit code."""
     name = type(exc).__name__
@@ -384,24 +435,29 @@ def classify(exc: Exception, channels: Sequence[str]) -> RattlerFailure:
     return RattlerFailure("other", f"{name}: {text}")
 
 
-def record_full(record: Any) -> dict[str, Any]:
+def record_full(record: Any) -> Package:
     """Everything a lock entry needs from a solved record."""
-    return {
-        **record_summary(record),
-        "subdir": str(record.subdir),
-        "depends": list(record.depends),
-        "md5": record.md5.hex() if record.md5 else None,
-        "sha256": record.sha256.hex() if record.sha256 else None,
-        "filename": str(record.file_name),
-    }
+    summary = record_summary(record)
+    return Package(
+        name=summary.name,
+        version=summary.version,
+        build=summary.build,
+        channel=summary.channel,
+        url=summary.url,
+        subdir=str(record.subdir),
+        depends=list(record.depends),
+        md5=record.md5.hex() if record.md5 else None,
+        sha256=record.sha256.hex() if record.sha256 else None,
+        filename=str(record.file_name),
+    )
 
 
-def record_summary(record: Any) -> dict[str, str]:
+def record_summary(record: Any) -> Linked:
     """The identifying fields of a solved record, for reports and logs."""
-    return {
-        "name": record.name.normalized,
-        "version": str(record.version),
-        "build": str(record.build),
-        "channel": str(record.channel or ""),
-        "url": str(record.url),
-    }
+    return Linked(
+        name=record.name.normalized,
+        version=str(record.version),
+        build=str(record.build),
+        channel=str(record.channel or ""),
+        url=str(record.url),
+    )

@@ -13,78 +13,88 @@ of that package would import the whole package first (~65 ms of every create).
 from __future__ import annotations
 
 import asyncio
-import json
+import dataclasses
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+
+from envassay.rattler_protocol import (
+    CreateRequest,
+    Failure,
+    InstallRequest,
+    LinkReply,
+    Package,
+    Reply,
+    Request,
+    SolveReply,
+    SolveRequest,
+    dumps_reply,
+    loads_request,
+)
 
 
 def _progress(message: str) -> None:
-    print(f"[rattler] {message}", file=sys.stderr, flush=True)
+    # An update within a phase (envassay.progress.UPDATE, not imported: this module's
+    # start is on every create's path) keeps its mark at the line's start.
+    mark = "\x1e" if message.startswith("\x1e") else ""
+    print(f"{mark}[rattler] {message[len(mark) :]}", file=sys.stderr, flush=True)
 
 
-async def _create(request: dict[str, Any]) -> dict[str, Any]:
+async def _create(request: CreateRequest) -> LinkReply:
     # Deferred: rattler_ops imports rattler (start-up cost); the worker sets up first.
     from envassay import rattler_ops
 
-    cache_dir = Path(request["cache_dir"])
-    prefix = Path(request["prefix"])
-    specs: list[str] = request["specs"]
+    cache_dir = Path(request.cache_dir)
+    prefix = Path(request.prefix)
     started = time.perf_counter()
     from envassay.credentials import shown
 
-    listed = ", ".join(shown(c) for c in request["channels"])
-    _progress(f"solving {len(specs)} spec(s) against {listed}")
+    listed = ", ".join(shown(c) for c in request.channels)
+    _progress(f"solving {len(request.specs)} spec(s) against {listed}")
     records = await rattler_ops.solve(
-        request["channels"],
-        specs,
-        cache_dir,
-        request.get("platform"),
-        priority=request.get("priority", "strict"),
+        request.channels, request.specs, cache_dir, request.platform, priority=request.priority
     )
     solved = time.perf_counter()
     _progress(
         f"solved: {len(records)} package(s) in {solved - started:.2f}s; linking into {prefix}"
     )
-    await rattler_ops.install(records, prefix, cache_dir, specs)
+    await rattler_ops.install(records, prefix, cache_dir, request.specs, _progress)
     linked = time.perf_counter()
     _progress(f"linked in {linked - solved:.2f}s")
-    return {
-        "ok": True,
-        "records": [rattler_ops.record_summary(r) for r in records],
-        "solve_seconds": solved - started,
-        "link_seconds": linked - solved,
-    }
+    return LinkReply(
+        records=[rattler_ops.record_summary(r) for r in records],
+        solve_seconds=solved - started,
+        link_seconds=linked - solved,
+    )
 
 
-async def _solve(request: dict[str, Any]) -> dict[str, Any]:
+async def _solve(request: SolveRequest) -> SolveReply:
     """Solve the same specs for several platforms, each with its own virtual packages."""
     # Deferred: rattler_ops imports rattler (start-up cost); the worker sets up first.
     from envassay import rattler_ops
 
-    cache_dir = Path(request["cache_dir"])
-    solutions: dict[str, list[dict[str, Any]]] = {}
+    cache_dir = Path(request.cache_dir)
+    solutions: dict[str, list[Package]] = {}
     seconds: dict[str, float] = {}
     used: dict[str, list[list[str]]] = {}
-    for target in request["targets"]:
-        platform = target["platform"]
-        virtual = target["virtual"]
+    for target in request.targets:
+        platform = target.platform
+        virtual = target.virtual
         if virtual is None:  # this machine, except __cuda, which the spec decides
             virtual = [v for v in rattler_ops.host_virtual_packages() if v[0] != "__cuda"]
-            if target.get("cuda"):
-                virtual.append(["__cuda", target["cuda"], "0"])
+            if target.cuda:
+                virtual.append(["__cuda", target.cuda, "0"])
         started = time.perf_counter()
-        _progress(f"solving {len(request['specs'])} spec(s) for {platform}")
+        _progress(f"solving {len(request.specs)} spec(s) for {platform}")
         try:
             records = await rattler_ops.solve(
-                request["channels"],
-                request["specs"],
+                request.channels,
+                request.specs,
                 cache_dir,
                 platform,
                 virtual,
-                priority=request.get("priority", "strict"),
+                priority=request.priority,
             )
         except rattler_ops.RattlerFailure as failure:  # which of the platforms failed
             message = f"for {platform}: {failure.message}"
@@ -93,46 +103,50 @@ async def _solve(request: dict[str, Any]) -> dict[str, Any]:
         solutions[platform] = [rattler_ops.record_full(r) for r in records]
         used[platform] = virtual
         _progress(f"{platform}: {len(records)} package(s) in {seconds[platform]:.2f}s")
-    return {"ok": True, "solutions": solutions, "seconds": seconds, "virtual": used}
+    return SolveReply(solutions=solutions, seconds=seconds, virtual=used)
 
 
-async def _install(request: dict[str, Any]) -> dict[str, Any]:
+async def _install(request: InstallRequest) -> LinkReply:
     """Link locked records (no solve) into the prefix, every local archive's hash checked."""
     # Deferred: rattler_ops imports rattler (start-up cost); the worker sets up first.
     from envassay import rattler_ops
 
-    cache_dir = Path(request["cache_dir"])
-    prefix = Path(request["prefix"])
+    cache_dir = Path(request.cache_dir)
+    prefix = Path(request.prefix)
     started = time.perf_counter()
-    _progress(f"checking {len(request['records'])} locked package(s)")
-    records = await rattler_ops.records_from_lock(request["records"])
+    _progress(f"checking {len(request.records)} locked package(s)")
+    records = await rattler_ops.records_from_lock(request.records)
     checked = time.perf_counter()
     _progress(f"linking {len(records)} locked package(s) into {prefix}")
-    await rattler_ops.install(records, prefix, cache_dir, request["specs"])
+    await rattler_ops.install(records, prefix, cache_dir, request.specs, _progress)
     linked = time.perf_counter()
     _progress(f"linked in {linked - checked:.2f}s")
-    return {
-        "ok": True,
-        "records": [rattler_ops.record_summary(r) for r in records],
-        "solve_seconds": 0.0,
-        "check_seconds": checked - started,
-        "link_seconds": linked - checked,
-    }
+    return LinkReply(
+        records=[rattler_ops.record_summary(r) for r in records],
+        solve_seconds=0.0,
+        check_seconds=checked - started,
+        link_seconds=linked - checked,
+    )
 
 
-OPS = {"create": _create, "solve": _solve, "install": _install}
+async def _run(request: Request) -> Reply:
+    if isinstance(request, CreateRequest):
+        return await _create(request)
+    if isinstance(request, SolveRequest):
+        return await _solve(request)
+    return await _install(request)
 
 
-def _credentials(request: dict[str, Any]) -> None:
-    """Give rattler the request's channels without their credentials, and those through
-    its authentication store (see :mod:`envassay.credentials`); ``${VAR}`` placeholders
-    in a channel are read from the environment first."""
+def _credentials(request: Request) -> Request:
+    """The request with its channels stripped of their credentials, which go to rattler
+    through its authentication store (see :mod:`envassay.credentials`); ``${VAR}``
+    placeholders in a channel are read from the environment first."""
     from envassay import credentials, redact
     from envassay.rattler_ops import RattlerFailure
 
     try:
-        channels = [redact.expand(url) for url in request.get("channels", [])]
-        request["channels"], entries = credentials.for_rattler(channels)
+        channels = [redact.expand(url) for url in request.channels]
+        bare, entries = credentials.for_rattler(channels)
     except redact.MissingVariable as missing:
         raise RattlerFailure(
             "config", f"a channel names ${{{missing.name}}}, which is not set: set it"
@@ -140,6 +154,7 @@ def _credentials(request: dict[str, Any]) -> None:
     except credentials.CredentialConflict as conflict:
         raise RattlerFailure("config", str(conflict)) from None
     credentials.install_auth_file(entries, os.environ)
+    return dataclasses.replace(request, channels=list(bare))
 
 
 # envassay.command.GUARD_VARIABLE (a test holds them equal), not imported from there:
@@ -169,16 +184,16 @@ def main() -> None:
 
     _die_with_parent()
     code = 0
+    reply: Reply
     try:
-        request = json.loads(sys.stdin.read())
-        _credentials(request)
-        result = asyncio.run(OPS[request.get("op", "create")](request))
+        request = _credentials(loads_request(sys.stdin.read()))
+        reply = asyncio.run(_run(request))
     except RattlerFailure as failure:
-        result = {"ok": False, "kind": failure.kind, "message": failure.message}
+        reply = Failure(failure.kind, failure.message)
     except Exception as exc:  # reported to the parent, which decides how to show it
-        result = {"ok": False, "kind": "other", "message": f"{type(exc).__name__}: {exc}"}
+        reply = Failure("other", f"{type(exc).__name__}: {exc}")
         code = 1
-    sys.stdout.write(json.dumps(result))
+    sys.stdout.write(dumps_reply(reply))
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from envassay.lock.pip import lock_pip
 from envassay.lock.status import source_name
 from envassay.progress import Progress
 from envassay.rattler_client import run_worker
+from envassay.rattler_protocol import Package, SolveRequest, SolveTarget
 from envassay.spec.config import Config
 from envassay.spec.environment import EnvSpec
 from envassay.spec.platforms import current_platform, virtual_packages_for
@@ -60,24 +61,18 @@ def make_lock(
     channels = channel_plan.urls
     current = current_platform()
     cuda = cuda_version(spec, config.env(spec.name))
-    targets = [
-        {
-            "platform": p,
-            "virtual": None if p == current else virtual_packages_for(p, cuda),
-            "cuda": cuda,
-        }
-        for p in platforms
-    ]
-    payload = {
-        "op": "solve",
-        "channels": list(channels),
-        "priority": channel_plan.priority,
-        "specs": spec.solve_specs,
-        "cache_dir": str(EnvStore(config.store_path()).cache_dir),
-        "targets": targets,
-    }
+    request = SolveRequest(
+        channels=list(channels),
+        specs=list(spec.solve_specs),
+        cache_dir=str(EnvStore(config.store_path()).cache_dir),
+        targets=[
+            SolveTarget(p, None if p == current else virtual_packages_for(p, cuda), cuda)
+            for p in platforms
+        ],
+        priority=channel_plan.priority,
+    )
     try:
-        outcome = run_worker(payload, progress)
+        outcome = run_worker(request, progress)
     except SolveError as exc:
         if channel_plan.priority == "flexible" and len(channels) > 1:
             exc.hint = FLEXIBLE_HINT
@@ -88,8 +83,8 @@ def make_lock(
     custom[META_PRIORITY] = channel_plan.priority
     warnings: list[str] = []
     for platform in platforms:
-        records = outcome["solutions"][platform]
-        virtual = outcome["virtual"][platform]
+        records = outcome.solutions[platform]
+        virtual = outcome.virtual[platform]
         conda = [_conda_package(r, platform) for r in records]
         packages.extend(conda)
         used = {d for p in conda for d in p.dependencies if d.startswith("__")}
@@ -98,7 +93,7 @@ def make_lock(
                 "=".join(v) for v in virtual if v[0] in used
             )
         if spec.pip:
-            python = next((r["version"] for r in records if r["name"] == "python"), None)
+            python = next((r.version for r in records if r.name == "python"), None)
             progress(f"resolving the pip: section for {platform}")
             pip = lock_pip(
                 spec,
@@ -139,18 +134,16 @@ def make_lock(
     return LockResult(lock, time.perf_counter() - started, tuple(warnings))
 
 
-def _conda_package(record: Mapping[str, object], platform: str) -> LockedPackage:
-    depends = record.get("depends") or []
-    assert isinstance(depends, list)
+def _conda_package(record: Package, platform: str) -> LockedPackage:
     return LockedPackage(
-        name=str(record["name"]),
-        version=str(record["version"]),
+        name=record.name,
+        version=record.version,
         manager="conda",
         platform=platform,
-        url=str(record["url"]),
-        md5=str(record["md5"]) if record.get("md5") else None,
-        sha256=str(record["sha256"]) if record.get("sha256") else None,
-        dependencies=split_depends(str(d) for d in depends),
+        url=record.url,
+        md5=record.md5 or None,
+        sha256=record.sha256 or None,
+        dependencies=split_depends(record.depends),
     )
 
 

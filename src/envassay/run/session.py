@@ -29,7 +29,7 @@ from envassay import __version__, redact
 from envassay.checks import CheckResult
 from envassay.command import kill_running
 from envassay.errors import UserError
-from envassay.progress import Progress
+from envassay.progress import Progress, split_update
 from envassay.run.options import parse_jobs as parse_jobs  # its home before run/options.py
 from envassay.run.report import TargetRun, dumps, render_markdown, to_json
 
@@ -201,12 +201,15 @@ class AssaySession:
         prefix = f"envassay: [{label}] " if self.parallel else "envassay: "
 
         def write(message: str) -> None:
+            transient, message = split_update(message)
             message = message.strip()
             if not message or self.quiet:
                 return
             with self._lock:
                 stream = self._stderr()
                 column = self.terminal_column()
+                if transient and not _isatty(stream):
+                    return  # a log gets the phase's closing line, not each update
                 if _isatty(stream):
                     # One live line, on the row below pytest's, the cursor put back where
                     # pytest left it (relative moves: right also when the screen scrolls).

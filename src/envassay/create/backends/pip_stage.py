@@ -10,7 +10,7 @@ from pathlib import Path
 from envassay import command, redact
 from envassay.errors import CreateError, SolveError, SpecError, UserError
 from envassay.lock.format import LockedPackage
-from envassay.progress import Progress
+from envassay.progress import Progress, update
 from envassay.spec.environment import EnvSpec, requirement_lines
 
 PIP_FLAGS = ("--no-input", "--disable-pip-version-check", "--no-warn-script-location")
@@ -24,7 +24,7 @@ def install_pip_section(spec: EnvSpec, prefix: Path, progress: Progress) -> floa
     lines = requirement_lines(spec)
     started = time.perf_counter()
     progress(f"pip installing {len(spec.pip)} line(s) from the pip: section")
-    result = _pip_install(python, lines, spec.path.parent)
+    result = _pip_install(python, lines, spec.path.parent, progress)
     if not result.ok:
         message = _pip_error(result.stderr or result.stdout)
         if culprit := _spec_line(spec, lines, result.stderr + result.stdout):
@@ -34,21 +34,35 @@ def install_pip_section(spec: EnvSpec, prefix: Path, progress: Progress) -> floa
         if "No matching distribution" in message or "ResolutionImpossible" in message:
             raise SolveError(f"pip could not resolve the pip: section: {message}", where=spec.path)
         raise CreateError(f"pip install failed in {prefix}: {message}")
-    return time.perf_counter() - started
+    return _done(started, progress)
+
+
+def _done(started: float, progress: Progress) -> float:
+    seconds = time.perf_counter() - started
+    progress(f"pip installed in {seconds:.2f}s")
+    return seconds
 
 
 def _pip_install(
-    python: Path, lines: Sequence[str], cwd: Path, *flags: str
+    python: Path, lines: Sequence[str], cwd: Path, progress: Progress, *flags: str
 ) -> command.CommandResult:
     """``python -m pip install -r`` a temporary requirements file of ``lines`` (its index
-    credentials as ``${VAR}``, their values in pip's environment)."""
+    credentials as ``${VAR}``, their values in pip's environment); each line pip prints
+    (Collecting, Downloading, Installing...) is shown as an update on a live line."""
+
+    def show(line: str) -> None:
+        if line.strip():
+            progress(update(f"pip: {line.strip()}"))
+
     with tempfile.TemporaryDirectory(prefix="envassay-pip-") as tmp:
         requirements = Path(tmp) / "requirements.txt"
         env = redact.write_requirements(requirements, lines)
-        return command.run(
+        return command.stream(
             [python, "-m", "pip", "install", *PIP_FLAGS, *flags, "-r", requirements],
             cwd=cwd,
             env=env,
+            on_stdout_line=show,
+            on_stderr_line=show,
         )
 
 
@@ -71,7 +85,7 @@ def install_locked_pip(
         lines.append(f"{line} --hash=sha256:{entry.sha256}" if hashed else line)
     started = time.perf_counter()
     progress(f"pip installing {len(entries)} locked distribution(s), --no-deps")
-    result = _pip_install(python, lines, spec.path.parent, "--no-deps")
+    result = _pip_install(python, lines, spec.path.parent, progress, "--no-deps")
     if not result.ok:
         message = _pip_error(result.stderr or result.stdout)
         if "DO NOT MATCH THE HASHES" in (result.stderr or "").upper():
@@ -81,7 +95,7 @@ def install_locked_pip(
                 hint="the file changed after the lock was written; re-lock",
             )
         raise CreateError(f"pip install of the locked pip entries failed in {prefix}: {message}")
-    return time.perf_counter() - started
+    return _done(started, progress)
 
 
 def _spec_line(spec: EnvSpec, lines: Sequence[str], output: str) -> tuple[str, str] | None:

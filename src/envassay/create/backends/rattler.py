@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from envassay import rattler_protocol as protocol
 from envassay.create.backends.base import CreateRequest, CreateResult
 from envassay.create.backends.bytecode import compile_bytecode
 from envassay.create.backends.pip_stage import install_locked_pip, install_pip_section
@@ -27,17 +28,16 @@ class RattlerBackend:
             progress(notes[-1])
         if request.locked is not None:
             return self._create_locked(request, request.locked, progress, notes)
-        payload = {
-            "op": "create",
-            "channels": list(request.channels),
-            "specs": spec.solve_specs,
-            "prefix": str(request.prefix),
-            "cache_dir": str(request.cache_dir),
-            "platform": request.platform,
-            "priority": request.priority,
-        }
+        job = protocol.CreateRequest(
+            channels=list(request.channels),
+            specs=list(spec.solve_specs),
+            prefix=str(request.prefix),
+            cache_dir=str(request.cache_dir),
+            platform=request.platform,
+            priority=request.priority,
+        )
         try:
-            outcome = run_worker(payload, progress)
+            outcome = run_worker(job, progress)
         except SolveError as exc:
             if request.priority == "flexible" and len(request.channels) > 1:
                 exc.hint = FLEXIBLE_HINT
@@ -46,9 +46,9 @@ class RattlerBackend:
         compile_bytecode(request.prefix, progress, request.cache_dir)
         pip_seconds = install_pip_section(spec, request.prefix, progress)
         return CreateResult(
-            records=outcome["records"],
-            solve_seconds=outcome["solve_seconds"],
-            link_seconds=outcome["link_seconds"],
+            records=[r.as_dict() for r in outcome.records],
+            solve_seconds=outcome.solve_seconds,
+            link_seconds=outcome.link_seconds,
             pip_seconds=pip_seconds,
             notes=notes,
         )
@@ -59,29 +59,28 @@ class RattlerBackend:
         """Link the lock's records for this platform, then pip-install its pinned entries."""
         spec = request.spec
         progress(f"creating from {locked.lock_path.name} ({locked.platform}): no solve")
-        payload = {
-            "op": "install",
-            "records": [
-                {
-                    "name": p.name,
-                    "version": p.version,
-                    "build": p.build,
-                    "subdir": p.subdir,
-                    "depends": p.depends,
-                    "md5": p.md5,
-                    "sha256": p.sha256,
-                    "url": p.url,
-                    "channel": p.channel,
-                    "filename": p.filename,
-                }
+        job = protocol.InstallRequest(
+            records=[
+                protocol.Package(
+                    name=p.name,
+                    version=p.version,
+                    build=p.build,
+                    channel=p.channel,
+                    url=p.url,
+                    subdir=p.subdir,
+                    depends=list(p.depends),
+                    md5=p.md5,
+                    sha256=p.sha256,
+                    filename=p.filename,
+                )
                 for p in locked.conda
             ],
-            "specs": spec.solve_specs,
-            "channels": list(request.channels),  # their credentials, for the downloads
-            "prefix": str(request.prefix),
-            "cache_dir": str(request.cache_dir),
-        }
-        outcome = run_worker(payload, progress)
+            specs=list(spec.solve_specs),
+            channels=list(request.channels),  # their credentials, for the downloads
+            prefix=str(request.prefix),
+            cache_dir=str(request.cache_dir),
+        )
+        outcome = run_worker(job, progress)
         compile_bytecode(request.prefix, progress, request.cache_dir)
         if locked.pip_resolved:
             pip_seconds = install_locked_pip(spec, locked.pip, request.prefix, progress)
@@ -93,9 +92,9 @@ class RattlerBackend:
             progress(notes[-1])
             pip_seconds = install_pip_section(spec, request.prefix, progress)
         return CreateResult(
-            records=outcome["records"],
+            records=[r.as_dict() for r in outcome.records],
             solve_seconds=0.0,
-            link_seconds=outcome["link_seconds"],
+            link_seconds=outcome.link_seconds,
             pip_seconds=pip_seconds,
             notes=notes,
         )
