@@ -726,6 +726,7 @@ class _PlainProgress:
     name and output; gives back the lines worth keeping (names, output, errors)."""
 
     _HEAD = re.compile(r"^#(\d+) \[([^\]]+)\] (.*)$")
+    _EXPORT = re.compile(r"^#(\d+) (exporting to image)$")  # its DONE time is worth logging
     _OUT = re.compile(r"^#(\d+) \d+\.\d+ (.*)$")
     _ERROR = re.compile(r"^#(\d+) ERROR: (.*)$")
     _META = re.compile(r"^load metadata for (\S+)")
@@ -745,6 +746,9 @@ class _PlainProgress:
                 return None
             self.names[number] = name
             return name
+        if (match := self._EXPORT.match(line)) and match[1] not in self.names:
+            self.names[match[1]] = match[2]
+            return match[2]
         if match := self._OUT.match(line):
             self.output.setdefault(match[1], []).append(match[2])
             return match[2]

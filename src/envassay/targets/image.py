@@ -1,8 +1,10 @@
 """Container images of an env: plan, build context, content-hash tag, build-or-reuse, facts.
 
-An image is built from ``assets/Dockerfile`` (multi-stage: a miniconda-family
-builder creates the env at a fixed prefix from the lock or the spec; a runtime
-stage copies the prefix and runs as a non-root user). Its tag is
+An image is built from ``assets/Dockerfile.buildkit`` where BuildKit builds it and the
+builder's tool can run in the runtime image (one stage: the env is created right in the
+runtime image, the builder's conda mounted for that step), else from ``assets/Dockerfile``
+(multi-stage: a miniconda-family builder creates the env at a fixed prefix from the lock
+or the spec; a runtime stage copies the prefix). Both run as a non-root user. Its tag is
 ``envassay/NAME:HASH``, the hash covering everything that decides what the image
 contains: the spec's meaning, the lock, local channels' repodata, the Dockerfile
 and the build arguments. An existing tag is never rebuilt. Every Docker call
@@ -36,7 +38,14 @@ from filelock import FileLock
 
 from envassay import __version__, redact
 from envassay.command import run
-from envassay.docker import Engine, ImageBuildError, ImageInfo, shared_engine
+from envassay.docker import (
+    BuildResult,
+    Engine,
+    ImageBuildError,
+    ImageInfo,
+    buildkit_cli,
+    shared_engine,
+)
 from envassay.errors import EnvassayError, UserError
 from envassay.lock.format import read_lock
 from envassay.lock.status import LockStatus, lock_for_create
@@ -210,7 +219,7 @@ def plan_image(
     return ImagePlan(spec, options, platform, channels, lock, locked, digest, inputs)
 
 
-_ASSETS = ("Dockerfile", "dockerignore", "create.sh")
+_ASSETS = ("Dockerfile", "Dockerfile.buildkit", "dockerignore", "create.sh", "finish.py")
 
 
 def _asset(name: str) -> str:
@@ -254,8 +263,10 @@ def assemble_context(plan: ImagePlan, dest: Path, wheel_cache: Path) -> dict[str
     ctx = dest / "envassay"
     (ctx / "env").mkdir(parents=True)
     (dest / "Dockerfile").write_text(_asset("Dockerfile"))
+    (dest / "Dockerfile.buildkit").write_text(_asset("Dockerfile.buildkit"))
     (dest / ".dockerignore").write_text(_asset("dockerignore"))
     (ctx / "create.sh").write_text(_asset("create.sh"))
+    (ctx / "finish.py").write_text(_asset("finish.py"))
     secrets: dict[str, str] = {}  # the ${VAR}s the context names instead of a credential
     (ctx / "env" / "environment.yml").write_text(_context_spec(plan, ctx, secrets))
     # The channels a conda >= 26 gets as `--override-channels -c ...` (create.sh).
@@ -463,11 +474,10 @@ def ensure_image(
             context = Path(tmp)
             buildargs = assemble_context(plan, context, store_root / "cache" / "wheels")
             buildargs.update(_provenance(plan))
+            direct = direct_build(plan, secrets=bool(buildargs["ENVASSAY_SECRETS"]))
             progress(f"building {ref} from {plan.options.builder_image} ({plan.options.creator})")
             try:
-                result = engine.build(
-                    context, ref, buildargs=buildargs, on_line=progress, log_path=log_path
-                )
+                result = _build(engine, context, ref, buildargs, direct, progress, log_path)
             except ImageBuildError as exc:
                 raise _input_error(exc, plan) or exc from None
         info = engine.image(ref)
@@ -477,6 +487,55 @@ def ensure_image(
         _record_build(store_root, ref, plan, seconds)
         progress(f"built {ref} in {seconds:.1f}s (build {result.seconds:.1f}s)")
     return ImageResult(ref, False, seconds, info, log_path)
+
+
+def _build(
+    engine: Engine,
+    context: Path,
+    ref: str,
+    buildargs: dict[str, str],
+    direct: bool,
+    progress: Progress,
+    log_path: Path,
+) -> BuildResult:
+    """The one-stage build where ``direct`` says it applies, else (or when the builder's
+    conda turns out not to run in the runtime image) the two-stage build."""
+    if direct:
+        try:
+            return engine.build(
+                context,
+                ref,
+                buildargs=_without_secrets(buildargs),
+                dockerfile="Dockerfile.buildkit",
+                on_line=progress,
+                log_path=log_path,
+            )
+        except ImageBuildError as exc:
+            if not _cannot_direct(exc):
+                raise
+            progress(f"{exc.cause}: building in two stages")
+    return engine.build(context, ref, buildargs=buildargs, on_line=progress, log_path=log_path)
+
+
+def direct_build(plan: ImagePlan, *, secrets: bool) -> bool:
+    """Whether to build in one stage with BuildKit (``Dockerfile.buildkit``): with creator
+    conda (the builder's, run from its root) or envassay (run by the runtime's python).
+    create.sh exits 3 where that cannot run in the runtime image; the two-stage build
+    follows. Not with credentials for the create (a build argument of the runtime stage
+    would show in the image's history), nor with mamba or micromamba."""
+    if buildkit_cli() is None or secrets:
+        return False
+    return plan.options.creator in ("conda", "envassay")
+
+
+def _without_secrets(buildargs: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in buildargs.items() if k != "ENVASSAY_SECRETS"}
+
+
+def _cannot_direct(exc: ImageBuildError) -> bool:
+    """Whether a one-stage build failed because the builder's tool cannot run in the
+    runtime image (create.sh exits 3 before it creates anything)."""
+    return exc.exit_code == 3 and "create.sh" in exc.step
 
 
 def _input_error(exc: ImageBuildError, plan: ImagePlan) -> UserError | None:
