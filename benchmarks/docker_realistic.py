@@ -19,7 +19,9 @@ Each way once (the env is large; the machine may be shared: the load average is 
 Every cold build has a spec named afresh, so no build cache of an earlier run helps it.
 Images made are removed at the end.
 
-    python benchmarks/docker_realistic.py [--conda 24.7.1] [--skip-classic] [--only native]
+    python benchmarks/docker_realistic.py [--conda 24.7.1] [--skip-classic]
+        [--only WAY,...]   (WAY: hand, hand-classic, docker-conda, docker-envassay,
+                            docker-classic, native; default: all)
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from envassay_testing.baseimage import ensure_base_image
 from envassay_testing.condaimage import ensure_conda_image
 
 ROOT = Path(__file__).resolve().parents[1]
+WAYS = ("hand", "hand-classic", "docker-conda", "docker-envassay", "docker-classic", "native")
 CONDAS = Path.home() / ".cache" / "envassay-test" / "conda"
 
 
@@ -125,18 +128,19 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--conda", default="24.7.1")
     parser.add_argument("--skip-classic", action="store_true")
-    parser.add_argument(
-        "--only", choices=["native", "docker"], help="run one side only (no docker for native)"
-    )
+    parser.add_argument("--only", default=",".join(WAYS), help="comma-separated subset of WAYS")
     args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    if unknown := only - set(WAYS):
+        parser.error(f"unknown way(s) {sorted(unknown)}; expected some of {list(WAYS)}")
+    if args.skip_classic:
+        only -= {"hand-classic", "docker-classic"}
     conda = next(CONDAS.glob(f"{args.conda}-*/bin/conda"))
     channel_dir = realistic_channel()
     channel = serve(channel_dir)
     print(f"channel {channel_dir} ({sum(1 for _ in channel_dir.glob('*/*.tar.bz2'))} packages)")
-    if args.only == "native":
-        engine = None
-    else:
-        engine = shared_engine()
+    engine = shared_engine() if only - {"native"} else None  # native alone needs no engine
+    if engine is not None:
         builder = ensure_conda_image(args.conda, engine).ref
         runtime = ensure_base_image(engine).ref
         print(f"builder {builder} (conda {args.conda}); runtime {runtime}")
@@ -147,9 +151,10 @@ def main(argv: list[str]) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench-docker-"))
     try:
         # --- docker, hand-written ----------------------------------------------------------
-        for way, buildkit in (("BuildKit", "1"), ("classic", "0")):
-            if engine is None or (way == "classic" and args.skip_classic):
+        for way, buildkit, key in (("BuildKit", "1", "hand"), ("classic", "0", "hand-classic")):
+            if key not in only:
                 continue
+            assert engine is not None
             name = f"hand-{uuid.uuid4().hex[:8]}"
             context = scratch / name
             spec = write_spec(context, channel, name, nodefaults=True)
@@ -168,17 +173,18 @@ def main(argv: list[str]) -> int:
             made.append(tag)
             seconds += timed(lambda s=smoke: must(run(s, timeout=600)))
             figures[f"docker hand-written ({way})"] = seconds
-            sizes[f"hand-written ({way})"] = engine.image(tag).size  # type: ignore[union-attr]
+            sizes[f"hand-written ({way})"] = engine.image(tag).size
             print(f"  docker hand-written ({way}): {seconds:.1f}s; {load()}", flush=True)
 
         # --- docker, envassay --------------------------------------------------------------
-        for builder_kind, buildkit, creator in (
-            ("BuildKit", "1", "conda"),
-            ("BuildKit", "1", "envassay"),
-            ("classic", "0", "conda"),
+        for builder_kind, buildkit, creator, key in (
+            ("BuildKit", "1", "conda", "docker-conda"),
+            ("BuildKit", "1", "envassay", "docker-envassay"),
+            ("classic", "0", "conda", "docker-classic"),
         ):
-            if engine is None or (builder_kind == "classic" and args.skip_classic):
+            if key not in only:
                 continue
+            assert engine is not None
             way = f"{builder_kind}, --creator {creator}"
             name = f"ea-{uuid.uuid4().hex[:8]}"
             project = scratch / name
@@ -209,7 +215,7 @@ def main(argv: list[str]) -> int:
                 made.append(ref)
 
         # --- native ------------------------------------------------------------------------
-        if args.only != "docker":
+        if "native" in only:
             native(scratch, channel, conda, figures)
     finally:
         for ref in made:
