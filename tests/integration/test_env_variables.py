@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 
 import pytest
 
 from envassay.command import run
+from envassay.docker import Engine
 from envassay_testing import (
     LocalChannel,
     index_channel,
@@ -37,6 +39,11 @@ USES = (
     "if found != ('on', 'yes'):\n"
     "    raise ImportError(f'usesvar: activation variables missing: {found}')\n"
 )
+NEEDS = (
+    "import os\n"
+    "if os.environ.get('NEEDSVAR') != 'on':\n"
+    "    raise ImportError('needsvar: NEEDSVAR is not on')\n"
+)
 SHIPPED = json.dumps({"SHIPPED": "yes", "NEEDSVAR": "from-package"})
 
 
@@ -49,6 +56,7 @@ def var_channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_noarch_python_package(
         channel, "usesvar", "1.0", files={"usesvar/__init__.py": USES}, depends=["shipsvar"]
     )
+    make_noarch_python_package(channel, "needsvar", "1.0", files={"needsvar/__init__.py": NEEDS})
     index_channel(channel)
     return channel
 
@@ -108,3 +116,63 @@ def test_the_import_verdict_is_conda_runs(
         assert expected["env_vars"]["OTHER"] == "ünïcode value"
     else:
         assert not state.exists()
+
+
+# A value that would add an instruction if it were written into a Dockerfile as text.
+HOSTILE = 'x" \\\nRUN touch /pwned\n$HOME ${PATH} \\'
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("builder", ["buildkit", "classic"])
+def test_the_image_sets_the_specs_variables_as_activation_would(
+    tmp_path: Path,
+    var_channel: Path,
+    test_channel: LocalChannel,
+    base_image: str,
+    engine: Engine,
+    builder: str,
+) -> None:
+    """`docker run IMAGE python` runs without activation: the image's ENV carries the
+    spec's variables (values as build arguments, never Dockerfile text)."""
+    root = tmp_path / "project"
+    (root / "envs").mkdir(parents=True)
+    name = f"vars{builder}{uuid.uuid4().hex[:6]}"
+    spec = root / "envs" / f"{name}.yml"
+    spec.write_text(
+        f"name: {name}\n"
+        f"channels: [{var_channel.as_uri()}, {test_channel.url}]\n"
+        "dependencies: [python=3.11, needsvar]\n"
+        f"variables: {json.dumps({'NEEDSVAR': 'on', 'HOSTILE': HOSTILE, 'PATH': '/nowhere'})}\n"
+    )
+    (root / "pyproject.toml").write_text(
+        f'[tool.envassay.envs.{name}]\nbuilder-image = "{base_image}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(
+        ENVASSAY_HOME=str(tmp_path / "store"), ENVASSAY_BUILDKIT=str(int(builder == "buildkit"))
+    )
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    xml = tmp_path / "junit.xml"
+    checked = envassay("check", "--target", "docker", spec, "--junitxml", xml, env=env, cwd=root)
+    items = junit_outcomes(xml)
+    assert items["import[needsvar]"][0] == "passed", checked.stdout + checked.stderr
+    (image,) = engine.api.images(name=f"envassay/{name}", quiet=True)
+    try:
+        shown = engine.run(
+            image,
+            ["python", "-c", "import json, os; print(json.dumps(dict(os.environ)))"],
+            timeout=120,
+        )
+        seen = json.loads(shown.stdout)
+        assert seen["HOSTILE"] == HOSTILE and seen["NEEDSVAR"] == "on"
+        assert "/nowhere" not in seen["PATH"]  # reserved, as conda's activation keeps it
+        assert (
+            engine.run(
+                image,
+                ["python", "-c", "import os; assert not os.path.exists('/pwned')"],
+                timeout=120,
+            ).returncode
+            == 0
+        )
+    finally:
+        engine.api.remove_image(image, force=True)

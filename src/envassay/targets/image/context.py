@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from envassay import redact
+from envassay.activation import RESERVED, UNSET
 from envassay.errors import UserError
 from envassay.lock.format import read_lock
 from envassay.spec.environment import EnvSpec
@@ -26,8 +27,11 @@ def assemble_context(plan: ImagePlan, dest: Path, wheel_cache: Path) -> dict[str
     """Write the build context into ``dest``; return the build arguments."""
     ctx = dest / "envassay"
     (ctx / "env").mkdir(parents=True)
-    (dest / "Dockerfile").write_text(_asset("Dockerfile"))
-    (dest / "Dockerfile.buildkit").write_text(_asset("Dockerfile.buildkit"))
+    variables = image_variables(plan.spec)
+    (dest / "Dockerfile").write_text(with_variables(_asset("Dockerfile"), variables))
+    (dest / "Dockerfile.buildkit").write_text(
+        with_variables(_asset("Dockerfile.buildkit"), variables)
+    )
     (dest / ".dockerignore").write_text(_asset("dockerignore"))
     (ctx / "create.sh").write_text(_asset("create.sh"))
     (ctx / "finish.py").write_text(_asset("finish.py"))
@@ -61,7 +65,34 @@ def assemble_context(plan: ImagePlan, dest: Path, wheel_cache: Path) -> dict[str
         "SPEC_HASH": plan.spec.content_hash,
         "LOCK_HASH": plan.lock_hash,
         "ENVASSAY_SECRETS": _builder_secrets(plan, secrets),
+        **{_variable_arg(i): value for i, value in enumerate(variables.values())},
     }
+
+
+# Where the final stage takes the spec's variables (before it becomes the image's user).
+VARIABLES_MARK = "# envassay: the spec's variables\n"
+
+
+def image_variables(spec: EnvSpec) -> dict[str, str]:
+    """The spec's variables an activated env would have (conda's rules, activation.py):
+    the image sets them, as it sets PATH, so `docker run IMAGE python` sees them."""
+    return {k: v for k, v in spec.variables.items() if k not in RESERVED and v != UNSET}
+
+
+def with_variables(dockerfile: str, variables: dict[str, str]) -> str:
+    """``dockerfile`` with an ``ENV`` of ``variables`` at its mark. Each value comes in as
+    a build argument, never as Dockerfile text: a value cannot add an instruction."""
+    if not variables:
+        return dockerfile
+    names = [_variable_arg(i) for i in range(len(variables))]
+    lines = f"ARG {' '.join(names)}\nENV " + " \\\n    ".join(
+        f'{name}="${{{arg}}}"' for name, arg in zip(variables, names)
+    )
+    return dockerfile.replace(VARIABLES_MARK, VARIABLES_MARK + lines + "\n", 1)
+
+
+def _variable_arg(index: int) -> str:
+    return f"ENVASSAY_VARIABLE_{index}"
 
 
 def _builder_secrets(plan: ImagePlan, values: dict[str, str]) -> str:
