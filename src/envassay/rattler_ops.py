@@ -38,6 +38,7 @@ from rattler import (
 )
 
 from envassay import credentials, linkcheck
+from envassay.store_layout import CacheLayout
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def _unmirror(records: Sequence[Any]) -> None:
 
 
 def gateway(cache_dir: Path) -> Gateway:
-    return Gateway(cache_dir=cache_dir / "repodata", client=client())
+    return Gateway(cache_dir=CacheLayout(cache_dir).repodata, client=client())
 
 
 def virtual_packages() -> list[VirtualPackage]:
@@ -254,7 +255,7 @@ async def install(records: list[Any], prefix: Path, cache_dir: Path, specs: Sequ
         await rattler.install(
             records,
             target_prefix=str(prefix.resolve()),
-            cache_dir=cache_dir / "pkgs",
+            cache_dir=CacheLayout(cache_dir).pkgs,
             show_progress=False,
             execute_link_scripts=False,
             client=client(),
@@ -275,7 +276,7 @@ async def check_link_paths(records: Sequence[Any], prefix: Path, cache_dir: Path
     the payload holds. An archive checked before (by sha256) is not unpacked again.
     """
     entries: list[linkcheck.Entry] = []
-    checked = cache_dir / "link-checked"
+    checked = CacheLayout(cache_dir).link_checked
     for record in records:
         key = _archive_key(record)
         marker = checked / key if key else None
@@ -318,7 +319,7 @@ async def _package_entries(record: Any, cache_dir: Path) -> list[linkcheck.Entry
     from rattler.package_streaming import download_to_path, extract
 
     package = str(record.file_name)
-    scratch = cache_dir / "link-check"
+    scratch = CacheLayout(cache_dir).link_check
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch) as work:
         archive = local_path(str(record.url))
