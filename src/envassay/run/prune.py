@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from envassay.docker import DockerError, Engine
 from envassay.errors import EnvassayError, UserError
-from envassay.lock.status import lock_status
 from envassay.progress import Progress
 from envassay.spec.config import Config
 from envassay.spec.environment import load_spec
@@ -48,8 +47,7 @@ def current_refs(config: Config, engine: Engine) -> set[str]:
         try:
             spec = load_spec(path)
             options = resolve_options(config.env(spec.name))
-            status = lock_status(spec.path, config, spec)
-            refs.add(plan_image(spec, config, options, platform, status).ref)
+            refs.add(plan_image(spec, config, options, platform).ref)  # as `envassay build`
         except (UserError, EnvassayError):
             continue
     return refs

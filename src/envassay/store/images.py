@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envassay import redact
+from envassay.store.envs import StoreError
 from envassay.store_layout import StoreLayout
 
 
@@ -47,9 +48,19 @@ class ImageRecord:
 def record_build(layout: StoreLayout, record: ImageRecord) -> None:
     """Append one build; a short O_APPEND write keeps concurrent writers apart."""
     line = redact.mask(json.dumps(record.__dict__)) + "\n"
-    layout.root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(layout.images_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW  # never through a symlink
     try:
+        fd = os.open(layout.images_log, flags, 0o644)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot record the image build: {exc.strerror}",
+            where=layout.images_log,
+            hint="remove it if it is a symlink; else set ENVASSAY_HOME to a writable folder",
+        ) from None
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a line cut short: not this one's
+            line = "\n" + line
         os.write(fd, line.encode())
     finally:
         os.close(fd)
