@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from filelock import FileLock
 
 from envassay import __version__, redact
 from envassay.command import run
@@ -44,6 +43,10 @@ from envassay.spec.config import CREATORS, Config, EnvSettings
 from envassay.spec.environment import EnvSpec
 from envassay.spec.gpu import expectation
 from envassay.spec.resolve import resolve_channels
+from envassay.store import StoreLayout, build_once
+from envassay.store.images import ImageRecord, record_build
+from envassay.store.images import builds as store_builds
+from envassay.store_layout import CONTEXT_PREFIX
 from envassay.targets import first_found
 from envassay.yamlload import read_yaml
 
@@ -450,32 +453,42 @@ def ensure_image(
     engine = engine or shared_engine()
     started = time.perf_counter()
     ref = plan.ref
-    if (info := engine.image(ref)) is not None:
-        return ImageResult(ref, True, time.perf_counter() - started, info)
-    (store_root / "locks").mkdir(parents=True, exist_ok=True)
-    (store_root / "logs").mkdir(parents=True, exist_ok=True)
-    with FileLock(str(store_root / "locks" / f"image-{plan.digest[:16]}.lock")):
-        if (info := engine.image(ref)) is not None:
-            return ImageResult(ref, True, time.perf_counter() - started, info)
-        name = f"build-{repository_name(plan.spec.name)}-{plan.digest[:16]}.log"
-        log_path = store_root / "logs" / name
-        with tempfile.TemporaryDirectory(prefix="envassay-context-", dir=store_root) as tmp:
-            context = Path(tmp)
-            buildargs = assemble_context(plan, context, store_root / "cache" / "wheels")
-            buildargs.update(_provenance(plan))
-            progress(f"building {ref} from {plan.options.builder_image} ({plan.options.creator})")
-            try:
-                result = engine.build(
-                    context, ref, buildargs=buildargs, on_line=progress, log_path=log_path
-                )
-            except ImageBuildError as exc:
-                raise _input_error(exc, plan) or exc from None
+    layout = StoreLayout.at(store_root)
+
+    def reused() -> ImageResult | None:
         info = engine.image(ref)
-        if info is None:
-            raise ImageError(f"the build of {ref} finished but the engine has no such image")
-        seconds = time.perf_counter() - started
-        _record_build(store_root, ref, plan, seconds)
-        progress(f"built {ref} in {seconds:.1f}s (build {result.seconds:.1f}s)")
+        return None if info is None else ImageResult(ref, True, time.perf_counter() - started, info)
+
+    return build_once(
+        layout.lock(StoreLayout.image_key(plan.digest)),
+        reused,
+        lambda: _build(plan, layout, engine, progress, started),
+    )
+
+
+def _build(
+    plan: ImagePlan, layout: StoreLayout, engine: Engine, progress: Progress, started: float
+) -> ImageResult:
+    ref = plan.ref
+    log_path = layout.build_log(repository_name(plan.spec.name), plan.digest)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=CONTEXT_PREFIX, dir=layout.contexts) as tmp:
+        context = Path(tmp)
+        buildargs = assemble_context(plan, context, layout.cache.wheels)
+        buildargs.update(_provenance(plan))
+        progress(f"building {ref} from {plan.options.builder_image} ({plan.options.creator})")
+        try:
+            result = engine.build(
+                context, ref, buildargs=buildargs, on_line=progress, log_path=log_path
+            )
+        except ImageBuildError as exc:
+            raise _input_error(exc, plan) or exc from None
+    info = engine.image(ref)
+    if info is None:
+        raise ImageError(f"the build of {ref} finished but the engine has no such image")
+    seconds = time.perf_counter() - started
+    _record_build(layout, ref, plan, seconds, info.id)
+    progress(f"built {ref} in {seconds:.1f}s (build {result.seconds:.1f}s)")
     return ImageResult(ref, False, seconds, info, log_path)
 
 
@@ -536,20 +549,16 @@ def _provenance(plan: ImagePlan) -> dict[str, str]:
     }
 
 
-def _record_build(store_root: Path, ref: str, plan: ImagePlan, seconds: float) -> None:
-    line = json.dumps(
-        {"ref": ref, "spec": str(plan.spec.path), "seconds": round(seconds, 3), "at": time.time()}
-    )
-    with (store_root / "images.jsonl").open("a", encoding="utf-8") as log:
-        log.write(line + "\n")
+def _record_build(
+    layout: StoreLayout, ref: str, plan: ImagePlan, seconds: float, image_id: str
+) -> None:
+    spec = str(plan.spec.path)  # its project: the spec's path says (images.ImageRecord)
+    record_build(layout, ImageRecord(ref, image_id, spec, "", round(seconds, 3), time.time()))
 
 
 def builds(store_root: Path) -> list[dict[str, Any]]:
     """Every image build the store recorded (reuses record nothing)."""
-    path = store_root / "images.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return store_builds(StoreLayout.at(store_root))
 
 
 # --------------------------------------------------------------------------- facts
