@@ -236,7 +236,8 @@ def cmd_envs_list(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, default=str))
         return 0
     if not entries:
-        print(f"the store at {store.root} is empty")
+        empty = not (images or logs or cached)
+        print(f"the store at {store.root} is empty" if empty else f"no envs in {store.root}")
     for entry in entries:
         state = "complete" if entry.complete else "HALF-MADE (will be removed)"
         if entry.kind != "env":
@@ -246,7 +247,8 @@ def cmd_envs_list(args: argparse.Namespace) -> int:
     if images:
         print("images envassay built (as recorded; `prune --images` removes them):")
     for record in images:
-        print(f"  {record.ref:<58} {record.id[7:19] or '(no id)':<12}  {record.spec}")
+        short = record.id.rpartition(":")[2][:12] or "(no id)"
+        print(f"  {record.ref:<58} {short:<12}  {record.spec}")
     if logs:
         total = sum(i.size for i in logs) / 1e6
         where = store.layout.logs
