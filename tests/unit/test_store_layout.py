@@ -354,3 +354,19 @@ def test_an_exclusive_hold_fails_while_a_lease_is_held(tmp_path: Path) -> None:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         finally:
             os.close(fd)
+
+
+def test_contexts_of_killed_builds_removed_once_old(tmp_path: Path) -> None:
+    from envassay.store.inventory import remove_stale_contexts
+
+    layout = StoreLayout(tmp_path / "store")
+    old, young = layout.contexts / "envassay-context-old", layout.contexts / "envassay-context-new"
+    for context in (old, young):
+        (context / "env").mkdir(parents=True)
+    os.utime(old, (time.time() - 7200,) * 2)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.utime(outside, (time.time() - 7200,) * 2)
+    (layout.contexts / "envassay-context-link").symlink_to(outside)
+    assert remove_stale_contexts(layout) == 1
+    assert not old.exists() and young.is_dir() and outside.is_dir()

@@ -309,6 +309,10 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
 
     if leftovers := remove_leftovers(store.cache_dir):
         print(f"{leftovers} leftover(s) of killed creators removed from the pyc cache")
+    from envassay.store.inventory import remove_stale_contexts
+
+    if contexts := remove_stale_contexts(store.layout):
+        print(f"{contexts} build context(s) of killed image builds removed")
     if args.images:
         _prune_images(args, store, config)
     if args.logs is not None:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from envassay.store_layout import StoreLayout
+from envassay.store_layout import CONTEXT_PREFIX, StoreLayout
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,21 @@ def remove_cache(layout: StoreLayout, item: Item) -> bool:
         return True
     shutil.rmtree(trash, ignore_errors=True)
     return True
+
+
+def remove_stale_contexts(layout: StoreLayout, older_than: float = 3600.0) -> int:
+    """Delete the build contexts killed image builds left (``envassay-context-*`` folders,
+    once older than ``older_than`` seconds: a build in progress is younger)."""
+    removed = 0
+    cutoff = time.time() - older_than
+    found = layout.contexts.glob(f"{CONTEXT_PREFIX}*") if layout.contexts.is_dir() else ()
+    for context in sorted(found):
+        with contextlib.suppress(OSError):
+            if context.is_symlink() or not context.is_dir() or context.lstat().st_mtime > cutoff:
+                continue
+            shutil.rmtree(context)
+            removed += 1
+    return removed
 
 
 def belongs_to(project: str | None, spec: object, root: Path) -> bool:
