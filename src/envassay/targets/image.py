@@ -462,11 +462,11 @@ def ensure_image(
     return build_once(
         layout.lock(StoreLayout.image_key(plan.digest)),
         reused,
-        lambda: _build(plan, layout, engine, progress, started),
+        lambda: _make_image(plan, layout, engine, progress, started),
     )
 
 
-def _build(
+def _make_image(
     plan: ImagePlan, layout: StoreLayout, engine: Engine, progress: Progress, started: float
 ) -> ImageResult:
     ref = plan.ref
