@@ -67,6 +67,7 @@ def test_images_logs_and_caches_listed_and_pruned_only_envassays(
     data = full(env, project.root)
     images = {i["ref"]: i for i in data["images"]}  # type: ignore[union-attr]
     assert images[ref]["id"] == image_id and images[ref]["spec"] == str(spec)
+    assert Path(images[ref]["project"]).resolve() == project.root.resolve()
     assert [entry["path"] for entry in data["logs"]] == [str(log)]  # type: ignore[union-attr]
     cache_names = {c["name"] for c in data["caches"]}  # type: ignore[union-attr]
     assert "wheels" in cache_names

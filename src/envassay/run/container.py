@@ -103,7 +103,9 @@ def _assay_docker(
         # Held until the checks are done: `envs prune --images` skips an image in use.
         held.callback(_image_lease(store, plan.digest).release)
         try:
-            built = ensure_image(plan, store.root, engine=engine, progress=progress)
+            built = ensure_image(
+                plan, store.root, engine=engine, progress=progress, project=config.root
+            )
         except UserError:
             raise
         except EnvassayError as exc:

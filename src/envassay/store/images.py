@@ -12,6 +12,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from envassay import redact
@@ -29,6 +30,14 @@ class ImageRecord:
     project: str
     seconds: float
     at: float
+
+    @classmethod
+    def built(
+        cls, ref: str, image_id: str, spec: Path, project: Path | None, seconds: float
+    ) -> ImageRecord:
+        """The record of a build that just finished."""
+        where = str(project) if project is not None else ""
+        return cls(ref, image_id, str(spec), where, round(seconds, 3), time.time())
 
     @classmethod
     def from_line(cls, data: dict[str, Any]) -> ImageRecord | None:

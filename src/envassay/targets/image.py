@@ -448,8 +448,10 @@ def ensure_image(
     *,
     engine: Engine | None = None,
     progress: Progress = lambda _line: None,
+    project: Path | None = None,
 ) -> ImageResult:
-    """Return the image for ``plan``, building it only when its tag does not exist."""
+    """Return the image for ``plan``, building it only when its tag does not exist.
+    ``project``: the project it is built for, in the store's record of the build."""
     engine = engine or shared_engine()
     started = time.perf_counter()
     ref = plan.ref
@@ -462,12 +464,17 @@ def ensure_image(
     return build_once(
         layout.lock(StoreLayout.image_key(plan.digest)),
         reused,
-        lambda: _make_image(plan, layout, engine, progress, started),
+        lambda: _make_image(plan, layout, engine, progress, started, project),
     )
 
 
 def _make_image(
-    plan: ImagePlan, layout: StoreLayout, engine: Engine, progress: Progress, started: float
+    plan: ImagePlan,
+    layout: StoreLayout,
+    engine: Engine,
+    progress: Progress,
+    started: float,
+    project: Path | None,
 ) -> ImageResult:
     ref = plan.ref
     log_path = layout.build_log(repository_name(plan.spec.name), plan.digest)
@@ -487,7 +494,7 @@ def _make_image(
     if info is None:
         raise ImageError(f"the build of {ref} finished but the engine has no such image")
     seconds = time.perf_counter() - started
-    _record_build(layout, ref, plan, seconds, info.id)
+    record_build(layout, ImageRecord.built(ref, info.id, plan.spec.path, project, seconds))
     progress(f"built {ref} in {seconds:.1f}s (build {result.seconds:.1f}s)")
     return ImageResult(ref, False, seconds, info, log_path)
 
@@ -547,13 +554,6 @@ def _provenance(plan: ImagePlan) -> dict[str, str]:
         "REVISION": revision.stdout.strip() if revision.ok else "unknown",
         "CREATED": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-
-
-def _record_build(
-    layout: StoreLayout, ref: str, plan: ImagePlan, seconds: float, image_id: str
-) -> None:
-    spec = str(plan.spec.path)  # its project: the spec's path says (images.ImageRecord)
-    record_build(layout, ImageRecord(ref, image_id, spec, "", round(seconds, 3), time.time()))
 
 
 def builds(store_root: Path) -> list[dict[str, Any]]:
