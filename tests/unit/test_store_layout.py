@@ -370,3 +370,13 @@ def test_contexts_of_killed_builds_removed_once_old(tmp_path: Path) -> None:
     (layout.contexts / "envassay-context-link").symlink_to(outside)
     assert remove_stale_contexts(layout) == 1
     assert not old.exists() and young.is_dir() and outside.is_dir()
+
+
+def test_a_cut_short_creation_record_costs_only_itself(tmp_path: Path) -> None:
+    from envassay.store import StoreKey
+
+    store = EnvStore(tmp_path)
+    store.layout.created_log.write_text('{"key": "cut-sh')  # a kill mid-write
+    key = StoreKey("demo", "ab" * 32, "rattler", "linux-64")
+    store.ensure(key, lambda prefix: prefix.mkdir() or {}, {}).lease.release()
+    assert [c["key"] for c in store.creations()] == [str(key)]

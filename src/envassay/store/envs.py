@@ -34,6 +34,7 @@ from typing import Any
 
 from envassay import redact
 from envassay.errors import UNUSABLE, UserError
+from envassay.store import journal
 from envassay.store.once import build_once
 from envassay.store_layout import CacheLayout, StoreLayout
 
@@ -319,20 +320,11 @@ class EnvStore:
 
     def creations(self) -> list[dict[str, Any]]:
         """The store's append-only record of every environment it created."""
-        log = self.layout.created_log
-        if not log.is_file():
-            return []
-        return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        return journal.read(self.layout.created_log)
 
     def _log_creation(self, meta: dict[str, Any]) -> None:
-        # One short O_APPEND write per line keeps concurrent writers from interleaving.
-        line = json.dumps({k: meta[k] for k in ("key", "seconds", "created", "pid")})
-        line = redact.mask(line) + "\n"
-        fd = os.open(self.layout.created_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+        keys = ("key", "seconds", "created", "pid")
+        journal.append(self.layout.created_log, {k: meta[k] for k in keys})
 
 
 def _write_marker(prefix: Path, meta: dict[str, Any]) -> None:

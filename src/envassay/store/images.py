@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envassay import redact
+from envassay.store import journal
 from envassay.store.envs import StoreError
 from envassay.store_layout import StoreLayout
 
@@ -55,40 +55,20 @@ class ImageRecord:
 
 
 def record_build(layout: StoreLayout, record: ImageRecord) -> None:
-    """Append one build; a short O_APPEND write keeps concurrent writers apart."""
-    line = redact.mask(json.dumps(record.__dict__)) + "\n"
-    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW  # never through a symlink
+    """Append one build (a record cut short before it costs only itself)."""
     try:
-        fd = os.open(layout.images_log, flags, 0o644)
+        journal.append(layout.images_log, record.__dict__)
     except OSError as exc:
         raise StoreError(
             f"cannot record the image build: {exc.strerror}",
             where=layout.images_log,
             hint="remove it if it is a symlink; else set ENVASSAY_HOME to a writable folder",
         ) from None
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":  # a line cut short: not this one's
-            line = "\n" + line
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
 
 
 def builds(layout: StoreLayout) -> list[dict[str, Any]]:
     """Every image build the store recorded (reuses record nothing), as written."""
-    path = layout.images_log
-    if not path.is_file() or path.is_symlink():
-        return []
-    found = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            data = json.loads(line) if line.strip() else None
-        except json.JSONDecodeError:
-            continue  # a line cut short by a full disk: the rest still reads
-        if isinstance(data, dict):
-            found.append(data)
-    return found
+    return journal.read(layout.images_log)
 
 
 def image_records(layout: StoreLayout) -> list[ImageRecord]:
