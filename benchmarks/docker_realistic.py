@@ -20,6 +20,8 @@ Every cold build has a spec named afresh, so no build cache of an earlier run he
 Images made are removed at the end.
 
     python benchmarks/docker_realistic.py [--conda 24.7.1] [--skip-classic]
+        [--only WAY,...]   (WAY: hand, hand-classic, docker-conda, docker-envassay,
+                            docker-classic, native; default: all)
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from envassay.testing.baseimage import ensure_base_image
 from envassay.testing.condaimage import ensure_conda_image
 
 ROOT = Path(__file__).resolve().parents[1]
+WAYS = ("hand", "hand-classic", "docker-conda", "docker-envassay", "docker-classic", "native")
 CONDAS = Path.home() / ".cache" / "envassay-test" / "conda"
 
 
@@ -96,7 +99,13 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--conda", default="24.7.1")
     parser.add_argument("--skip-classic", action="store_true")
+    parser.add_argument("--only", default=",".join(WAYS), help="comma-separated subset of WAYS")
     args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    if unknown := only - set(WAYS):
+        parser.error(f"unknown way(s) {sorted(unknown)}; expected some of {list(WAYS)}")
+    if args.skip_classic:
+        only -= {"hand-classic", "docker-classic"}
     engine = shared_engine()
     conda = next(CONDAS.glob(f"{args.conda}-*/bin/conda"))
     channel_dir = realistic_channel()
@@ -111,8 +120,8 @@ def main(argv: list[str]) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench-docker-"))
     try:
         # --- docker, hand-written ----------------------------------------------------------
-        for way, buildkit in (("BuildKit", "1"), ("classic", "0")):
-            if way == "classic" and args.skip_classic:
+        for way, buildkit, key in (("BuildKit", "1", "hand"), ("classic", "0", "hand-classic")):
+            if key not in only:
                 continue
             name = f"hand-{uuid.uuid4().hex[:8]}"
             context = scratch / name
@@ -136,12 +145,12 @@ def main(argv: list[str]) -> int:
             print(f"  docker hand-written ({way}): {seconds:.1f}s; {load()}", flush=True)
 
         # --- docker, envassay --------------------------------------------------------------
-        for builder_kind, buildkit, creator in (
-            ("BuildKit", "1", "conda"),
-            ("BuildKit", "1", "envassay"),
-            ("classic", "0", "conda"),
+        for builder_kind, buildkit, creator, key in (
+            ("BuildKit", "1", "conda", "docker-conda"),
+            ("BuildKit", "1", "envassay", "docker-envassay"),
+            ("classic", "0", "conda", "docker-classic"),
         ):
-            if builder_kind == "classic" and args.skip_classic:
+            if key not in only:
                 continue
             way = f"{builder_kind}, --creator {creator}"
             name = f"ea-{uuid.uuid4().hex[:8]}"
@@ -173,30 +182,31 @@ def main(argv: list[str]) -> int:
                 made.append(ref)
 
         # --- native ------------------------------------------------------------------------
-        name = f"native-{uuid.uuid4().hex[:8]}"
-        spec = write_spec(scratch / name, channel, name, nodefaults=True)
-        prefix = scratch / name / "env"
-        conda_env = {**os.environ, "CONDA_PKGS_DIRS": str(scratch / name / "pkgs")}
+        if "native" in only:
+            name = f"native-{uuid.uuid4().hex[:8]}"
+            spec = write_spec(scratch / name, channel, name, nodefaults=True)
+            prefix = scratch / name / "env"
+            conda_env = {**os.environ, "CONDA_PKGS_DIRS": str(scratch / name / "pkgs")}
 
-        def hand_checks() -> None:
-            for module in ["setuptools", *IMPORTS.values()]:
-                must(run([prefix / "bin" / "python", "-c", f"import {module}"], timeout=300))
-            must(run([prefix / "bin" / "python", "-m", "pip", "check"], timeout=300))
+            def hand_checks() -> None:
+                for module in ["setuptools", *IMPORTS.values()]:
+                    must(run([prefix / "bin" / "python", "-c", f"import {module}"], timeout=300))
+                must(run([prefix / "bin" / "python", "-m", "pip", "check"], timeout=300))
 
-        create = [conda, "env", "create", "-q", "-p", prefix, "-f", spec]
-        cold = timed(lambda: must(run(create, env=conda_env, timeout=1800))) + timed(hand_checks)
-        figures["native hand-written cold"] = cold
-        figures["native hand-written warm"] = timed(hand_checks)
-        project = scratch / f"{name}-ea"
-        spec = write_spec(project, channel, name, nodefaults=False)
-        (project / "pyproject.toml").write_text("[tool.envassay]\n")
-        env = {**os.environ, "ENVASSAY_HOME": str(project / "store")}
-        check = [sys.executable, "-m", "envassay", "check", spec, "--", "-q"]
-        for phase in ("cold", "warm"):
-            figures[f"native envassay {phase}"] = timed(
-                lambda: must(run(check, env=env, cwd=project, timeout=1800))
-            )
-        print(f"  native done; {load()}", flush=True)
+            create = [conda, "env", "create", "-q", "-p", prefix, "-f", spec]
+            cold = timed(lambda: must(run(create, env=conda_env, timeout=1800)))
+            figures["native hand-written cold"] = cold + timed(hand_checks)
+            figures["native hand-written warm"] = timed(hand_checks)
+            project = scratch / f"{name}-ea"
+            spec = write_spec(project, channel, name, nodefaults=False)
+            (project / "pyproject.toml").write_text("[tool.envassay]\n")
+            env = {**os.environ, "ENVASSAY_HOME": str(project / "store")}
+            check = [sys.executable, "-m", "envassay", "check", spec, "--", "-q"]
+            for phase in ("cold", "warm"):
+                figures[f"native envassay {phase}"] = timed(
+                    lambda: must(run(check, env=env, cwd=project, timeout=1800))
+                )
+            print(f"  native done; {load()}", flush=True)
     finally:
         for ref in made:
             engine.api.remove_image(ref, force=True)

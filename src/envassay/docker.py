@@ -25,6 +25,9 @@ from envassay import command, redact
 from envassay.command import Capture, CommandResult
 from envassay.errors import EnvassayError, UserError
 
+# What `docker image inspect` says, as data (the image checks read it without an engine).
+from envassay.imagedata import ImageInfo as ImageInfo
+
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
@@ -124,42 +127,6 @@ def unavailable(reason: str) -> EngineUnavailable:
         hint="start one (`sudo systemctl start docker`, or `sudo dockerd &`), "
         "or point DOCKER_HOST at a running engine",
     )
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """What `docker image inspect` says about an image."""
-
-    id: str
-    tags: tuple[str, ...]
-    size: int
-    user: str
-    labels: Mapping[str, str]
-    env: Mapping[str, str]
-    entrypoint: tuple[str, ...]
-    cmd: tuple[str, ...]
-    created: str
-    architecture: str
-
-    @classmethod
-    def from_inspect(cls, data: Mapping[str, Any]) -> ImageInfo:
-        config = data.get("Config") or {}
-        env = {}
-        for item in config.get("Env") or []:
-            key, _, value = str(item).partition("=")
-            env[key] = value
-        return cls(
-            id=str(data.get("Id", "")),
-            tags=tuple(data.get("RepoTags") or ()),
-            size=int(data.get("Size") or 0),
-            user=str(config.get("User") or ""),
-            labels=dict(config.get("Labels") or {}),
-            env=env,
-            entrypoint=tuple(config.get("Entrypoint") or ()),
-            cmd=tuple(config.get("Cmd") or ()),
-            created=str(data.get("Created", "")),
-            architecture=str(data.get("Architecture", "")),
-        )
 
 
 @dataclass(frozen=True)
@@ -734,6 +701,7 @@ class _PlainProgress:
     name and output; gives back the lines worth keeping (names, output, errors)."""
 
     _HEAD = re.compile(r"^#(\d+) \[([^\]]+)\] (.*)$")
+    _EXPORT = re.compile(r"^#(\d+) (exporting to image)$")  # its DONE time is worth logging
     _OUT = re.compile(r"^#(\d+) \d+\.\d+ (.*)$")
     _ERROR = re.compile(r"^#(\d+) ERROR: (.*)$")
     _META = re.compile(r"^load metadata for (\S+)")
@@ -753,6 +721,9 @@ class _PlainProgress:
                 return None
             self.names[number] = name
             return name
+        if (match := self._EXPORT.match(line)) and match[1] not in self.names:
+            self.names[match[1]] = match[2]
+            return match[2]
         if match := self._OUT.match(line):
             self.output.setdefault(match[1], []).append(match[2])
             return match[2]

@@ -14,7 +14,7 @@ caches here too.
     ROOT/locks/KEY.lock           one builder at a time    (store.build_once)
     ROOT/created.jsonl            every env created        (store.EnvStore)
     ROOT/images.jsonl             every image built        (store.images)
-    ROOT/logs/build-*.log         image build logs         (targets/image.py)
+    ROOT/logs/build-*.log         image build logs         (targets/image/build.py)
     ROOT/envassay-context-*       an image's build context, while it builds
     ROOT/cache/...                caches: safe to delete   (CacheLayout)
 """

@@ -221,7 +221,8 @@ def test_failing_build_names_its_step_and_shows_its_output(
     assert code == 2, output  # unsolvable is bad input, natively and in the builder alike
     outcome, message = items["create"]  # bad input: the env's own item, as natively
     assert outcome == "failure"
-    label = "[builder " if builder == "buildkit" else "Step "
+    # BuildKit builds in one stage (the create is the runtime stage's step), classic in two.
+    label = "[runtime " if builder == "buildkit" else "Step "
     assert f"image build failed at {label}" in message and "(create.sh)" in message
     assert "no-such-package-anywhere" in message  # the solver's own words, from the step
     assert "full build log:" in message
@@ -229,6 +230,35 @@ def test_failing_build_names_its_step_and_shows_its_output(
     # A log (no terminal): one line per phase; the tools' chatter is in the build log only.
     assert "envassay-create: [" in output and f"{label.strip()}" in output
     assert "Removing intermediate container" not in output and " ---> Running" not in output
+
+
+@pytest.mark.docker
+@pytest.mark.channel
+def test_one_stage_build_falls_back_to_two_stages_where_the_builder_conda_cannot_run(
+    docker_project: Project, envassay_env: dict[str, str], base_image: str, engine: Engine
+) -> None:
+    """BuildKit, creator conda, a builder without conda at /opt/conda: create.sh exits 3
+    before creating anything, and the two-stage build follows (which then names the
+    builder's missing conda: exit 1, a failed create item)."""
+    from envassay.docker import buildkit_cli
+
+    if buildkit_cli() is None:
+        pytest.skip("no docker CLI with BuildKit here")
+    envassay_env = envassay_env | {"ENVASSAY_BUILDKIT": "1"}
+    docker_project.settings(
+        f'[tool.envassay.envs.noconda]\nbuilder-image = "{base_image}"\n'
+        f'runtime-image = "{base_image}"'
+    )
+    spec = docker_project.spec("noconda", ["python=3.11"])
+    code, items, output = check(
+        docker_project, envassay_env, "--target", "docker", "--creator", "conda", spec
+    )
+    assert code == 1, output
+    assert "cannot create in the runtime image" in output, output
+    assert "building in two stages" in output, output
+    outcome, message = items["create[docker]"]
+    assert outcome == "failure" and "[builder " in message, message
+    assert "conda is not on PATH in the builder image" in message, message
 
 
 @pytest.mark.docker

@@ -91,12 +91,13 @@ def test_a_spec_prefix_is_never_a_create_location(
     assert "prefix" not in written and str(elsewhere) not in json.dumps(written)
 
 
-def test_images_are_built_to_run_as_a_non_root_user() -> None:
-    """The runtime stage of the Dockerfile ends as USER ${USER_UID}, 1000 by default
+@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.buildkit"])
+def test_images_are_built_to_run_as_a_non_root_user(name: str) -> None:
+    """The runtime stage of each Dockerfile ends as USER ${USER_UID}, 1000 by default
     (tests/integration/test_docker.py checks built images: Config.User 1000, image[user])."""
     from envassay.targets.image import USER_UID
 
-    dockerfile = (ASSETS / "Dockerfile").read_text()
+    dockerfile = (ASSETS / name).read_text()
     runtime = dockerfile[dockerfile.rindex("\nFROM ") :]
     users = re.findall(r"(?m)^USER\s+(\S+)", runtime)
     assert users and users[-1] == "${USER_UID}", users

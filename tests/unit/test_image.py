@@ -151,8 +151,10 @@ def test_context_carries_spec_channel_and_local_pip_paths(tmp_path: Path, channe
     context.mkdir()
     args = assemble_context(plan, context, tmp_path / "wheelcache")
 
-    assert (context / "Dockerfile").read_text() == (ROOT / "docker" / "Dockerfile").read_text()
+    for name in ("Dockerfile", "Dockerfile.buildkit"):
+        assert (context / name).read_text() == (ROOT / "docker" / name).read_text()
     assert (context / ".dockerignore").is_file()
+    assert (context / "envassay" / "finish.py").is_file()
     written = yaml.safe_load((context / "envassay" / "env" / "environment.yml").read_text())
     assert written["name"] == "demo" and "prefix" not in written
     # As on the host (mounted there), and never conda's default channels: `nodefaults` for
@@ -198,12 +200,15 @@ def test_context_refuses_pip_lines_a_build_cannot_see(tmp_path: Path, channel: P
         assemble_context(plan, tmp_path / "ctx", tmp_path / "wheelcache")
 
 
-def test_dockerfile_takes_every_variable_as_a_build_arg() -> None:
-    text = (ROOT / "docker" / "Dockerfile").read_text()
+@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.buildkit"])
+def test_dockerfile_takes_every_variable_as_a_build_arg(name: str) -> None:
+    text = (ROOT / "docker" / name).read_text()
     for arg in ("BUILDER_IMAGE", "RUNTIME_IMAGE", "CREATOR", "ENV_PREFIX", "USER_UID", "LOCK_HASH"):
         assert f"ARG {arg}" in text or f" {arg}=" in text or f" {arg} " in text, arg
     assert "FROM ${BUILDER_IMAGE} AS builder" in text and "FROM ${RUNTIME_IMAGE}" in text
     assert "USER ${USER_UID}" in text and "org.opencontainers.image.revision" in text
+    # A credential reaches the two-stage build's builder stage only (direct_build).
+    assert ("ENVASSAY_SECRETS" in text) == (name == "Dockerfile")
     registry = "docker" + ".io"  # no registry host name anywhere in what we ship
     for path in (ROOT / "src" / "envassay" / "assets").iterdir():
         if path.is_file():

@@ -84,7 +84,7 @@ NOT_THE_STORE = {
     # conda's own `cache/` folder inside a conda package cache (its repodata records).
     ("create/backends/conda_cache.py", "cache"),
     # the wheels folder inside an image's build context.
-    ("targets/image.py", "wheels"),
+    ("targets/image/context.py", "wheels"),
 }
 
 

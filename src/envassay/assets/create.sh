@@ -1,8 +1,20 @@
 #!/bin/sh
-# Builder stage: create the env at $ENV_PREFIX with $CREATOR, from the lock when the
-# context carries one, else from the spec; then remove every package cache.
+# Create the env at $ENV_PREFIX with $CREATOR, from the lock when the context carries
+# one, else from the spec; then remove every package cache and finish the env for a
+# non-root user (finish.py).
+#
+# Two settings (see Dockerfile and Dockerfile.buildkit):
+# - the builder stage of the two-stage build: whatever the create leaves outside the
+#   prefix stays in that stage;
+# - ENVASSAY_DIRECT=1 (BuildKit): right in the runtime image, the builder's root mounted
+#   at $ENVASSAY_BUILDER_ROOT and the context at $ENVASSAY_CTX for this step only, /tmp a
+#   tmpfs. Everything the create needs outside the prefix goes to /tmp, or to a scratch
+#   folder beside the prefix (same filesystem: the package cache's files are hard linked
+#   into the env, not copied), and is removed at the end. Exit 3: the builder's conda
+#   cannot run there; envassay then builds in two stages.
 set -eu
-ctx=/envassay-ctx
+ctx=${ENVASSAY_CTX:-/envassay-ctx}
+direct=${ENVASSAY_DIRECT:-}
 spec="$ctx/env/environment.yml"
 lock="$ctx/env/environment.conda-lock.yml"
 prefix="${ENV_PREFIX:?}"
@@ -14,6 +26,24 @@ say() { echo "envassay-create: [$(( $(date +%s) - started ))s] $*"; }
 die() { echo "envassay-create: error: $*" >&2; exit 1; }
 die_input() { echo "envassay-create: error: $*" >&2; exit 2; }
 tab=$(printf '\t')
+# Paths made outside the prefix, one a line: removed at the end.
+made=/tmp/envassay-made
+: > "$made"
+scratch=/tmp
+if [ -n "$direct" ]; then
+    scratch="${prefix%/*}/.envassay-create"
+    [ ! -e "$scratch" ] || die "$scratch already exists in the runtime image"
+    mkdir -p "$scratch"
+    echo "$scratch" >> "$made"
+    export HOME=/tmp/envassay-home
+    # The spec names copied pip paths under /envassay-ctx (_copy_pip_path).
+    if [ "$ctx" != /envassay-ctx ]; then
+        [ ! -e /envassay-ctx ] || die "/envassay-ctx already exists in the runtime image"
+        ln -s "$ctx" /envassay-ctx
+        echo /envassay-ctx >> "$made"
+    fi
+fi
+cant_direct() { echo "envassay-create: cannot create in the runtime image: $*" >&2; exit 3; }
 # A private channel's credentials: the ${VAR}s the context's spec names (see Dockerfile).
 if [ -n "${ENVASSAY_SECRETS:-}" ]; then
     eval "$(printf '%s' "$ENVASSAY_SECRETS" | base64 -d)"
@@ -64,6 +94,9 @@ if [ -f "$ctx/channels.txt" ]; then
     while IFS="$tab" read -r dir path; do
         [ -n "$dir" ] || continue
         [ ! -e "$path" ] || die "channel path $path already exists in the builder image"
+        top=$path
+        while [ ! -e "$(dirname "$top")" ]; do top=$(dirname "$top"); done
+        echo "$top" >> "$made"
         mkdir -p "$(dirname "$path")"
         ln -s "$ctx/channels/$dir" "$path"
     done < "$ctx/channels.txt"
@@ -76,9 +109,12 @@ say "creating $prefix with $CREATOR from the $from"
 case "$CREATOR" in
 envassay)
     py=$(command -v python3 || command -v python || true)
-    [ -n "$py" ] || die "CREATOR=envassay needs python3 (>= 3.10, with venv) in the builder image"
+    # Direct: the runtime's own python runs envassay (else the two-stage build, exit 3).
+    no_python=die
+    [ -z "$direct" ] || no_python=cant_direct
+    [ -n "$py" ] || $no_python "CREATOR=envassay needs python3 (>= 3.10, with venv) in the builder image"
     "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-        || die "CREATOR=envassay needs Python >= 3.10 in the builder image; $("$py" -V 2>&1) found"
+        || $no_python "CREATOR=envassay needs Python >= 3.10 in the builder image; $("$py" -V 2>&1) found"
     # A venv of its own keeps envassay out of the builder's Python; the builder's pip fills
     # it when it can (seconds faster than bootstrapping pip into the venv).
     wheels="$ctx/wheels"
@@ -86,17 +122,26 @@ envassay)
         && "$py" -m pip --python /tmp/envassay-tool/bin/python install --quiet --no-compile \
             --no-index --no-deps "$wheels"/*.whl 2>/dev/null; }; then
         rm -rf /tmp/envassay-tool
-        "$py" -m venv /tmp/envassay-tool || die "python -m venv failed (install python3-venv)"
+        "$py" -m venv /tmp/envassay-tool || $no_python "python -m venv failed (install python3-venv)"
         /tmp/envassay-tool/bin/python -m pip install --quiet --no-compile --no-index --no-deps \
             "$wheels"/*.whl
     fi
     say "envassay $(/tmp/envassay-tool/bin/envassay --version | cut -d' ' -f2) installed"
     cd "$ctx/env"
     attempt "envassay create" \
-        env ENVASSAY_HOME=/tmp/envassay-home /tmp/envassay-tool/bin/envassay create "$spec" --prefix "$prefix"
-    rm -rf /tmp/envassay-tool /tmp/envassay-home
+        env ENVASSAY_HOME="$scratch/envassay-home" /tmp/envassay-tool/bin/envassay create "$spec" --prefix "$prefix"
+    cd /
+    rm -rf /tmp/envassay-tool "$scratch/envassay-home"
     ;;
 conda | mamba)
+    if [ -n "$direct" ]; then
+        # The builder's conda, by its own interpreter: its prefix is where that lives.
+        builder_python="${ENVASSAY_BUILDER_ROOT:?}/opt/conda/bin/python"
+        [ "$CREATOR" = conda ] || cant_direct "only conda is run from the builder's root"
+        conda() { "$builder_python" -m conda "$@"; }
+        conda --version >/dev/null 2>&1 || cant_direct "the builder's /opt/conda/bin/python -m conda does not run there"
+        export CONDA_PKGS_DIRS="$scratch/pkgs"
+    fi
     command -v "$CREATOR" >/dev/null 2>&1 || die "$CREATOR is not on PATH in the builder image"
     # "conda 26.7.1"; mamba 1.x prints "mamba 1.5.8" and then its conda's version.
     versions=$("$CREATOR" --version 2>&1) || die "\`$CREATOR --version\` failed: $versions"
@@ -149,7 +194,8 @@ conda | mamba)
                 "$CREATOR" env create --quiet --prefix "$prefix" --file "$spec"
         )
     fi
-    attempt "$label clean" "$CREATOR" clean --all --force-pkgs-dirs --yes
+    # Direct: the package cache is in $scratch, removed below.
+    [ -n "$direct" ] || attempt "$label clean" "$CREATOR" clean --all --force-pkgs-dirs --yes
     ;;
 micromamba)
     mm=$(command -v micromamba || echo "${MAMBA_EXE:-}")
@@ -167,13 +213,16 @@ micromamba)
 esac
 
 [ -x "$prefix/bin/python" ] || say "note: $prefix/bin/python does not exist (no python in the env?)"
-rm -rf "$prefix/pkgs" /root/.cache /tmp/* 2>/dev/null || true
+while IFS= read -r path; do rm -rf "$path"; done < "$made"
+rm -rf "$prefix/pkgs" /root/.cache 2>/dev/null || true
+# Direct: /tmp is a tmpfs, with the context and the builder's root mounted in it.
+[ -n "$direct" ] || rm -rf /tmp/* 2>/dev/null || true
 say "created; compiling bytecode, cleaning caches"
-# The runtime user cannot write __pycache__ into the env: compile the bytecode now, once.
-if [ -x "$prefix/bin/python" ]; then
-    "$prefix/bin/python" -m compileall -q -j 0 "$prefix/lib" >/dev/null 2>&1 || true
+# The runtime user is not root and cannot write __pycache__ into the env: everything
+# readable (rattler writes conda-meta/*.json with mode 0600), the bytecode compiled now.
+if [ -x "$prefix/bin/python" ] && finished=$("$prefix/bin/python" -I "$ctx/finish.py" "$prefix" 2>&1); then
+    say "done: $finished"
+else
+    chmod -R a+rX "$prefix"
+    say "done: $(du -sh "$prefix" | cut -f1) in $prefix"
 fi
-# The runtime user is not root: everything in the env must be readable (rattler writes
-# conda-meta/*.json with mode 0600).
-chmod -R a+rX "$prefix"
-say "done: $(du -sh "$prefix" | cut -f1) in $prefix"

@@ -1,7 +1,7 @@
 """Image hygiene checks: ImageFacts + spec + settings -> image[user|clean|entrypoint|labels|size].
 
 Pure functions, like :mod:`envassay.checks`; the facts are gathered by
-:func:`envassay.targets.image.gather_facts`.
+:func:`envassay.targets.image.gather_facts`; their model is :mod:`envassay.imagedata`.
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from envassay.checks import CheckResult, failed, passed, skipped
-from envassay.spec.config import EnvSettings
-from envassay.spec.environment import EnvSpec
-from envassay.targets.image import (
+from envassay.imagedata import (
     LABEL_LOCK_HASH,
     LABEL_SPEC_HASH,
     LABEL_SPEC_NAME,
     OCI_LABELS,
     ImageFacts,
 )
+from envassay.spec.config import EnvSettings
+from envassay.spec.environment import EnvSpec
 
 # /tmp, /var/tmp and the home directory may hold this much (repo2docker's check-tmp: 1 MB).
 NEARLY_EMPTY_BYTES = 1024 * 1024
