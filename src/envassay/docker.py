@@ -190,11 +190,19 @@ class Engine:
             repository, tag = ref, "latest"
         self.api.tag(image, repository, tag)
 
-    def remove_image(self, ref: str) -> None:
+    def remove_image(self, ref: str, *, force: bool = True) -> None:
+        """Remove the tag ``ref`` (the image too when no other tag names it). Without
+        ``force``, an image a container uses is kept: a DockerError says why."""
         import docker.errors
 
-        with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.NotFound):
-            self.api.remove_image(ref, force=True)
+        try:
+            self.api.remove_image(ref, force=force)
+        except (docker.errors.ImageNotFound, docker.errors.NotFound):
+            return
+        except docker.errors.APIError as exc:
+            if force:
+                raise
+            raise DockerError(f"cannot remove {ref}: {exc.explanation or exc}") from None
 
     def import_rootfs(self, tarball: Path, ref: str, changes: Sequence[str] = ()) -> str:
         """`docker import` a root filesystem tarball as ``ref``; return the image id."""

@@ -43,6 +43,7 @@ from envassay import credentials, linkcheck, package_fetch
 from envassay.package_fetch import local_path
 from envassay.progress import update
 from envassay.rattler_protocol import Linked, Package
+from envassay.store_layout import CacheLayout
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def _unmirror(records: Sequence[Any]) -> None:
 
 
 def gateway(cache_dir: Path) -> Gateway:
-    return Gateway(cache_dir=cache_dir / "repodata", client=client())
+    return Gateway(cache_dir=CacheLayout(cache_dir).repodata, client=client())
 
 
 def virtual_packages() -> list[VirtualPackage]:
@@ -258,7 +259,7 @@ async def install(
         await rattler.install(
             records,
             target_prefix=str(prefix.resolve()),
-            cache_dir=cache_dir / "pkgs",
+            cache_dir=CacheLayout(cache_dir).pkgs,
             show_progress=False,
             execute_link_scripts=False,
             client=client(),
@@ -318,7 +319,7 @@ async def check_link_paths(
     a stream (a ``.conda`` unpacked into a scratch directory).
     """
     entries: list[linkcheck.Entry] = []
-    checked = cache_dir / "link-checked"
+    checked = CacheLayout(cache_dir).link_checked
     todo: list[tuple[Any, Path | None]] = []
     for record in records:
         key = _archive_key(record)
@@ -330,7 +331,7 @@ async def check_link_paths(
     # The largest first: unpacking is CPU work, and a large archive started last would
     # leave the other cores idle while it finishes (rattler starts them all at once).
     todo.sort(key=lambda item: package_fetch.archive_size(item[0]), reverse=True)
-    fetch = package_fetch.Fetcher(cache_dir / "pkgs", client(), len(todo), progress)
+    fetch = package_fetch.Fetcher(CacheLayout(cache_dir).pkgs, client(), len(todo), progress)
     listings = await asyncio.gather(*(_package_entries(r, cache_dir, fetch) for r, _ in todo))
     fetch.done()
     for (_, marker), listed in zip(todo, listings, strict=True):
@@ -385,7 +386,7 @@ async def _archive_entries(record: Any, cache_dir: Path) -> list[linkcheck.Entry
     from rattler.package_streaming import download_to_path, extract
 
     package = str(record.file_name)
-    scratch = cache_dir / "link-check"
+    scratch = CacheLayout(cache_dir).link_check
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch) as work:
         archive = local_path(str(record.url))

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from envassay.run.options import Subparsers
     from envassay.spec.config import Config
     from envassay.spec.environment import EnvSpec
+    from envassay.store import EnvStore
 
 
 def add_spec(sub: Subparsers) -> None:
@@ -37,10 +38,19 @@ def add_create(sub: Subparsers) -> None:
 
 
 def add_envs(sub: Subparsers) -> None:
-    envs = sub.add_parser("envs", help="show or remove environments in the store")
+    envs = sub.add_parser(
+        "envs", help="show or remove what the store holds: environments, images, logs, caches"
+    )
     envs_sub = envs.add_subparsers(dest="envs_command", required=True, metavar="ACTION")
-    envs_list = envs_sub.add_parser("list", help="list stored environments")
-    add_json(envs_list, help_text=None)
+    envs_list = envs_sub.add_parser(
+        "list", help="list the store: environments, the images envassay built, logs, caches"
+    )
+    add_json(envs_list, help_text="the environments as JSON (with --full: everything)")
+    envs_list.add_argument(
+        "--full",
+        action="store_true",
+        help="with --json: one object with the environments, images, logs and caches",
+    )
     envs_list.set_defaults(handler=cmd_envs_list)
     prune = envs_sub.add_parser(
         "prune",
@@ -55,7 +65,35 @@ def add_envs(sub: Subparsers) -> None:
         action="store_true",
         help="consider the environments of every project on this store, not only this one's",
     )
+    prune.add_argument(
+        "--images",
+        action="store_true",
+        help="also remove from the Docker engine the images envassay built and recorded "
+        "(by the same rules; never an image it did not build, nor one in use)",
+    )
+    prune.add_argument(
+        "--logs",
+        type=_days,
+        metavar="DAYS",
+        help="also remove image build logs older than DAYS days (0: all)",
+    )
+    prune.add_argument(
+        "--caches",
+        action="store_true",
+        help="also delete the caches (packages, repodata, bytecode, wheels, image facts; "
+        "all projects share them: the next create fills them again)",
+    )
     prune.set_defaults(handler=cmd_envs_prune)
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1.0
+    if not days >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"expected a number of days >= 0, got {text!r}")
+    return days
 
 
 def add_backends(sub: Subparsers) -> None:
@@ -172,29 +210,53 @@ def cmd_envs_list(args: argparse.Namespace) -> int:
     # Deferred: start-up cost; only the chosen subcommand's modules load.
     from envassay.spec.config import load_config
     from envassay.store import EnvStore
+    from envassay.store.images import image_records
+    from envassay.store.inventory import build_logs, caches
 
     store = EnvStore(load_config().store_path())
     entries = list(store.entries())
+    envs = [
+        {"key": e.key, "prefix": str(e.prefix), "complete": e.complete, **e.meta} for e in entries
+    ]
+    images = image_records(store.layout)
+    logs, cached = build_logs(store.layout), caches(store.layout)
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {"key": e.key, "prefix": str(e.prefix), "complete": e.complete, **e.meta}
-                    for e in entries
+        data: object = envs
+        if args.full:
+            data = {
+                "store": str(store.root),
+                "envs": [
+                    {**e, "size": entry.size_bytes()}
+                    for e, entry in zip(envs, entries, strict=True)
                 ],
-                indent=2,
-                default=str,
-            )
-        )
+                "images": [r.__dict__ for r in images],
+                "logs": [{"path": str(i.path), "size": i.size, "mtime": i.mtime} for i in logs],
+                "caches": [{"name": i.name, "path": str(i.path), "size": i.size} for i in cached],
+            }
+        print(json.dumps(data, indent=2, default=str))
         return 0
     if not entries:
-        print(f"the store at {store.root} is empty")
+        empty = not (images or logs or cached)
+        print(f"the store at {store.root} is empty" if empty else f"no envs in {store.root}")
     for entry in entries:
         state = "complete" if entry.complete else "HALF-MADE (will be removed)"
         if entry.kind != "env":
             state = f"{entry.kind.upper()} (not envassay's; never touched)"
         size = entry.size_bytes() / 1e6
         print(f"{entry.key:<60} {size:8.1f} MB  {state}  {entry.meta.get('spec', '')}")
+    if images:
+        print("images envassay built (as recorded; `prune --images` removes them):")
+    for record in images:
+        short = record.id.rpartition(":")[2][:12] or "(no id)"
+        print(f"  {record.ref:<58} {short:<12}  {record.spec}")
+    if logs:
+        total = sum(i.size for i in logs) / 1e6
+        where = store.layout.logs
+        print(f"build logs: {len(logs)}, {total:.1f} MB in {where} (`prune --logs DAYS`)")
+    if cached:
+        print("caches (`prune --caches`):")
+    for item in cached:
+        print(f"  {item.name:<58} {item.size / 1e6:8.1f} MB")
     return 0
 
 
@@ -206,6 +268,7 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
     from envassay.spec.environment import load_spec
     from envassay.spec.resolve import spec_channel_plan
     from envassay.store import EnvStore
+    from envassay.store.inventory import belongs_to
 
     config = load_config()
     store = EnvStore(config.store_path())
@@ -228,7 +291,9 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
         if entry.kind == "foreign":
             print(f"refused {entry.key}: not made by envassay (no envassay marker)")
             continue
-        if not args.all_projects and not _ours(entry.project, entry.meta, config.root):
+        if not args.all_projects and not belongs_to(
+            entry.project, entry.meta.get("spec"), config.root
+        ):
             others += 1
             continue
         if entry.key in keep and entry.complete:
@@ -244,16 +309,62 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
 
     if leftovers := remove_leftovers(store.cache_dir):
         print(f"{leftovers} leftover(s) of killed creators removed from the pyc cache")
+    from envassay.store.inventory import remove_stale_contexts
+
+    if contexts := remove_stale_contexts(store.layout):
+        print(f"{contexts} build context(s) of killed image builds removed")
+    if args.images:
+        _prune_images(args, store, config)
+    if args.logs is not None:
+        _prune_logs(store, args.logs)
+    if args.caches:
+        _prune_caches(store)
     return 0
 
 
-def _ours(project: str | None, meta: dict[str, object], root: Path) -> bool:
-    """Whether an entry was made for the project at ``root`` (entries made before the
-    store recorded projects: when their spec lies under ``root``)."""
-    if project is not None:
-        return Path(project) == root
-    spec = meta.get("spec")
-    return isinstance(spec, str) and Path(spec).resolve().is_relative_to(root)
+def _prune_images(args: argparse.Namespace, store: EnvStore, config: Config) -> None:
+    # Deferred: start-up cost; only the chosen subcommand's modules load.
+    from envassay.docker import EngineUnavailable, shared_engine
+    from envassay.run.prune import prune_images
+
+    try:
+        engine = shared_engine()
+        pruned = prune_images(
+            store,
+            config,
+            engine,
+            everything=args.all,
+            all_projects=args.all_projects,
+            say=print,
+        )
+    except EngineUnavailable as exc:
+        print(f"no image removed: {exc.render()}")
+        return
+    tail = f"; {pruned.others} of other projects kept (--all-projects)" if pruned.others else ""
+    print(f"{len(pruned.removed)} image(s) removed{tail}")
+
+
+def _prune_logs(store: EnvStore, days: float) -> None:
+    from envassay.store.inventory import old_logs, remove_logs
+
+    removed = remove_logs(old_logs(store.layout, days))
+    print(f"{removed} build log(s) older than {days:g} day(s) removed")
+
+
+def _prune_caches(store: EnvStore) -> None:
+    from envassay.store.inventory import builders_running, caches, remove_cache
+
+    if busy := builders_running(store.layout):
+        print(f"caches kept: {len(busy)} build(s) running now ({', '.join(busy)}); try again later")
+        return
+    removed = 0
+    for item in caches(store.layout):
+        if remove_cache(store.layout, item):
+            removed += item.size
+            print(f"removed cache {item.name} ({item.size / 1e6:.1f} MB)")
+        else:
+            print(f"refused cache {item.name}: a symlink (never followed)")
+    print(f"caches deleted: {removed / 1e6:.1f} MB freed")
 
 
 def cmd_backends(args: argparse.Namespace) -> int:

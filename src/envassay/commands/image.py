@@ -41,7 +41,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     plan = plan_image(spec, config, options, engine_platform(engine))
     progress = ProgressLine()
     try:
-        result = ensure_image(plan, config.store_path(), engine=engine, progress=progress)
+        result = ensure_image(
+            plan, config.store_path(), engine=engine, progress=progress, project=config.root
+        )
     finally:
         progress.close()
     if args.json:

@@ -10,6 +10,7 @@ one container: the probe's.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from envassay.progress import Progress
 from envassay.run.assay import Assay, probe_and_check
 from envassay.spec.config import Config
 from envassay.spec.environment import EnvSpec
+from envassay.store import EnvStore, Lease, StoreError, StoreLayout
 from envassay.targets import DockerTarget
 from envassay.targets.image import (
     engine_platform,
@@ -69,6 +71,21 @@ def assay_docker(
     Raises EngineUnavailable when no engine answers and UserError for bad input.
     """
     engine = engine or shared_engine()
+    store = EnvStore(config.store_path())
+    with contextlib.ExitStack() as held:
+        return _assay_docker(spec, config, options, engine, progress, read_lock_status, store, held)
+
+
+def _assay_docker(
+    spec: EnvSpec,
+    config: Config,
+    options: DockerOptions,
+    engine: Engine,
+    progress: Progress,
+    read_lock_status: Callable[[], LockStatus] | None,
+    store: EnvStore,
+    held: contextlib.ExitStack,
+) -> Assay:
     settings = config.env(spec.name)
     assay = Assay(spec, "docker")
     assay.platform = platform = engine_platform(engine)
@@ -85,8 +102,12 @@ def assay_docker(
             creator=options.creator,
         )
         plan = plan_image(spec, config, image_options, platform, assay.lock_status)
+        # Held until the checks are done: `envs prune --images` skips an image in use.
+        held.callback(_image_lease(store, plan.digest).release)
         try:
-            built = ensure_image(plan, config.store_path(), engine=engine, progress=progress)
+            built = ensure_image(
+                plan, store.root, engine=engine, progress=progress, project=config.root
+            )
         except UserError:
             raise
         except EnvassayError as exc:
@@ -105,7 +126,7 @@ def assay_docker(
     gpus = expects_gpu(spec, settings) and host_has_gpu()
     target = DockerTarget(ref, python=first, gpus=gpus, fallback=tuple(fallback))
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        kept = config.store_path() / "cache" / "image-facts"
+        kept = store.cache.image_facts
         facts = pool.submit(gather_facts, engine, ref, info, keep=kept)
         try:
             probe_and_check(assay, target, settings)
@@ -114,6 +135,15 @@ def assay_docker(
             kill_running()
             raise
     return assay
+
+
+def _image_lease(store: EnvStore, digest: str) -> Lease:
+    """A shared lease on the image envassay builds for ``digest``; an unusable store (which
+    only the kept facts would have used) holds none."""
+    try:
+        return store.lease(StoreLayout.image_key(digest))
+    except StoreError:
+        return Lease(None)
 
 
 def existing_image(engine: Engine, ref: str) -> ImageInfo:

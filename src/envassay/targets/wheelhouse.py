@@ -25,9 +25,8 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from filelock import FileLock
-
 import envassay
+from envassay.store import build_once
 
 # What `envassay create` imports at run time, besides envassay itself.
 CREATE_DEPENDENCIES = ("py-rattler", "pyyaml", "packaging", "filelock", "platformdirs", "tomli")
@@ -62,11 +61,13 @@ def _cached_repack(dist: metadata.Distribution, name: str, dest: Path, cache: Pa
     pure = name in PURE_FALLBACK
     filename = wheel_filename(dist, pure=pure)
     cached = cache / filename
-    with FileLock(str(cache / f"{filename}.lock")):
-        if not cached.is_file():
-            tmp = cached.with_suffix(".part")
-            repack_installed(dist, tmp, pure=pure)
-            tmp.replace(cached)
+
+    def repack() -> Path:
+        tmp = cached.with_suffix(".part")
+        repack_installed(dist, tmp, pure=pure)
+        return tmp.replace(cached)
+
+    build_once(cache / f"{filename}.lock", lambda: cached if cached.is_file() else None, repack)
     target = dest / filename
     try:
         target.hardlink_to(cached)

@@ -35,6 +35,7 @@ from typing import Any
 
 from envassay import command
 from envassay.progress import Progress
+from envassay.store_layout import CacheLayout
 
 _SITE_PACKAGES = re.compile(r"^((?:lib/python\d+\.\d+t?|Lib)/site-packages)/(.+)$")
 _DIGEST = re.compile(r"^(?:[0-9a-f]{32}|[0-9a-f]{64})$")
@@ -65,7 +66,8 @@ def compile_bytecode(prefix: Path, progress: Progress, cache_dir: Path | None = 
         return 0.0
     started = time.perf_counter()
     interpreter = _record_key(_python_record(records)) if cache_dir is not None else None
-    root = cache_dir / "pyc" / _VERSION / interpreter if cache_dir and interpreter else None
+    pyc = CacheLayout(cache_dir).pyc if cache_dir else None
+    root = pyc / _VERSION / interpreter if pyc and interpreter else None
     missing: list[_Package] = []
     linked = 0
     for package in packages:
@@ -194,7 +196,7 @@ def remove_leftovers(cache_dir: Path, older_than: float = 3600.0) -> int:
     used, but never removed by anyone else. Returns how many went."""
     removed = 0
     cutoff = time.time() - older_than
-    for leftover in sorted((cache_dir / "pyc").glob("*/*/.*")):
+    for leftover in sorted(CacheLayout(cache_dir).pyc.glob("*/*/.*")):
         if not leftover.name.startswith((".tmp-", ".trash-")):
             continue
         with contextlib.suppress(OSError):

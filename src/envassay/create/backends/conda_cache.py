@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from envassay import redact
+from envassay.store_layout import CacheLayout
 
 PKGS_VARIABLE = "CONDA_PKGS_DIRS"
 
@@ -25,7 +26,7 @@ def private_pkgs_dir(cache_dir: Path, tool: str, channels: Sequence[str]) -> Pat
     """The store's package cache for ``tool`` when a channel carries credentials, else None."""
     if not any(redact.has_credentials(url) for url in channels):
         return None
-    return cache_dir / f"{tool}-pkgs"
+    return CacheLayout(cache_dir).conda_pkgs(tool)
 
 
 def _records(pkgs_dir: Path) -> Iterator[Path]:

@@ -1,11 +1,10 @@
 """Build an image, or reuse it when its tag exists: one stage with BuildKit where it
 applies (``Dockerfile.buildkit``), else two (``Dockerfile``); a failure that is the
-user's to fix becomes one line (exit 2). The store's image records: ``images.jsonl``
-(:func:`_record_build`, :func:`builds`) and the build logs under ``logs/``."""
+user's to fix becomes one line (exit 2). Its lock, log, context and record: the store's
+(:mod:`envassay.store`: ``build_once``, the layout, ``images.jsonl``)."""
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 import time
@@ -14,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-from filelock import FileLock
 
 from envassay.command import run
 from envassay.docker import (
@@ -28,6 +25,10 @@ from envassay.docker import (
 from envassay.errors import EnvassayError, UserError
 from envassay.imagedata import ImageInfo
 from envassay.progress import Progress
+from envassay.store import StoreLayout, build_once
+from envassay.store.images import ImageRecord, record_build
+from envassay.store.images import builds as store_builds
+from envassay.store_layout import CONTEXT_PREFIX
 from envassay.targets.image.context import assemble_context
 from envassay.targets.image.plan import ImagePlan, repository_name
 
@@ -53,36 +54,53 @@ def ensure_image(
     *,
     engine: Engine | None = None,
     progress: Progress = lambda _line: None,
+    project: Path | None = None,
 ) -> ImageResult:
-    """Return the image for ``plan``, building it only when its tag does not exist."""
+    """Return the image for ``plan``, building it only when its tag does not exist.
+    ``project``: the project it is built for, in the store's record of the build."""
     engine = engine or shared_engine()
     started = time.perf_counter()
     ref = plan.ref
-    if (info := engine.image(ref)) is not None:
-        return ImageResult(ref, True, time.perf_counter() - started, info)
-    (store_root / "locks").mkdir(parents=True, exist_ok=True)
-    (store_root / "logs").mkdir(parents=True, exist_ok=True)
-    with FileLock(str(store_root / "locks" / f"image-{plan.digest[:16]}.lock")):
-        if (info := engine.image(ref)) is not None:
-            return ImageResult(ref, True, time.perf_counter() - started, info)
-        name = f"build-{repository_name(plan.spec.name)}-{plan.digest[:16]}.log"
-        log_path = store_root / "logs" / name
-        with tempfile.TemporaryDirectory(prefix="envassay-context-", dir=store_root) as tmp:
-            context = Path(tmp)
-            buildargs = assemble_context(plan, context, store_root / "cache" / "wheels")
-            buildargs.update(_provenance(plan))
-            direct = direct_build(plan, secrets=bool(buildargs["ENVASSAY_SECRETS"]))
-            progress(f"building {ref} from {plan.options.builder_image} ({plan.options.creator})")
-            try:
-                result = _build(engine, context, ref, buildargs, direct, progress, log_path)
-            except ImageBuildError as exc:
-                raise _input_error(exc, plan) or exc from None
+    layout = StoreLayout.at(store_root)
+
+    def reused() -> ImageResult | None:
         info = engine.image(ref)
-        if info is None:
-            raise ImageError(f"the build of {ref} finished but the engine has no such image")
-        seconds = time.perf_counter() - started
-        _record_build(store_root, ref, plan, seconds)
-        progress(f"built {ref} in {seconds:.1f}s (build {result.seconds:.1f}s)")
+        return None if info is None else ImageResult(ref, True, time.perf_counter() - started, info)
+
+    return build_once(
+        layout.lock(StoreLayout.image_key(plan.digest)),
+        reused,
+        lambda: _make_image(plan, layout, engine, progress, started, project),
+    )
+
+
+def _make_image(
+    plan: ImagePlan,
+    layout: StoreLayout,
+    engine: Engine,
+    progress: Progress,
+    started: float,
+    project: Path | None,
+) -> ImageResult:
+    ref = plan.ref
+    log_path = layout.build_log(repository_name(plan.spec.name), plan.digest)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=CONTEXT_PREFIX, dir=layout.contexts) as tmp:
+        context = Path(tmp)
+        buildargs = assemble_context(plan, context, layout.cache.wheels)
+        buildargs.update(_provenance(plan))
+        direct = direct_build(plan, secrets=bool(buildargs["ENVASSAY_SECRETS"]))
+        progress(f"building {ref} from {plan.options.builder_image} ({plan.options.creator})")
+        try:
+            result = _build(engine, context, ref, buildargs, direct, progress, log_path)
+        except ImageBuildError as exc:
+            raise _input_error(exc, plan) or exc from None
+    info = engine.image(ref)
+    if info is None:
+        raise ImageError(f"the build of {ref} finished but the engine has no such image")
+    seconds = time.perf_counter() - started
+    record_build(layout, ImageRecord.built(ref, info.id, plan.spec.path, project, seconds))
+    progress(f"built {ref} in {seconds:.1f}s (build {result.seconds:.1f}s)")
     return ImageResult(ref, False, seconds, info, log_path)
 
 
@@ -192,17 +210,6 @@ def _provenance(plan: ImagePlan) -> dict[str, str]:
     }
 
 
-def _record_build(store_root: Path, ref: str, plan: ImagePlan, seconds: float) -> None:
-    line = json.dumps(
-        {"ref": ref, "spec": str(plan.spec.path), "seconds": round(seconds, 3), "at": time.time()}
-    )
-    with (store_root / "images.jsonl").open("a", encoding="utf-8") as log:
-        log.write(line + "\n")
-
-
 def builds(store_root: Path) -> list[dict[str, Any]]:
     """Every image build the store recorded (reuses record nothing)."""
-    path = store_root / "images.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return store_builds(StoreLayout.at(store_root))

@@ -86,7 +86,7 @@ def with_variables(dockerfile: str, variables: dict[str, str]) -> str:
         return dockerfile
     names = [_variable_arg(i) for i in range(len(variables))]
     lines = f"ARG {' '.join(names)}\nENV " + " \\\n    ".join(
-        f'{name}="${{{arg}}}"' for name, arg in zip(variables, names)
+        f'{name}="${{{arg}}}"' for name, arg in zip(variables, names, strict=True)
     )
     return dockerfile.replace(VARIABLES_MARK, VARIABLES_MARK + lines + "\n", 1)
 

@@ -1,4 +1,4 @@
-"""The content-addressed env store.
+"""The content-addressed env store (paths: :mod:`envassay.store_layout`).
 
 Each environment lives at ``<store>/envs/<key>``, where the key is made of the
 lock (or spec) hash, the backend and the platform. conda prefixes embed their
@@ -34,6 +34,9 @@ from typing import Any
 
 from envassay import redact
 from envassay.errors import UNUSABLE, UserError
+from envassay.store import journal
+from envassay.store.once import build_once
+from envassay.store_layout import CacheLayout, StoreLayout
 
 MARKER = ".envassay-complete.json"
 LABEL_MAX = 64  # a name's share of a key: keys (and ``<key>.lock``) stay far below 255 bytes
@@ -114,17 +117,23 @@ class Ensured:
 
 
 class EnvStore:
-    """Prefixes under ``root/envs``, package caches under ``root/cache``."""
+    """Prefixes under ``root/envs``, package caches under ``root/cache`` (paths: the
+    store's :class:`StoreLayout`)."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root.expanduser().resolve()
+        self.layout = StoreLayout.at(root)
+        self.root = self.layout.root
 
     @property
     def cache_dir(self) -> Path:
-        return self.root / "cache"
+        return self.layout.cache.root
+
+    @property
+    def cache(self) -> CacheLayout:
+        return self.layout.cache
 
     def prefix_for(self, key: StoreKey) -> Path:
-        return self.root / "envs" / str(key)
+        return self.layout.prefix(str(key))
 
     def lookup(self, key: StoreKey) -> Path | None:
         """The prefix for ``key`` if it is complete (never through a symlink), else None."""
@@ -135,7 +144,7 @@ class EnvStore:
         """Take a shared lease on ``key`` (waits while a prune removes it). On a read-only
         store nothing can be removed, so none is needed: its envs are still usable."""
         try:
-            fd = os.open(self.root / "leases" / str(key), os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(self.layout.lease(str(key)), os.O_RDONLY | os.O_NOFOLLOW)
         except OSError as exc:
             if exc.errno == errno.EROFS or _read_only(self.root):
                 return Lease(None)
@@ -174,16 +183,12 @@ class EnvStore:
         force: bool,
         started: float,
     ) -> Ensured:
-        if not force and (prefix := self.lookup(key)) is not None:
+        def reused() -> Ensured | None:
+            if force or (prefix := self.lookup(key)) is None:
+                return None
             return Ensured(prefix, True, time.perf_counter() - started, _read_marker(prefix))
-        # Imported here: a reused env (every warm run) needs no lock, and filelock's
-        # import costs 15-40 ms of each run.
-        from filelock import FileLock
 
-        with self._unusable_is_user_error(), FileLock(self._lock_path(str(key))):
-            # Another process may have finished it while we waited for the lock.
-            if not force and (prefix := self.lookup(key)) is not None:
-                return Ensured(prefix, True, time.perf_counter() - started, _read_marker(prefix))
+        def made() -> Ensured:
             prefix = self.prefix_for(key)
             self._refuse_foreign(prefix)
             _remove(prefix)  # half-made by an interrupted creator, or --force
@@ -207,11 +212,14 @@ class EnvStore:
             }
             _write_marker(prefix, meta)
             self._log_creation(meta)
-        return Ensured(prefix, False, seconds, meta)
+            return Ensured(prefix, False, seconds, meta)
+
+        with self._unusable_is_user_error():
+            return build_once(self.layout.lock(str(key)), reused, made)
 
     def entries(self) -> Iterator[StoreEntry]:
         """Every entry under ``envs/``: envs complete or half-made, symlinks, foreign ones."""
-        envs = self.root / "envs"
+        envs = self.layout.envs
         if not envs.is_dir():
             return
         for prefix in sorted(envs.iterdir()):
@@ -238,24 +246,31 @@ class EnvStore:
             try:
                 if not _flock(fd, exclusive=True, wait=False):
                     return False
-                with FileLock(self._lock_path(entry.key)):
+                self.layout.locks.mkdir(parents=True, exist_ok=True)
+                with FileLock(self.layout.lock(entry.key)):
                     if entry.prefix.is_symlink():  # swapped since it was listed
                         raise self._error(f"{entry.prefix} is a symlink entry; not removed")
                     _remove(entry.prefix)
-                    (self.root / "owners" / f"{entry.key}.json").unlink(missing_ok=True)
+                    self.layout.owner(entry.key).unlink(missing_ok=True)
             finally:
                 os.close(fd)
         return True
 
+    @contextlib.contextmanager
+    def exclusive(self, key: str) -> Iterator[bool]:
+        """Hold ``key``'s lease exclusively while the block runs; False (held by nobody)
+        when someone uses it now. What prune takes before removing an image."""
+        fd = self._open_lease(key)
+        try:
+            yield _flock(fd, exclusive=True, wait=False)
+        finally:
+            os.close(fd)
+
     def _open_lease(self, key: str) -> int:
         with self._unusable_is_user_error():
-            leases = self.root / "leases"
-            leases.mkdir(parents=True, exist_ok=True)
-            return os.open(leases / key, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-
-    def _lock_path(self, key: str) -> Path:
-        (self.root / "locks").mkdir(parents=True, exist_ok=True)
-        return self.root / "locks" / f"{key}.lock"
+            self.layout.leases.mkdir(parents=True, exist_ok=True)
+            path = self.layout.lease(key)
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
 
     def _refuse_foreign(self, prefix: Path) -> None:
         """A symlink, or a folder envassay did not make, at an entry is left alone."""
@@ -271,15 +286,15 @@ class EnvStore:
             )
 
     def _write_owner(self, key: str, info: dict[str, Any]) -> None:
-        owners = self.root / "owners"
-        owners.mkdir(parents=True, exist_ok=True)
+        self.layout.owners.mkdir(parents=True, exist_ok=True)
         record = {**info, "started": time.time(), "pid": os.getpid()}
-        tmp = owners / f"{key}.json.{os.getpid()}.tmp"
+        path = self.layout.owner(key)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_text(redact.mask(json.dumps(record, default=str)))
-        os.replace(tmp, owners / f"{key}.json")
+        os.replace(tmp, path)
 
     def _read_owner(self, key: str) -> dict[str, Any]:
-        path = self.root / "owners" / f"{key}.json"
+        path = self.layout.owner(key)
         try:
             data = json.loads(path.read_text()) if not path.is_symlink() else {}
         except (OSError, json.JSONDecodeError):
@@ -305,20 +320,11 @@ class EnvStore:
 
     def creations(self) -> list[dict[str, Any]]:
         """The store's append-only record of every environment it created."""
-        log = self.root / "created.jsonl"
-        if not log.is_file():
-            return []
-        return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        return journal.read(self.layout.created_log)
 
     def _log_creation(self, meta: dict[str, Any]) -> None:
-        # One short O_APPEND write per line keeps concurrent writers from interleaving.
-        line = json.dumps({k: meta[k] for k in ("key", "seconds", "created", "pid")})
-        line = redact.mask(line) + "\n"
-        fd = os.open(self.root / "created.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+        keys = ("key", "seconds", "created", "pid")
+        journal.append(self.layout.created_log, {k: meta[k] for k in keys})
 
 
 def _write_marker(prefix: Path, meta: dict[str, Any]) -> None:
