@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlparse
 
 from envassay import linkcheck
 from envassay.progress import update
+from envassay.store_layout import UNPACK_PREFIX
 
 # A cache entry's name must stay one plain path component under the cache.
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+!-]*")
@@ -110,7 +111,7 @@ class Fetcher:
 
         self.pkgs.mkdir(parents=True, exist_ok=True)
         package = str(record.file_name)
-        with tempfile.TemporaryDirectory(dir=self.pkgs, prefix=".envassay-unpack-") as work:
+        with tempfile.TemporaryDirectory(dir=self.pkgs, prefix=UNPACK_PREFIX) as work:
             archive = local_path(str(record.url))
             if archive is None:  # named for its format: the extractor goes by the suffix
                 suffix = next((x for x in _SUFFIXES if package.endswith(x)), "")

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONTEXT_PREFIX = "envassay-context-"
+# A package being unpacked into the package cache (package_fetch.py); renamed when done.
+UNPACK_PREFIX = ".envassay-unpack-"
 IMAGE_PREFIX = "image-"  # an image's lock and lease: ``image-DIGEST16``
 
 

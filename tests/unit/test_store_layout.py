@@ -368,8 +368,12 @@ def test_contexts_of_killed_builds_removed_once_old(tmp_path: Path) -> None:
     outside.mkdir()
     os.utime(outside, (time.time() - 7200,) * 2)
     (layout.contexts / "envassay-context-link").symlink_to(outside)
-    assert remove_stale_contexts(layout) == 1
+    unpacking = layout.cache.pkgs / ".envassay-unpack-abc"  # a create killed mid-unpack
+    (unpacking / "info").mkdir(parents=True)
+    os.utime(unpacking, (time.time() - 7200,) * 2)
+    assert remove_stale_contexts(layout) == 2
     assert not old.exists() and young.is_dir() and outside.is_dir()
+    assert not unpacking.exists()
 
 
 def test_a_cut_short_creation_record_costs_only_itself(tmp_path: Path) -> None:

@@ -312,7 +312,7 @@ def cmd_envs_prune(args: argparse.Namespace) -> int:
     from envassay.store.inventory import remove_stale_contexts
 
     if contexts := remove_stale_contexts(store.layout):
-        print(f"{contexts} build context(s) of killed image builds removed")
+        print(f"{contexts} scratch folder(s) of killed builds and creates removed")
     if args.images:
         _prune_images(args, store, config)
     if args.logs is not None:

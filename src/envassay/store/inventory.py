@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from envassay.store_layout import CONTEXT_PREFIX, StoreLayout
+from envassay.store_layout import CONTEXT_PREFIX, UNPACK_PREFIX, StoreLayout
 
 
 @dataclass(frozen=True)
@@ -112,11 +112,16 @@ def remove_cache(layout: StoreLayout, item: Item) -> bool:
 
 
 def remove_stale_contexts(layout: StoreLayout, older_than: float = 3600.0) -> int:
-    """Delete the build contexts killed image builds left (``envassay-context-*`` folders,
-    once older than ``older_than`` seconds: a build in progress is younger)."""
+    """Delete the scratch folders killed work left: build contexts of image builds
+    (``envassay-context-*``) and packages half unpacked into the package cache
+    (``.envassay-unpack-*``), once older than ``older_than`` seconds (work in progress is
+    younger)."""
     removed = 0
     cutoff = time.time() - older_than
-    found = layout.contexts.glob(f"{CONTEXT_PREFIX}*") if layout.contexts.is_dir() else ()
+    found = [
+        *(layout.contexts.glob(f"{CONTEXT_PREFIX}*") if layout.contexts.is_dir() else ()),
+        *(layout.cache.pkgs.glob(f"{UNPACK_PREFIX}*") if layout.cache.pkgs.is_dir() else ()),
+    ]
     for context in sorted(found):
         with contextlib.suppress(OSError):
             if context.is_symlink() or not context.is_dir() or context.lstat().st_mtime > cutoff:
