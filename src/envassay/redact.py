@@ -45,11 +45,12 @@ _URL_CHARS = r"A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%{}"
 _URL = re.compile(rf"[A-Za-z][A-Za-z0-9+.-]*://[{_URL_CHARS}]*")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _TOKEN = re.compile(r"/t/(?P<token>[^/?#]+)(?=[/?#]|$)")
-# A query parameter whose name says it carries a credential.
+# A query parameter whose name says it carries a credential. `;` may start one (old
+# servers split on it) but does not end a value (today's do not): `token=;x` holds `;x`.
 _QUERY_SECRET = re.compile(  # a name that is, or ends in a segment that is, a credential word
     r"(?P<key>[?&;](?:[^=&;#]*[_.-])?"
     r"(?:token|key|apikey|secret|password|passwd|pwd|auth|signature|sig|credential|session)=)"
-    r"(?P<value>[^&;#]*)",
+    r"(?P<value>[^&#]*)",
     re.IGNORECASE,
 )
 PLACEHOLDER = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}$")

@@ -191,6 +191,8 @@ def test_a_word_like_secret_is_masked_as_a_url_part_only() -> None:
         "https://conda.example.com/private?token=QUERYTOK99",
         "https://conda.example.com/private?foo=1&access_token=QUERYTOK99",
         "https://bucket.example.com/x.whl?X-Amz-Signature=QUERYTOK99",
+        "https://conda.example.com/private?token=;QUERYTOK99",  # `;` does not end a value
+        "https://conda.example.com/private?a=1;token=QUERYTOK99",  # but may start one
     ],
 )
 def test_query_credentials_are_refused_in_one_masked_line(url: str) -> None:

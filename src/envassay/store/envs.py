@@ -344,8 +344,15 @@ def _read_marker(prefix: Path) -> dict[str, Any]:
 def _remove(path: Path) -> None:
     if path.is_symlink():  # never followed; the callers refuse symlinked entries first
         return
-    if path.exists():
+    # The processes of a creator just killed (SIGKILL is not instant: a compileall
+    # worker finishes its mkdir or write as it dies) can add to the folder while it is
+    # removed: again, until it is gone or two seconds have passed.
+    deadline = time.monotonic() + 2.0
+    while path.exists():
         shutil.rmtree(path, ignore_errors=True)
+        if not path.exists() or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
 
 
 def _read_only(path: Path) -> bool:
