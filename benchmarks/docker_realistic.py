@@ -15,11 +15,12 @@ served over HTTP from 127.0.0.1, built and checked side by side:
                          warm: the imports and `pip check` only
   native, envassay       `envassay check SPEC` with an empty store, then again (warm)
 
-Each way once (the env is large; the machine may be shared: the load average is printed).
+Each way once, or --rounds N times in turn (each round in another order; medians and each
+round's ratio printed): the env is large, and the machine may be shared (the load is printed).
 Every cold build has a spec named afresh, so no build cache of an earlier run helps it.
 Images made are removed at the end.
 
-    python benchmarks/docker_realistic.py [--conda 24.7.1] [--skip-classic]
+    python benchmarks/docker_realistic.py [--conda 24.7.1] [--skip-classic] [--rounds N]
         [--only WAY,...]   (WAY: hand, hand-classic, docker-conda, docker-envassay,
                             docker-classic, native; default: all)
 """
@@ -31,6 +32,7 @@ import functools
 import http.server
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -129,6 +131,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--conda", default="24.7.1")
     parser.add_argument("--skip-classic", action="store_true")
     parser.add_argument("--only", default=",".join(WAYS), help="comma-separated subset of WAYS")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="docker ways this many times, in turn (medians)"
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     if unknown := only - set(WAYS):
@@ -140,91 +145,92 @@ def main(argv: list[str]) -> int:
     channel = serve(channel_dir)
     print(f"channel {channel_dir} ({sum(1 for _ in channel_dir.glob('*/*.tar.bz2'))} packages)")
     engine = shared_engine() if only - {"native"} else None  # native alone needs no engine
+    builder = runtime = ""
     if engine is not None:
         builder = ensure_conda_image(args.conda, engine).ref
         runtime = ensure_base_image(engine).ref
         print(f"builder {builder} (conda {args.conda}); runtime {runtime}")
     print(load())
     made: list[str] = []
-    figures: dict[str, float] = {}
+    figures: dict[str, list[float]] = {}
     sizes: dict[str, int] = {}
     scratch = Path(tempfile.mkdtemp(prefix="bench-docker-"))
+
+    def hand(way: str, buildkit: str) -> None:
+        """FROM the builder, COPY the spec, RUN conda env create && conda clean; one run."""
+        assert engine is not None
+        name = f"hand-{uuid.uuid4().hex[:8]}"
+        context = scratch / name
+        spec = write_spec(context, channel, name, nodefaults=True)
+        shutil.copy(spec, context / "environment.yml")
+        (context / "Dockerfile").write_text(
+            f"FROM {builder}\nCOPY environment.yml /tmp/environment.yml\n"
+            "RUN conda env create -p /opt/env -f /tmp/environment.yml "
+            "&& conda clean --all -y\nENV PATH=/opt/env/bin:$PATH\n"
+        )
+        tag = f"envassay-bench/{name}:1"
+        env = {**os.environ, "DOCKER_BUILDKIT": buildkit}
+        cli = "/usr/bin/docker" if buildkit == "1" else "docker"
+        build = [cli, "build", "--network", "host", "-q", "-t", tag, str(context)]
+        smoke = ["docker", "run", "--rm", "--network", "none", tag, "sh", "-c", smoke_script()]
+        seconds = timed(lambda: must(run(build, env=env, timeout=1800)))
+        made.append(tag)
+        seconds += timed(lambda: must(run(smoke, timeout=600)))
+        figures.setdefault(f"docker hand-written ({way})", []).append(seconds)
+        sizes[f"hand-written ({way})"] = engine.image(tag).size  # type: ignore[union-attr]
+        print(f"  docker hand-written ({way}): {seconds:.1f}s; {load()}", flush=True)
+
+    def envassay(builder_kind: str, buildkit: str, creator: str) -> None:
+        """`envassay check --target docker` with an empty store (cold), then again (warm)."""
+        assert engine is not None
+        way = f"{builder_kind}, --creator {creator}"
+        name = f"ea-{uuid.uuid4().hex[:8]}"
+        project = scratch / name
+        spec = write_spec(project, channel, name, nodefaults=False)
+        (project / "pyproject.toml").write_text(
+            f'[tool.envassay.envs.{name}]\nbuilder-image = "{builder}"\n'
+            f'runtime-image = "{runtime}"\n'
+        )
+        env = {**os.environ, "ENVASSAY_HOME": str(project / "store"), "ENVASSAY_BUILDKIT": buildkit}
+        check = [sys.executable, "-m", "envassay", "check", "--target", "docker"]
+        check += ["--creator", creator, spec, "--", "-q"]
+        for phase in ("cold", "warm"):
+            seconds = timed(lambda: must(run(check, env=env, cwd=project, timeout=1800)))
+            figures.setdefault(f"docker envassay ({way}) {phase}", []).append(seconds)
+            print(f"  docker envassay ({way}) {phase}: {seconds:.1f}s; {load()}", flush=True)
+        logs = Path(tempfile.gettempdir()) / "envassay-bench-logs" / name
+        shutil.copytree(project / "store" / "logs", logs, dirs_exist_ok=True)
+        print(f"    build log (steps timed): {logs}", flush=True)
+        for ref in engine.api.images(name=f"envassay/{name}", quiet=True):
+            sizes[f"envassay ({way})"] = int(engine.api.inspect_image(ref)["Size"])
+            made.append(ref)
+
+    ways: list[tuple[str, Callable[[], None]]] = [
+        ("hand", lambda: hand("BuildKit", "1")),
+        ("hand-classic", lambda: hand("classic", "0")),
+        ("docker-conda", lambda: envassay("BuildKit", "1", "conda")),
+        ("docker-envassay", lambda: envassay("BuildKit", "1", "envassay")),
+        ("docker-classic", lambda: envassay("classic", "0", "conda")),
+    ]
+    ways = [(key, way) for key, way in ways if key in only]
     try:
-        # --- docker, hand-written ----------------------------------------------------------
-        for way, buildkit, key in (("BuildKit", "1", "hand"), ("classic", "0", "hand-classic")):
-            if key not in only:
-                continue
-            assert engine is not None
-            name = f"hand-{uuid.uuid4().hex[:8]}"
-            context = scratch / name
-            spec = write_spec(context, channel, name, nodefaults=True)
-            shutil.copy(spec, context / "environment.yml")
-            (context / "Dockerfile").write_text(
-                f"FROM {builder}\nCOPY environment.yml /tmp/environment.yml\n"
-                "RUN conda env create -p /opt/env -f /tmp/environment.yml "
-                "&& conda clean --all -y\nENV PATH=/opt/env/bin:$PATH\n"
-            )
-            tag = f"envassay-bench/{name}:1"
-            env = {**os.environ, "DOCKER_BUILDKIT": buildkit}
-            cli = "/usr/bin/docker" if buildkit == "1" else "docker"
-            build = [cli, "build", "--network", "host", "-q", "-t", tag, str(context)]
-            smoke = ["docker", "run", "--rm", "--network", "none", tag, "sh", "-c", smoke_script()]
-            seconds = timed(lambda b=build, e=env: must(run(b, env=e, timeout=1800)))
-            made.append(tag)
-            seconds += timed(lambda s=smoke: must(run(s, timeout=600)))
-            figures[f"docker hand-written ({way})"] = seconds
-            sizes[f"hand-written ({way})"] = engine.image(tag).size
-            print(f"  docker hand-written ({way}): {seconds:.1f}s; {load()}", flush=True)
-
-        # --- docker, envassay --------------------------------------------------------------
-        for builder_kind, buildkit, creator, key in (
-            ("BuildKit", "1", "conda", "docker-conda"),
-            ("BuildKit", "1", "envassay", "docker-envassay"),
-            ("classic", "0", "conda", "docker-classic"),
-        ):
-            if key not in only:
-                continue
-            assert engine is not None
-            way = f"{builder_kind}, --creator {creator}"
-            name = f"ea-{uuid.uuid4().hex[:8]}"
-            project = scratch / name
-            spec = write_spec(project, channel, name, nodefaults=False)
-            (project / "pyproject.toml").write_text(
-                f'[tool.envassay.envs.{name}]\nbuilder-image = "{builder}"\n'
-                f'runtime-image = "{runtime}"\n'
-            )
-            env = {
-                **os.environ,
-                "ENVASSAY_HOME": str(project / "store"),
-                "ENVASSAY_BUILDKIT": buildkit,
-            }
-            check = [sys.executable, "-m", "envassay", "check", "--target", "docker"]
-            check += ["--creator", creator, spec, "--", "-q"]
-            for phase in ("cold", "warm"):
-                seconds = timed(
-                    lambda c=check, e=env, p=project: must(run(c, env=e, cwd=p, timeout=1800))
-                )
-                figures[f"docker envassay ({way}) {phase}"] = seconds
-                print(f"  docker envassay ({way}) {phase}: {seconds:.1f}s; {load()}", flush=True)
-            logs = Path(tempfile.gettempdir()) / "envassay-bench-logs" / name
-            shutil.copytree(project / "store" / "logs", logs, dirs_exist_ok=True)
-            print(f"    build log (steps timed): {logs}", flush=True)
-            refs = [i for i in engine.api.images(name=f"envassay/{name}", quiet=True)]
-            for ref in refs:
-                sizes[f"envassay ({way})"] = int(engine.api.inspect_image(ref)["Size"])
-                made.append(ref)
-
-        # --- native ------------------------------------------------------------------------
+        for round_ in range(args.rounds):
+            # Each round in another order: a busy spell does not land on one way only.
+            turn = round_ % len(ways) if ways else 0
+            for _key, way in ways[turn:] + ways[:turn]:
+                way()
         if "native" in only:
-            native(scratch, channel, conda, figures)
+            native_figures: dict[str, float] = {}
+            native(scratch, channel, conda, native_figures)
+            figures.update({k: [v] for k, v in native_figures.items()})
     finally:
         for ref in made:
             engine.api.remove_image(ref, force=True)  # type: ignore[union-attr]
         shutil.rmtree(scratch, ignore_errors=True)
 
-    print(f"\n{'way':56s} seconds")
-    for way, seconds in figures.items():
-        print(f"{way:56s}{seconds:8.1f}")
+    print(f"\n{'way':56s} median   min-max (s)")
+    for way, runs in figures.items():
+        print(f"{way:56s}{statistics.median(runs):7.1f}   {min(runs):.1f}-{max(runs):.1f}")
     print(f"\n{'image':56s}      MB")
     for way, size in sizes.items():
         print(f"{way:56s}{size / 1e6:8.0f}")
@@ -237,10 +243,13 @@ def main(argv: list[str]) -> int:
         ("native envassay warm", "native hand-written cold"),
         ("native envassay warm", "native hand-written warm"),
     )
-    print()
+    print("\nratios of medians (and of each round's pair)")
     for top, bottom in ratios:
         if top in figures and bottom in figures:
-            print(f"{top} / {bottom}: {figures[top] / figures[bottom]:.2f}x")
+            mine, theirs = figures[top], figures[bottom]
+            pairs = ", ".join(f"{a / b:.2f}" for a, b in zip(mine, theirs, strict=False))
+            ratio = statistics.median(mine) / statistics.median(theirs)
+            print(f"{top} / {bottom}: {ratio:.2f}x ({pairs})")
     print(load())
     return 0
 
