@@ -3,6 +3,7 @@ updates on a terminal's live line and as one closing line per phase in a log."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import pty
 import subprocess
@@ -78,3 +79,27 @@ def test_a_terminal_sees_the_updates_on_its_live_line(
     assert "\r[rattler] linking: " in text
     assert "\rpip: " in text  # pip's own lines (Looking in links, Processing, Installing...)
     assert "\\x1e" not in text and UPDATE not in text
+
+
+def test_a_check_log_has_one_line_per_phase_and_no_blank_lines_between(
+    project: Project, envassay_env: dict[str, str], tmp_path: Path
+) -> None:
+    """As a CI log holds it (stdout and stderr in one file): the phases break pytest's
+    open `collecting ...` line once, then follow each other line by line."""
+    env = {**envassay_env, "ENVASSAY_HOME": str(tmp_path / "home")}
+    spec = _spec(project, tmp_path)
+    log = subprocess.run(
+        [sys.executable, "-m", "envassay", "check", spec, "--", "-v"],  # `collecting ...`
+        env=env,
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+    ).stdout
+    lines = log.splitlines()
+    shown = [i for i, line in enumerate(lines) if line.startswith("envassay: ")]
+    assert len(shown) >= len(PHASES), log
+    assert not [line for line in lines if "collecting" in line and "envassay:" in line], log
+    for before, after in itertools.pairwise(shown):
+        assert all(lines[i].strip() for i in range(before + 1, after)), log  # no blank line

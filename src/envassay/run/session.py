@@ -131,6 +131,9 @@ class AssaySession:
         self.terminal_column: Callable[[], int] = lambda: 0
         self._live_shown = False
         self._live_text = ""
+        # In a log: pytest's column when a progress line last broke pytest's open line
+        # (`collecting ...`); while pytest writes nothing more, the next line needs no break.
+        self._broken_at = 0
         self._reads: dict[tuple[str, Path], _Once[Any]] = {}
 
     def _once(self, kind: str, path: Path, read: Callable[[], T]) -> T:
@@ -218,7 +221,9 @@ class AssaySession:
                     stream.write(f"\n\r\x1b[K{text}\x1b[A\r{_right(column)}")
                     self._live_shown, self._live_text = True, text
                 else:  # a log: whole lines, one per phase, never glued to pytest's
-                    stream.write(("\n" if column else "") + f"{prefix}{message}\n")
+                    lead = "\n" if column and column != self._broken_at else ""
+                    self._broken_at = column
+                    stream.write(f"{lead}{prefix}{message}\n")
                 stream.flush()
 
         return write
